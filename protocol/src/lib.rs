@@ -1,0 +1,29 @@
+//! Everything the edge worker and the aggregator must agree on, byte for byte.
+//!
+//! The crate is pure Rust with no clock and no randomness of its own: callers pass the
+//! current time (unix seconds or milliseconds) and random bytes in, so the same code runs
+//! natively in the aggregator and as wasm inside workerd, and every check is testable with a
+//! pinned clock.
+//!
+//! | module | what |
+//! | --- | --- |
+//! | [`ids`] | validated newtypes: player ids, action names, display names |
+//! | [`session`] | session JWTs (HS256 or EdDSA): claims, signing, verification |
+//! | [`action`] | single-use action tokens (`typ: action+jwt`, HS256): mint and verify |
+//! | [`edge_signature`] | the `X-Edge-Signature` HMAC between edge and aggregator |
+//! | [`snapshot`] | the top-10 snapshot and score-update response bodies |
+//! | [`error`] | the error codes of the public API, their statuses, the error body |
+//! | [`gcra`] | a GCRA rate limiter as a pure function of (state, now) |
+//! | [`jwt`] | the JWT plumbing the two token kinds share |
+
+pub mod action;
+pub mod edge_signature;
+pub mod error;
+pub mod gcra;
+pub mod ids;
+pub mod jwt;
+pub mod session;
+pub mod snapshot;
+
+pub use error::{ErrorBody, ErrorCode};
+pub use ids::{ActionName, DisplayName, PlayerId};

@@ -1,0 +1,32 @@
+//! The test harness every crate's integration tests use: throwaway PostgreSQL and Redis
+//! servers started from the machine's binaries on random free ports, a fresh database (and a
+//! fresh Redis key prefix) per test, and no leftovers even when a test panics or is killed.
+//!
+//! | item | what |
+//! | --- | --- |
+//! | [`fresh_database`] | a new, empty database on the shared throwaway server (or on `DATABASE_URL`) |
+//! | [`fresh_redis`] | a Redis for one test: its own server, or a unique key prefix on `REDIS_URL` |
+//! | [`PgServer`] | a PostgreSQL cluster of its own (initdb in a temp dir), stoppable and restartable |
+//! | [`RedisServer`] | a Redis server of its own, stoppable and restartable on the same port |
+//!
+//! Servers run under a small shell supervisor that watches the test process: when the test
+//! process goes away (panic, `kill -9`, normal exit, whose statics are never dropped), the
+//! supervisor stops the server and deletes its directory.
+
+mod postgres;
+mod process;
+mod redis_server;
+
+pub use postgres::{fresh_database, PgServer, TestDatabase};
+pub use process::free_port;
+pub use redis_server::{fresh_redis, RedisServer, TestRedis};
+
+/// A random lowercase alphanumeric string, for database names and key prefixes.
+pub fn random_suffix(len: usize) -> String {
+    use rand::{distributions::Alphanumeric, Rng};
+    rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(len)
+        .map(|c| (c as char).to_ascii_lowercase())
+        .collect()
+}

@@ -1,0 +1,312 @@
+//! Throwaway PostgreSQL: one cluster per test process (initdb is the slow part), one fresh
+//! database per test; or a cluster of a test's own when it needs to stop and restart it.
+
+use crate::process::{run, running_as_root, scratch_dir, Supervised};
+use anyhow::{bail, Context, Result};
+use sqlx::{Connection, Executor, PgConnection};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+use tokio::sync::OnceCell;
+
+/// A PostgreSQL cluster in a temp dir, on a random port, owned by this test process.
+#[derive(Debug)]
+pub struct PgServer {
+    dir: PathBuf,
+    port: u16,
+    bin: PathBuf,
+    server: Option<Supervised>,
+}
+
+/// Where the server binaries are: `PG_BIN`, else the newest `/usr/lib/postgresql/*/bin`, else
+/// whatever `initdb` is on `PATH`.
+fn pg_bin() -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("PG_BIN") {
+        return Ok(PathBuf::from(dir));
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let v = e.file_name().to_str()?.parse().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("postgres").exists().then_some((v, bin))
+        })
+        .collect();
+    versions.sort();
+    if let Some((_, bin)) = versions.pop() {
+        return Ok(bin);
+    }
+    let out = Command::new("sh")
+        .args(["-c", "command -v initdb"])
+        .output()
+        .context("looking for initdb")?;
+    let path = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    match Path::new(&path).parent() {
+        Some(dir) if out.status.success() => Ok(dir.to_owned()),
+        _ => bail!("PostgreSQL server binaries not found: install `postgresql` or set PG_BIN"),
+    }
+}
+
+impl PgServer {
+    /// initdb into a new temp dir and start the server on a free port.
+    pub async fn start() -> Result<Self> {
+        let bin = pg_bin()?;
+        let dir = scratch_dir("pg")?;
+        let as_root = running_as_root();
+        let data = dir.join("data");
+        if as_root {
+            run(
+                Command::new("chown")
+                    .args(["-R", "postgres:postgres"])
+                    .arg(&dir),
+                "chown of the PostgreSQL scratch dir",
+            )?;
+        }
+        let mut initdb = if as_root {
+            let mut c = Command::new("setpriv");
+            c.args([
+                "--reuid",
+                "postgres",
+                "--regid",
+                "postgres",
+                "--init-groups",
+                "--",
+            ])
+            .arg(bin.join("initdb"));
+            c
+        } else {
+            Command::new(bin.join("initdb"))
+        };
+        initdb.arg("-D").arg(&data).args([
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+            "--locale=C",
+        ]);
+        run(&mut initdb, "initdb")?;
+        let mut server = Self {
+            dir,
+            port: 0,
+            bin,
+            server: None,
+        };
+        server.start_again().await?;
+        Ok(server)
+    }
+
+    /// (Re)starts the server process on a free port the first time, the same port after.
+    pub async fn start_again(&mut self) -> Result<()> {
+        let fresh = self.port == 0;
+        for attempt in 0..5 {
+            if fresh {
+                self.port = crate::free_port();
+            }
+            let args: Vec<String> = [
+                "-D",
+                &self.dir.join("data").to_string_lossy(),
+                "-p",
+                &self.port.to_string(),
+                "-k",
+                &self.dir.to_string_lossy(),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                // Durability is not what these tests measure; a crash of the test machine
+                // loses nothing anyone needs.
+                "-c",
+                "fsync=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "max_connections=400",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            let log = self.dir.join(format!("postgres-{attempt}.log"));
+            let server = Supervised::spawn(
+                &self.bin.join("postgres"),
+                &args,
+                running_as_root().then_some("postgres"),
+                self.dir.join("server.pid"),
+                &self.dir,
+                &log,
+            )?;
+            self.server = Some(server);
+            if self.wait_ready(Duration::from_secs(30)).await.is_ok() {
+                return Ok(());
+            }
+            let log_text = std::fs::read_to_string(&log).unwrap_or_default();
+            if let Some(mut s) = self.server.take() {
+                s.stop(Duration::from_secs(5));
+            }
+            if !fresh || !log_text.contains("could not bind") {
+                bail!("PostgreSQL did not start:\n{log_text}");
+            }
+        }
+        bail!("PostgreSQL found no free port")
+    }
+
+    async fn wait_ready(&mut self, within: Duration) -> Result<()> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(c) = PgConnection::connect(&self.url("postgres")).await {
+                let _ = c.close().await;
+                return Ok(());
+            }
+            if self.server.as_mut().is_none_or(|s| s.has_exited()) || Instant::now() > deadline {
+                bail!("PostgreSQL is not answering on port {}", self.port);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// A fast shutdown (`SIGINT`), waiting for it. The data stays for `start_again`.
+    pub fn stop(&mut self) {
+        if let Some(mut s) = self.server.take() {
+            s.stop(Duration::from_secs(20));
+        }
+    }
+
+    /// `kill -9` of the postmaster, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut s) = self.server.take() {
+            s.kill();
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A URL for `database` on this server.
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The per-process server. Statics are never dropped: its supervisor stops it and removes its
+/// directory when the process goes away.
+struct Shared {
+    base_url: String,
+    _server: Option<PgServer>,
+}
+
+static SHARED: OnceCell<Shared> = OnceCell::const_new();
+
+async fn shared() -> Result<&'static Shared> {
+    SHARED
+        .get_or_try_init(|| async {
+            if let Ok(url) = std::env::var("DATABASE_URL") {
+                return Ok(Shared {
+                    base_url: url,
+                    _server: None,
+                });
+            }
+            let server = PgServer::start().await?;
+            Ok(Shared {
+                base_url: server.url("postgres"),
+                _server: Some(server),
+            })
+        })
+        .await
+}
+
+/// An empty database made for one test.
+#[derive(Debug)]
+pub struct TestDatabase {
+    pub url: String,
+    pub name: String,
+    /// Set when the database lives on a server we do not own (`DATABASE_URL`), so it must be
+    /// dropped at the end; databases on the throwaway server go with it.
+    admin_url: Option<String>,
+}
+
+/// Creates a fresh database for one test.
+pub async fn fresh_database() -> Result<TestDatabase> {
+    let shared = shared().await?;
+    let name = format!("test_{}", crate::random_suffix(16));
+    let mut admin = PgConnection::connect(&shared.base_url)
+        .await
+        .context("connecting to the test PostgreSQL")?;
+    admin
+        .execute(format!(r#"CREATE DATABASE "{name}""#).as_str())
+        .await
+        .context("creating the test database")?;
+    let _ = admin.close().await;
+    let url = replace_database(&shared.base_url, &name)?;
+    let external = std::env::var("DATABASE_URL").is_ok();
+    Ok(TestDatabase {
+        url,
+        name,
+        admin_url: external.then(|| shared.base_url.clone()),
+    })
+}
+
+/// The same URL with another database name (keeping user, host, port and query).
+fn replace_database(url: &str, database: &str) -> Result<String> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .context("DATABASE_URL has no scheme")?;
+    let (authority, tail) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i + 1..]),
+        None => (rest, ""),
+    };
+    let query = tail.find('?').map(|i| &tail[i..]).unwrap_or("");
+    Ok(format!("{scheme}://{authority}/{database}{query}"))
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let Some(admin_url) = self.admin_url.take() else {
+            return;
+        };
+        let name = self.name.clone();
+        // Drop runs outside any runtime guarantee; a thread with its own runtime is the
+        // simplest way to run the async statement here.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async {
+                let mut c = PgConnection::connect(&admin_url).await?;
+                c.execute(format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#).as_str())
+                    .await?;
+                anyhow::Ok(())
+            })
+        })
+        .join();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::replace_database;
+
+    #[test]
+    fn database_names_are_replaced_and_queries_kept() {
+        assert_eq!(
+            replace_database("postgres://u:p@h:5/db?sslmode=disable", "t1").unwrap(),
+            "postgres://u:p@h:5/t1?sslmode=disable"
+        );
+        assert_eq!(
+            replace_database("postgres://h:5", "t1").unwrap(),
+            "postgres://h:5/t1"
+        );
+    }
+}
