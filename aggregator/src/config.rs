@@ -1,0 +1,337 @@
+//! Typed configuration from the environment. Reading it collects *every* problem before
+//! refusing to start, and secrets are wrapped so they cannot end up in a log line.
+
+use scoreboard_protocol::jwt::{HmacKeys, HmacSecret};
+use scoreboard_protocol::session::{
+    SessionIssuer, SessionPolicy, SessionSigningKey, SessionVerifier, SessionVerifyingKeys,
+};
+use secrecy::{ExposeSecret, SecretString};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// Secrets shorter than this are refused.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+/// Everything `serve` needs. Built by [`Config::from_env`] or by tests.
+#[derive(Debug)]
+pub struct Config {
+    pub port: u16,
+    pub metrics_port: u16,
+    /// Address to bind both listeners to (`BIND_ADDR`, default `0.0.0.0`).
+    pub bind_addr: String,
+    pub database_url: SecretString,
+    pub database_replica_url: Option<SecretString>,
+    pub database_pool_max: u32,
+    pub redis_url: Option<SecretString>,
+    /// Prefix of every Redis key, so several deployments (or tests) can share one Redis.
+    pub redis_key_prefix: String,
+    pub session_issuer: SessionIssuer,
+    pub session_verifier: SessionVerifier,
+    pub action_keys: HmacKeys,
+    pub action_token_ttl_secs: i64,
+    pub edge_keys: HmacKeys,
+    pub admin_api_key: SecretString,
+    pub rate_limit_score_update: u32,
+    pub rate_limit_window_ms: u64,
+    pub sse_ping_interval: Duration,
+    pub sse_max_clients: usize,
+    pub redis_sync_interval: Duration,
+    pub apply_batch_max: usize,
+    pub apply_batch_wait: Duration,
+    pub request_timeout: Duration,
+    pub shutdown_grace_period: Duration,
+    pub cors_origin: Option<String>,
+    pub allow_guests: bool,
+    pub log_level: String,
+    pub log_format: LogFormat,
+    pub app_env: String,
+}
+
+/// Every problem found in the environment, one per line.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration refused:\n  - {}", .0.join("\n  - "))]
+pub struct ConfigErrors(pub Vec<String>);
+
+/// Reads variables from a map, recording problems instead of stopping at the first.
+struct Reader<'a> {
+    vars: &'a HashMap<String, String>,
+    problems: Vec<String>,
+}
+
+impl<'a> Reader<'a> {
+    fn get(&self, name: &str) -> Option<&'a str> {
+        self.vars
+            .get(name)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn required(&mut self, name: &str) -> Option<String> {
+        let v = self.get(name).map(str::to_owned);
+        if v.is_none() {
+            self.problems.push(format!("{name} is required"));
+        }
+        v
+    }
+
+    fn parsed<T: std::str::FromStr>(&mut self, name: &str, default: T, what: &str) -> T {
+        match self.get(name) {
+            None => default,
+            Some(v) => v.parse().unwrap_or_else(|_| {
+                self.problems
+                    .push(format!("{name} must be {what}, got {v:?}"));
+                default
+            }),
+        }
+    }
+
+    /// A duration: plain numbers are in `unit_ms` milliseconds, or a suffixed value such as
+    /// `500ms`, `30s`, `24h`.
+    fn duration(&mut self, name: &str, default: Duration, unit_ms: u64) -> Duration {
+        let Some(v) = self.get(name) else {
+            return default;
+        };
+        if let Ok(n) = v.parse::<u64>() {
+            return Duration::from_millis(n.saturating_mul(unit_ms));
+        }
+        humantime::parse_duration(v).unwrap_or_else(|_| {
+            self.problems.push(format!(
+                "{name} must be a duration such as 30s, 5m or 24h, got {v:?}"
+            ));
+            default
+        })
+    }
+
+    fn bool(&mut self, name: &str, default: bool) -> bool {
+        match self.get(name).map(str::to_ascii_lowercase).as_deref() {
+            None => default,
+            Some("1" | "true" | "yes" | "on") => true,
+            Some("0" | "false" | "no" | "off") => false,
+            Some(v) => {
+                self.problems
+                    .push(format!("{name} must be true or false, got {v:?}"));
+                default
+            }
+        }
+    }
+
+    /// A secret: at least [`MIN_SECRET_BYTES`]; never echoed in a problem.
+    fn secret(&mut self, name: &str, required: bool) -> Option<String> {
+        let v = if required {
+            self.required(name)
+        } else {
+            self.get(name).map(str::to_owned)
+        }?;
+        if v.len() < MIN_SECRET_BYTES {
+            self.problems.push(format!(
+                "{name} is shorter than {MIN_SECRET_BYTES} bytes ({} given)",
+                v.len()
+            ));
+        }
+        Some(v)
+    }
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigErrors> {
+        Self::from_vars(&std::env::vars().collect())
+    }
+
+    /// Reads a map of variables (the process environment, or a test's).
+    pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigErrors> {
+        let mut r = Reader {
+            vars,
+            problems: Vec::new(),
+        };
+
+        let port = r.parsed("PORT", 3000u16, "a port number");
+        let metrics_port = r.parsed("METRICS_PORT", 9100u16, "a port number");
+        let bind_addr = r.get("BIND_ADDR").unwrap_or("0.0.0.0").to_owned();
+        let database_url = r.required("DATABASE_URL");
+        if let Some(url) = &database_url {
+            if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+                r.problems
+                    .push("DATABASE_URL must be a postgres:// URL".to_owned());
+            }
+        }
+        let database_replica_url = r.get("DATABASE_REPLICA_URL").map(str::to_owned);
+        let database_pool_max = r.parsed("DATABASE_POOL_MAX", 20u32, "a positive integer");
+        let redis_url = r.get("REDIS_URL").map(str::to_owned);
+        if let Some(url) = &redis_url {
+            if !url.starts_with("redis://") && !url.starts_with("rediss://") {
+                r.problems
+                    .push("REDIS_URL must be a redis:// or rediss:// URL".to_owned());
+            }
+        }
+        let redis_key_prefix = r
+            .get("REDIS_KEY_PREFIX")
+            .unwrap_or("scoreboard:")
+            .to_owned();
+
+        // Sessions: HS256 with JWT_SECRET, or EdDSA with JWT_PRIVATE_KEY_PATH.
+        let jwt_secret = r.secret("JWT_SECRET", false);
+        let jwt_secret_previous = r.secret("JWT_SECRET_PREVIOUS", false);
+        let private_key_path = r.get("JWT_PRIVATE_KEY_PATH").map(str::to_owned);
+        let signing_key = match (&jwt_secret, &private_key_path) {
+            (Some(_), Some(_)) => {
+                r.problems.push(
+                    "set JWT_SECRET (HS256) or JWT_PRIVATE_KEY_PATH (EdDSA), not both".to_owned(),
+                );
+                None
+            }
+            (None, None) => {
+                r.problems
+                    .push("JWT_SECRET or JWT_PRIVATE_KEY_PATH is required".to_owned());
+                None
+            }
+            (Some(s), None) => Some(SessionSigningKey::Hs256(HmacSecret::new(s.as_bytes()))),
+            (None, Some(path)) => match std::fs::read_to_string(path) {
+                Ok(pem) => match SessionSigningKey::ed25519_from_pem(&pem) {
+                    Ok(k) => Some(k),
+                    Err(e) => {
+                        r.problems.push(format!("JWT_PRIVATE_KEY_PATH: {e}"));
+                        None
+                    }
+                },
+                Err(e) => {
+                    r.problems
+                        .push(format!("JWT_PRIVATE_KEY_PATH {path:?} cannot be read: {e}"));
+                    None
+                }
+            },
+        };
+        let policy = SessionPolicy {
+            issuer: r.get("JWT_ISSUER").map(str::to_owned),
+            audience: r.get("JWT_AUDIENCE").map(str::to_owned),
+        };
+        let jwt_expiry = r.duration("JWT_EXPIRY", Duration::from_secs(24 * 3600), 1000);
+
+        let action_secret = r.secret("ACTION_TOKEN_SECRET", true);
+        let action_previous = r.secret("ACTION_TOKEN_SECRET_PREVIOUS", false);
+        let action_ttl = r.parsed("ACTION_TOKEN_TTL", 300i64, "a number of seconds");
+        if !(1..=scoreboard_protocol::action::MAX_TTL_SECS).contains(&action_ttl) {
+            r.problems
+                .push("ACTION_TOKEN_TTL must be between 1 and 86400 seconds".to_owned());
+        }
+        let edge_secret = r.secret("EDGE_FORWARD_SECRET", true);
+        let edge_previous = r.secret("EDGE_FORWARD_SECRET_PREVIOUS", false);
+        let admin_key = r.secret("ADMIN_API_KEY", true);
+
+        // Two roles sharing one secret would let a leak of one forge the other.
+        let named: Vec<(&str, &Option<String>)> = vec![
+            ("JWT_SECRET", &jwt_secret),
+            ("JWT_SECRET_PREVIOUS", &jwt_secret_previous),
+            ("ACTION_TOKEN_SECRET", &action_secret),
+            ("ACTION_TOKEN_SECRET_PREVIOUS", &action_previous),
+            ("EDGE_FORWARD_SECRET", &edge_secret),
+            ("EDGE_FORWARD_SECRET_PREVIOUS", &edge_previous),
+            ("ADMIN_API_KEY", &admin_key),
+        ];
+        for (i, (a, va)) in named.iter().enumerate() {
+            for (b, vb) in &named[i + 1..] {
+                if let (Some(x), Some(y)) = (va, vb) {
+                    if x == y {
+                        r.problems.push(format!("{a} and {b} must differ"));
+                    }
+                }
+            }
+        }
+
+        let rate_limit_score_update =
+            r.parsed("RATE_LIMIT_SCORE_UPDATE", 10u32, "a positive integer");
+        let rate_limit_window_ms = r.parsed("RATE_LIMIT_WINDOW_MS", 60_000u64, "milliseconds");
+        if rate_limit_score_update == 0 || rate_limit_window_ms == 0 {
+            r.problems.push(
+                "RATE_LIMIT_SCORE_UPDATE and RATE_LIMIT_WINDOW_MS must be positive".to_owned(),
+            );
+        }
+        let sse_ping_interval = r.duration("SSE_PING_INTERVAL", Duration::from_secs(30), 1);
+        let sse_max_clients = r.parsed("SSE_MAX_CLIENTS_PER_INSTANCE", 10_000usize, "a number");
+        let redis_sync_interval = r.duration("REDIS_SYNC_INTERVAL", Duration::from_secs(300), 1);
+        let apply_batch_max = r.parsed("APPLY_BATCH_MAX", 512usize, "a positive integer");
+        if apply_batch_max == 0 || apply_batch_max > 10_000 {
+            r.problems
+                .push("APPLY_BATCH_MAX must be between 1 and 10000".to_owned());
+        }
+        let apply_batch_wait_us = r.parsed("APPLY_BATCH_WAIT_US", 500u64, "microseconds");
+        let request_timeout = r.duration("REQUEST_TIMEOUT", Duration::from_secs(10), 1);
+        let shutdown_grace_period = r.duration("SHUTDOWN_GRACE_PERIOD", Duration::from_secs(30), 1);
+        let cors_origin = r.get("CORS_ORIGIN").map(str::to_owned);
+        let allow_guests = r.bool("ALLOW_GUESTS", true);
+        let log_level = r.get("LOG_LEVEL").unwrap_or("info").to_owned();
+        if !["trace", "debug", "info", "warn", "error"].contains(&log_level.as_str()) {
+            r.problems.push(format!(
+                "LOG_LEVEL must be one of trace, debug, info, warn, error, got {log_level:?}"
+            ));
+        }
+        let log_format = match r.get("LOG_FORMAT").unwrap_or("json") {
+            "json" => LogFormat::Json,
+            "pretty" => LogFormat::Pretty,
+            other => {
+                r.problems
+                    .push(format!("LOG_FORMAT must be json or pretty, got {other:?}"));
+                LogFormat::Json
+            }
+        };
+        let app_env = r.get("APP_ENV").unwrap_or("development").to_owned();
+
+        if !r.problems.is_empty() {
+            return Err(ConfigErrors(r.problems));
+        }
+        // Everything below was checked above.
+        let signing_key = signing_key.expect("checked");
+        let previous = jwt_secret_previous.map(|s| HmacSecret::new(s.as_bytes()));
+        let verifying = signing_key.verifying_keys(previous);
+        Ok(Config {
+            port,
+            metrics_port,
+            bind_addr,
+            database_url: database_url.expect("checked").into(),
+            database_replica_url: database_replica_url.map(Into::into),
+            database_pool_max: database_pool_max.max(1),
+            redis_url: redis_url.map(Into::into),
+            redis_key_prefix,
+            session_issuer: SessionIssuer {
+                key: signing_key,
+                policy: policy.clone(),
+                ttl_secs: jwt_expiry.as_secs().max(1) as i64,
+            },
+            session_verifier: SessionVerifier::new(verifying, policy),
+            action_keys: HmacKeys::new(HmacSecret::new(action_secret.expect("checked").as_bytes()))
+                .with_previous(action_previous.map(|s| HmacSecret::new(s.as_bytes()))),
+            action_token_ttl_secs: action_ttl,
+            edge_keys: HmacKeys::new(HmacSecret::new(edge_secret.expect("checked").as_bytes()))
+                .with_previous(edge_previous.map(|s| HmacSecret::new(s.as_bytes()))),
+            admin_api_key: admin_key.expect("checked").into(),
+            rate_limit_score_update,
+            rate_limit_window_ms,
+            sse_ping_interval,
+            sse_max_clients,
+            redis_sync_interval,
+            apply_batch_max,
+            apply_batch_wait: Duration::from_micros(apply_batch_wait_us),
+            request_timeout,
+            shutdown_grace_period,
+            cors_origin,
+            allow_guests,
+            log_level,
+            log_format,
+            app_env,
+        })
+    }
+
+    pub fn database_url(&self) -> &str {
+        self.database_url.expose_secret()
+    }
+
+    pub fn session_verifying_keys(&self) -> &SessionVerifyingKeys {
+        &self.session_verifier.keys
+    }
+}

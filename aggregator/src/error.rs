@@ -1,0 +1,106 @@
+//! The aggregator's one error type and its one conversion to a response: always the
+//! documented body, never internal text; 5xx causes travel in the response extensions so the
+//! request-logging middleware can log them with their whole chain.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use scoreboard_protocol::{ErrorBody, ErrorCode};
+use std::sync::Arc;
+
+pub type Result<T, E = AppError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The caller's fault (any 4xx), or a deliberate 503, with a sentence for them.
+    #[error("{code}: {message}")]
+    Client {
+        code: ErrorCode,
+        message: String,
+        retry_after_secs: Option<u64>,
+        score: Option<i64>,
+    },
+    /// Ours: 500 with a generic body; the cause is logged, never sent.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl AppError {
+    pub fn code(code: ErrorCode) -> Self {
+        Self::Client {
+            code,
+            message: code.default_message().to_owned(),
+            retry_after_secs: None,
+            score: None,
+        }
+    }
+
+    pub fn with_message(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::Client {
+            code,
+            message: message.into(),
+            retry_after_secs: None,
+            score: None,
+        }
+    }
+
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        if let Self::Client {
+            retry_after_secs, ..
+        } = &mut self
+        {
+            *retry_after_secs = Some(secs.max(1));
+        }
+        self
+    }
+
+    pub fn error_code(&self) -> ErrorCode {
+        match self {
+            Self::Client { code, .. } => *code,
+            Self::Internal(_) => ErrorCode::InternalError,
+        }
+    }
+}
+
+impl From<sqlx::Error> for AppError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Internal(anyhow::Error::new(e).context("database error"))
+    }
+}
+
+/// The cause of a 500, for the logging middleware.
+#[derive(Debug, Clone)]
+pub struct InternalCause(pub Arc<anyhow::Error>);
+
+/// Builds the documented error response for `code`.
+pub fn error_response(body: ErrorBody, retry_after: Option<u64>) -> Response {
+    let status =
+        StatusCode::from_u16(body.error.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut resp = (status, axum::Json(body)).into_response();
+    if let Some(secs) = retry_after {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    resp
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Client {
+                code,
+                message,
+                retry_after_secs,
+                score,
+            } => {
+                let mut body = ErrorBody::new(code, message);
+                body.score = score;
+                error_response(body, retry_after_secs)
+            }
+            Self::Internal(err) => {
+                let mut resp = error_response(ErrorBody::from_code(ErrorCode::InternalError), None);
+                resp.extensions_mut().insert(InternalCause(Arc::new(err)));
+                resp
+            }
+        }
+    }
+}

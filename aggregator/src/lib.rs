@@ -1,0 +1,269 @@
+//! The regional aggregator: owns the scoreboard's state in PostgreSQL, applies each score
+//! delta exactly once, and streams top-10 changes to edge hubs and browsers.
+//!
+//! | module | what |
+//! | --- | --- |
+//! | [`config`] | typed configuration from the environment, refusing every problem at once |
+//! | [`apply`] | the group-commit batcher: exactly-once application in one transaction per batch |
+//! | [`board`] | the live snapshot (`watch`, latest value) and the top-10 / rank SQL |
+//! | [`scores`] | `POST /internal/scores`, edge-signed |
+//! | [`auth`] | guest, register, login, logout |
+//! | [`reads`] | leaderboard, player, health |
+//! | [`stream`] | SSE and the edge-signed WebSocket |
+//! | [`http`] | router, middleware (request ids, logs, metrics, timeout, CORS) |
+//! | [`telemetry`] | JSON log lines |
+//! | [`error`] | the error type and its one response shape |
+
+pub mod apply;
+pub mod auth;
+pub mod board;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod http;
+pub mod reads;
+pub mod scores;
+pub mod state;
+pub mod stream;
+pub mod telemetry;
+
+use anyhow::Context;
+use config::Config;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use scoreboard_protocol::action::ActionTokens;
+use secrecy::ExposeSecret;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
+use state::{AppState, Inner};
+use std::future::Future;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, OnceLock};
+use tokio::net::TcpListener;
+
+/// The migrations in `migrations/`, embedded in the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// Connects and applies pending migrations.
+pub async fn migrate(database_url: &str) -> anyhow::Result<()> {
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(database_url)
+        .await
+        .context("connecting to the database")?;
+    MIGRATOR.run(&pool).await.context("applying migrations")?;
+    pool.close().await;
+    Ok(())
+}
+
+/// The process-wide Prometheus recorder (a global, so installed once however many
+/// applications a test process builds).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full("http_request_duration_seconds".into()),
+                    &[
+                        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                        10.0,
+                    ],
+                )
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full("apply_batch_size".into()),
+                        &[
+                            1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+                        ],
+                    )
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full("apply_batch_duration_seconds".into()),
+                        &[
+                            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                        ],
+                    )
+                })
+                .expect("bucket lists are non-empty");
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// A built, bound, migrated aggregator, ready to run.
+pub struct Application {
+    port: u16,
+    metrics_port: u16,
+    listener: TcpListener,
+    metrics_listener: TcpListener,
+    state: AppState,
+    batcher: tokio::task::JoinHandle<()>,
+    shutdown_tx: tokio::sync::watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("port", &self.port)
+            .field("metrics_port", &self.metrics_port)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    /// Connects, migrates, loads the board and binds both ports (`0` picks free ones).
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let db = PgPoolOptions::new()
+            .max_connections(config.database_pool_max)
+            .acquire_timeout(std::time::Duration::from_secs(5))
+            .connect(config.database_url())
+            .await
+            .context("connecting to the database")?;
+        MIGRATOR.run(&db).await.context("applying migrations")?;
+        let read_db = match &config.database_replica_url {
+            Some(url) => PgPoolOptions::new()
+                .max_connections(config.database_pool_max)
+                .acquire_timeout(std::time::Duration::from_secs(5))
+                .connect(url.expose_secret())
+                .await
+                .context("connecting to the read replica")?,
+            None => db.clone(),
+        };
+        let initial = {
+            let mut conn = db.acquire().await?;
+            board::load_snapshot(&mut conn).await?
+        };
+        let board = board::Board::new(initial);
+        let (applier, batcher) = apply::spawn(
+            db.clone(),
+            board.clone(),
+            apply::BatchSettings {
+                max: config.apply_batch_max,
+                wait: config.apply_batch_wait,
+                queue: config.apply_batch_max * 16,
+            },
+        );
+        let listener = TcpListener::bind((config.bind_addr.as_str(), config.port))
+            .await
+            .with_context(|| format!("binding port {}", config.port))?;
+        let metrics_listener = TcpListener::bind((config.bind_addr.as_str(), config.metrics_port))
+            .await
+            .with_context(|| format!("binding metrics port {}", config.metrics_port))?;
+        let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
+        let actions = ActionTokens::new(config.action_keys.clone());
+        metrics_handle();
+        let state = AppState(Arc::new(Inner {
+            config,
+            db,
+            read_db,
+            board,
+            applier,
+            actions,
+            sse_clients: AtomicUsize::new(0),
+            ws_subscribers: AtomicUsize::new(0),
+            shutdown,
+        }));
+        Ok(Self {
+            port: listener.local_addr()?.port(),
+            metrics_port: metrics_listener.local_addr()?.port(),
+            listener,
+            metrics_listener,
+            state,
+            batcher,
+            shutdown_tx,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn metrics_port(&self) -> u16 {
+        self.metrics_port
+    }
+
+    pub fn db(&self) -> PgPool {
+        self.state.db.clone()
+    }
+
+    /// Serves until `stop` resolves, then shuts down gracefully: stop accepting, end the
+    /// streams, answer in-flight requests, flush the batcher, all within the grace period.
+    pub async fn run_until_stopped(
+        self,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Self {
+            listener,
+            metrics_listener,
+            state,
+            batcher,
+            shutdown_tx,
+            ..
+        } = self;
+        let grace = state.config.shutdown_grace_period;
+        let handle = metrics_handle();
+        let metrics_app = axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || {
+                let h = handle.clone();
+                async move { h.render() }
+            }),
+        );
+        let mut metrics_stop = shutdown_tx.subscribe();
+        let metrics_server = tokio::spawn(async move {
+            let _ = axum::serve(metrics_listener, metrics_app)
+                .with_graceful_shutdown(async move {
+                    let _ = metrics_stop.wait_for(|s| *s).await;
+                })
+                .await;
+        });
+        let app = http::router(state);
+        let mut stopped = shutdown_tx.subscribe();
+        let server =
+            axum::serve(listener, app.into_make_service()).with_graceful_shutdown(async move {
+                stop.await;
+                tracing::info!("shutting down");
+                let _ = shutdown_tx.send(true);
+            });
+        let serving = tokio::spawn(async move { server.await });
+        // Wait for the signal, then give the server and the batcher the grace period.
+        let _ = stopped.wait_for(|s| *s).await;
+        let drained = tokio::time::timeout(grace, async {
+            let _ = serving.await;
+            // The router (and with it the last Applier) is gone: the batcher drains and ends.
+            let _ = batcher.await;
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("shutdown grace period elapsed with work still in flight");
+        }
+        metrics_server.abort();
+        Ok(())
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

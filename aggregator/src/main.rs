@@ -1,0 +1,119 @@
+//! `scoreboard-aggregator`: `serve`, `migrate`, `mint-token`, `check-config`.
+
+use clap::{Parser, Subcommand};
+use scoreboard_aggregator::config::Config;
+use scoreboard_aggregator::{migrate, telemetry, Application};
+use scoreboard_protocol::action::{ActionTokens, MintRequest};
+use scoreboard_protocol::{ActionName, PlayerId};
+use std::process::ExitCode;
+
+/// The regional aggregator of edge-scoreboard. Configuration comes from the environment
+/// (see `.env.example`).
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Apply pending migrations, then serve the API and the metrics.
+    Serve,
+    /// Apply pending migrations and exit.
+    Migrate,
+    /// Print an action token, as a trusted game backend would mint one.
+    MintToken {
+        /// The player the token is for.
+        #[arg(long)]
+        player: String,
+        /// The action name (`act`).
+        #[arg(long)]
+        action: String,
+        /// Points (`pts`): non-zero, at most 1,000,000 in absolute value.
+        #[arg(long, allow_hyphen_values = true)]
+        points: i64,
+        /// Seconds before the token may be redeemed (`nbf - iat`).
+        #[arg(long, default_value_t = 0)]
+        min_seconds: i64,
+    },
+    /// Check the configuration, print every problem, exit non-zero if there is one.
+    CheckConfig,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command {
+        Command::CheckConfig => {
+            println!("configuration ok");
+            Ok(())
+        }
+        Command::MintToken {
+            player,
+            action,
+            points,
+            min_seconds,
+        } => mint(&config, &player, &action, points, min_seconds),
+        Command::Migrate => runtime().and_then(|rt| rt.block_on(migrate(config.database_url()))),
+        Command::Serve => runtime().and_then(|rt| {
+            rt.block_on(async {
+                telemetry::init(&config.log_level, config.log_format);
+                let app = Application::build(config).await?;
+                tracing::info!(
+                    port = app.port(),
+                    metrics_port = app.metrics_port(),
+                    "listening"
+                );
+                app.run_until_stopped(scoreboard_aggregator::shutdown_signal())
+                    .await
+            })
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn mint(
+    config: &Config,
+    player: &str,
+    action: &str,
+    points: i64,
+    min_seconds: i64,
+) -> anyhow::Result<()> {
+    use rand::RngCore;
+    let player = PlayerId::parse(player).map_err(|e| anyhow::anyhow!("--player: {e}"))?;
+    let action = ActionName::parse(action).map_err(|e| anyhow::anyhow!("--action: {e}"))?;
+    let mut jti = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut jti);
+    let minted = ActionTokens::new(config.action_keys.clone()).mint(
+        &MintRequest {
+            player: &player,
+            action: &action,
+            points,
+            min_seconds,
+            ttl_secs: config.action_token_ttl_secs,
+        },
+        &jti,
+        chrono::Utc::now().timestamp(),
+    )?;
+    println!("{}", minted.token);
+    Ok(())
+}

@@ -1,0 +1,175 @@
+//! Live snapshots: SSE for browsers (`/api/leaderboard/stream`) and an edge-signed WebSocket
+//! for edge hubs (`/internal/leaderboard/ws`). Both read the board's `watch` channel, so a slow
+//! reader only ever has the newest snapshot waiting, never a queue.
+
+use crate::board::Frame;
+use crate::error::AppError;
+use crate::extract::now_secs;
+use crate::state::AppState;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::{Stream, StreamExt};
+use scoreboard_protocol::{edge_signature, ErrorCode};
+use serde::Deserialize;
+use std::convert::Infallible;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_stream::wrappers::WatchStream;
+
+/// What browsers wait before reconnecting (`retry:`).
+const SSE_RETRY: Duration = Duration::from_millis(3000);
+
+#[derive(Debug, Deserialize)]
+pub struct StreamQuery {
+    last_event_id: Option<String>,
+}
+
+/// Decrements a connection gauge when the stream it belongs to is dropped.
+struct Slot {
+    state: AppState,
+    ws: bool,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if self.ws {
+            let n = self.state.ws_subscribers.fetch_sub(1, Ordering::Relaxed) - 1;
+            metrics::gauge!("ws_subscribers_active").set(n as f64);
+        } else {
+            let n = self.state.sse_clients.fetch_sub(1, Ordering::Relaxed) - 1;
+            metrics::gauge!("sse_connections_active").set(n as f64);
+        }
+    }
+}
+
+fn event(frame: &Frame) -> Event {
+    Event::default()
+        .id(frame.snapshot.version.to_string())
+        .event("leaderboard")
+        .data(&*frame.json)
+}
+
+/// Snapshots from the board: the current one unless the client already has it, then every
+/// change; ends when the instance shuts down.
+fn frames(
+    state: &AppState,
+    last_seen: Option<i64>,
+) -> impl Stream<Item = Arc<Frame>> + Send + 'static {
+    let mut rx = state.board.subscribe();
+    let current = rx.borrow_and_update().clone();
+    let first = (last_seen != Some(current.snapshot.version)).then_some(current);
+    let mut shutdown = state.shutdown.clone();
+    let stop = async move {
+        let _ = shutdown.wait_for(|s| *s).await;
+    };
+    futures_util::stream::iter(first)
+        .chain(WatchStream::from_changes(rx))
+        .take_until(Box::pin(stop))
+}
+
+pub async fn sse(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<StreamQuery>,
+) -> Response {
+    let n = state.sse_clients.fetch_add(1, Ordering::Relaxed) + 1;
+    let slot = Slot {
+        state: state.clone(),
+        ws: false,
+    };
+    if n > state.config.sse_max_clients {
+        drop(slot);
+        return AppError::with_message(
+            ErrorCode::Overloaded,
+            "Too many live streams on this instance; retry later.",
+        )
+        .retry_after(5)
+        .into_response();
+    }
+    metrics::gauge!("sse_connections_active").set(n as f64);
+    let last_seen = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or(q.last_event_id)
+        .and_then(|v| v.trim().parse::<i64>().ok());
+    let retry = futures_util::stream::once(async {
+        Ok::<_, Infallible>(Event::default().retry(SSE_RETRY))
+    });
+    let updates = frames(&state, last_seen).map(move |f| {
+        // The slot lives as long as the stream.
+        let _ = &slot;
+        Ok::<_, Infallible>(event(&f))
+    });
+    Sse::new(retry.chain(updates))
+        .keep_alive(
+            KeepAlive::new()
+                .interval(state.config.sse_ping_interval)
+                .text("ping"),
+        )
+        .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct WsQuery {
+    since: Option<i64>,
+    t: Option<String>,
+    sig: Option<String>,
+}
+
+pub async fn ws(
+    State(state): State<AppState>,
+    Query(q): Query<WsQuery>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    if let Err(e) = edge_signature::verify_query(
+        &state.config.edge_keys,
+        q.t.as_deref(),
+        q.sig.as_deref(),
+        "GET",
+        "/internal/leaderboard/ws",
+        b"",
+        now_secs(),
+    ) {
+        tracing::warn!(reason = %e, "edge signature refused");
+        return AppError::code(ErrorCode::EdgeSignatureInvalid).into_response();
+    }
+    let n = state.ws_subscribers.fetch_add(1, Ordering::Relaxed) + 1;
+    metrics::gauge!("ws_subscribers_active").set(n as f64);
+    let slot = Slot {
+        state: state.clone(),
+        ws: true,
+    };
+    // Always start with the current snapshot, as DESIGN.md says; `since` only lets a hub
+    // skip it when it already has that version.
+    let since = q.since.filter(|v| *v > 0);
+    upgrade.on_upgrade(move |socket| serve_ws(socket, state, since, slot))
+}
+
+async fn serve_ws(mut socket: WebSocket, state: AppState, since: Option<i64>, _slot: Slot) {
+    let mut frames = Box::pin(frames(&state, since));
+    loop {
+        tokio::select! {
+            next = frames.next() => match next {
+                Some(f) => {
+                    if socket.send(Message::Text(f.json.to_string().into())).await.is_err() {
+                        return;
+                    }
+                }
+                None => {
+                    let _ = socket.send(Message::Close(None)).await;
+                    return;
+                }
+            },
+            incoming = socket.recv() => match incoming {
+                // Pings are answered by axum; anything else from the hub is ignored.
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+}
