@@ -1,15 +1,18 @@
 -- The scoreboard's truth. Redis only ever holds copies of what is here.
 
 -- Players. Guests have no password. Names are unique regardless of case, so "Ana" and "ana"
--- cannot both exist and impersonate each other on the board.
+-- cannot both exist and impersonate each other on the board. name_key is the name lowercased
+-- by the application with full Unicode rules ("ZOË" -> "zoë"), so uniqueness does not depend
+-- on the database's locale.
 CREATE TABLE users (
     player_id     text PRIMARY KEY CHECK (player_id ~ '^[A-Za-z0-9_.:-]{1,64}$'),
     name          text NOT NULL CHECK (char_length(name) BETWEEN 1 AND 32),
+    name_key      text NOT NULL,
     password_hash text,
     created_at    timestamptz NOT NULL DEFAULT now(),
     banned_at     timestamptz
 );
-CREATE UNIQUE INDEX users_name_lower_key ON users (lower(name));
+CREATE UNIQUE INDEX users_name_key ON users (name_key);
 
 -- Issued sessions, so a logout can revoke one before its JWT expires. A session JWT whose
 -- jti has no row here (minted by a trusted backend) is simply not revoked.

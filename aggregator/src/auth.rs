@@ -70,6 +70,11 @@ fn new_jti() -> String {
     hex::encode(b)
 }
 
+/// The case-insensitive identity of a name (full Unicode lowercase).
+pub fn name_key(name: &str) -> String {
+    name.to_lowercase()
+}
+
 /// Creates the user; `409 NAME_TAKEN` when the name exists in any case.
 async fn create_user(
     state: &AppState,
@@ -77,15 +82,18 @@ async fn create_user(
     password_hash: Option<String>,
 ) -> Result<PlayerId> {
     let id = new_player_id();
-    let res = sqlx::query("INSERT INTO users (player_id, name, password_hash) VALUES ($1, $2, $3)")
-        .bind(id.as_str())
-        .bind(name.as_str())
-        .bind(password_hash)
-        .execute(&state.db)
-        .await;
+    let res = sqlx::query(
+        "INSERT INTO users (player_id, name, name_key, password_hash) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(id.as_str())
+    .bind(name.as_str())
+    .bind(name_key(name.as_str()))
+    .bind(password_hash)
+    .execute(&state.db)
+    .await;
     match res {
         Ok(_) => Ok(id),
-        Err(sqlx::Error::Database(e)) if e.constraint() == Some("users_name_lower_key") => {
+        Err(sqlx::Error::Database(e)) if e.constraint() == Some("users_name_key") => {
             Err(AppError::code(ErrorCode::NameTaken))
         }
         Err(e) => Err(e.into()),
@@ -184,9 +192,9 @@ pub async fn login(
     JsonBody(req): JsonBody<Credentials>,
 ) -> Result<Json<SessionResponse>> {
     let row: Option<(String, String, Option<String>, bool)> = sqlx::query_as(
-        "SELECT player_id, name, password_hash, banned_at IS NOT NULL FROM users WHERE lower(name) = lower($1)",
+        "SELECT player_id, name, password_hash, banned_at IS NOT NULL FROM users WHERE name_key = $1",
     )
-    .bind(req.name.trim())
+    .bind(name_key(req.name.trim()))
     .fetch_optional(&state.read_db)
     .await?;
     let stored = row.as_ref().and_then(|r| r.2.clone());

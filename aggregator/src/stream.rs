@@ -124,7 +124,7 @@ pub struct WsQuery {
 pub async fn ws(
     State(state): State<AppState>,
     Query(q): Query<WsQuery>,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
     if let Err(e) = edge_signature::verify_query(
         &state.config.edge_keys,
@@ -138,6 +138,13 @@ pub async fn ws(
         tracing::warn!(reason = %e, "edge signature refused");
         return AppError::code(ErrorCode::EdgeSignatureInvalid).into_response();
     }
+    let Ok(upgrade) = upgrade else {
+        return AppError::with_message(
+            ErrorCode::BadRequest,
+            "This route needs a WebSocket upgrade.",
+        )
+        .into_response();
+    };
     let n = state.ws_subscribers.fetch_add(1, Ordering::Relaxed) + 1;
     metrics::gauge!("ws_subscribers_active").set(n as f64);
     let slot = Slot {

@@ -1,0 +1,236 @@
+//! Sign-in routes: guests, registration, login, logout, and their refusals.
+
+mod common;
+use common::*;
+use serde_json::json;
+
+async fn post(
+    app: &TestApp,
+    path: &str,
+    body: serde_json::Value,
+) -> (u16, String, serde_json::Value) {
+    let r = app
+        .http
+        .post(format!("{}{path}", app.base))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let v: serde_json::Value = r.json().await.unwrap_or_default();
+    (
+        status,
+        v["error"]["code"].as_str().unwrap_or("").to_owned(),
+        v,
+    )
+}
+
+#[tokio::test]
+async fn register_then_login_returns_a_working_session() {
+    let app = spawn_app().await;
+    let (s, _, reg) = post(
+        &app,
+        "/api/auth/register",
+        json!({"name": "Ana", "password": "correct horse"}),
+    )
+    .await;
+    assert_eq!(s, 201);
+    for key in ["player_id", "name", "token", "expires_at"] {
+        assert!(reg[key].is_string(), "{key} in {reg}");
+    }
+    let (s, _, login) = post(
+        &app,
+        "/api/auth/login",
+        json!({"name": "ana", "password": "correct horse"}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(login["player_id"], reg["player_id"]);
+    let token = login["token"].as_str().unwrap();
+    let pid = login["player_id"].as_str().unwrap();
+    assert_eq!(
+        app.post_score(token, &mint(pid, 3, 0, 300, now()))
+            .await
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn names_are_unique_regardless_of_case_and_validated() {
+    let app = spawn_app().await;
+    app.guest("Zoë").await;
+    let (s, c, _) = post(&app, "/api/auth/guest", json!({"name": "ZOË"})).await;
+    assert_eq!((s, c.as_str()), (409, "NAME_TAKEN"));
+    let (s, c, _) = post(
+        &app,
+        "/api/auth/register",
+        json!({"name": "zoë", "password": "longenough"}),
+    )
+    .await;
+    assert_eq!((s, c.as_str()), (409, "NAME_TAKEN"));
+    for bad in [
+        json!({"name": ""}),
+        json!({"name": "x".repeat(33)}),
+        json!({"name": "a\u{202E}b"}),
+        json!({"name": 5}),
+        json!({}),
+        json!({"name": "ok", "admin": true}),
+    ] {
+        let (s, c, _) = post(&app, "/api/auth/guest", bad.clone()).await;
+        assert_eq!((s, c.as_str()), (400, "BAD_REQUEST"), "{bad}");
+    }
+    let (s, c, _) = post(
+        &app,
+        "/api/auth/register",
+        json!({"name": "Short", "password": "1234567"}),
+    )
+    .await;
+    assert_eq!((s, c.as_str()), (400, "BAD_REQUEST"));
+    // Names are data, not markup: stored and returned as given.
+    let p = app.guest("<img src=x onerror=alert(1)>").await;
+    assert_eq!(p.name, "<img src=x onerror=alert(1)>");
+}
+
+#[tokio::test]
+async fn wrong_passwords_and_unknown_names_get_the_same_answer() {
+    let app = spawn_app().await;
+    post(
+        &app,
+        "/api/auth/register",
+        json!({"name": "Bob", "password": "right password"}),
+    )
+    .await;
+    let (s1, c1, b1) = post(
+        &app,
+        "/api/auth/login",
+        json!({"name": "Bob", "password": "wrong password"}),
+    )
+    .await;
+    let (s2, c2, b2) = post(
+        &app,
+        "/api/auth/login",
+        json!({"name": "Nobody", "password": "wrong password"}),
+    )
+    .await;
+    assert_eq!((s1, c1.as_str()), (401, "BAD_CREDENTIALS"));
+    assert_eq!((s2, c2.as_str()), (401, "BAD_CREDENTIALS"));
+    assert_eq!(b1, b2);
+    // A guest has no password and cannot log in.
+    app.guest("Guesty").await;
+    let (s, c, _) = post(
+        &app,
+        "/api/auth/login",
+        json!({"name": "Guesty", "password": "anything at all"}),
+    )
+    .await;
+    assert_eq!((s, c.as_str()), (401, "BAD_CREDENTIALS"));
+}
+
+#[tokio::test]
+async fn guests_can_be_disabled_and_bodies_must_be_json() {
+    let app = spawn_app_with(|v| {
+        v.insert("ALLOW_GUESTS".into(), "false".into());
+    })
+    .await;
+    let (s, c, _) = post(&app, "/api/auth/guest", json!({"name": "Nope"})).await;
+    assert_eq!((s, c.as_str()), (403, "FORBIDDEN"));
+    let r = app
+        .http
+        .post(format!("{}/api/auth/register", app.base))
+        .header("content-type", "text/plain")
+        .body("name=x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    let r = app
+        .http
+        .post(format!("{}/api/auth/register", app.base))
+        .header("content-type", "application/json")
+        .body(format!("{{\"name\":\"{}\"}}", "x".repeat(5000)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+}
+
+#[tokio::test]
+async fn logout_needs_a_session_and_revokes_it() {
+    let app = spawn_app().await;
+    let r = app
+        .http
+        .post(format!("{}/api/auth/logout", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(code_of(r).await.1, "UNAUTHENTICATED");
+    let p = app.guest("Leaver").await;
+    let r = app
+        .http
+        .post(format!("{}/api/auth/logout", app.base))
+        .bearer_auth(&p.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let revoked: bool =
+        sqlx::query_scalar("SELECT revoked_at IS NOT NULL FROM sessions WHERE player_id = $1")
+            .bind(&p.id)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert!(revoked);
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_answer_in_the_error_shape() {
+    let app = spawn_app().await;
+    let r = app
+        .http
+        .get(format!("{}/nope", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        code_of(r).await,
+        (
+            404,
+            "NOT_FOUND".into(),
+            json!({"error": {"code": "NOT_FOUND", "message": "No such route."}})
+        )
+    );
+    let r = app
+        .http
+        .delete(format!("{}/api/leaderboard", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(code_of(r).await.0, 405);
+    let r = app
+        .http
+        .get(format!("{}/api/players/nobody", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(code_of(r).await.1, "PLAYER_NOT_FOUND");
+    let r = app
+        .http
+        .get(format!("{}/api/players/bad%20id", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(code_of(r).await.1, "PLAYER_NOT_FOUND");
+    let r = app
+        .http
+        .get(format!("{}/health", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers().get("x-content-type-options").unwrap(),
+        "nosniff"
+    );
+    assert!(r.headers().get("x-request-id").is_some());
+}
