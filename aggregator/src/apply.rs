@@ -8,11 +8,13 @@
 //! order, which makes "snapshot version V includes every event <= V" true across instances.
 
 use crate::board::{self, Board};
+use crate::cache::{BoardRow, Cache};
 use anyhow::Context;
 use scoreboard_protocol::action::ActionClaims;
 use scoreboard_protocol::snapshot::Snapshot;
 use sqlx::PgPool;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
@@ -90,16 +92,18 @@ pub struct BatchSettings {
 pub fn spawn(
     db: PgPool,
     board: Board,
+    cache: Option<Arc<Cache>>,
     settings: BatchSettings,
 ) -> (Applier, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(settings.queue.max(1));
-    let handle = tokio::spawn(run(db, board, settings, rx));
+    let handle = tokio::spawn(run(db, board, cache, settings, rx));
     (Applier { tx }, handle)
 }
 
 async fn run(
     db: PgPool,
     board: Board,
+    cache: Option<Arc<Cache>>,
     settings: BatchSettings,
     mut rx: mpsc::Receiver<ApplyRequest>,
 ) {
@@ -124,12 +128,9 @@ async fn run(
         let reqs = std::mem::take(&mut batch);
         let n = reqs.len();
         match apply_batch(&db, &reqs).await {
-            Ok((outcomes, snapshot)) => {
-                if let Some(s) = snapshot {
-                    metrics::gauge!("leaderboard_version").set(s.version as f64);
-                    board.offer(s);
-                }
-                for (req, outcome) in reqs.into_iter().zip(outcomes) {
+            Ok(mut done) => {
+                finish(&db, cache.as_deref(), &board, &reqs, &mut done).await;
+                for (req, outcome) in reqs.into_iter().zip(done.outcomes) {
                     let _ = req.reply.send(outcome);
                 }
             }
@@ -150,10 +151,7 @@ async fn run(
 
 /// Applies one batch in one transaction; returns each request's outcome (same order) and the
 /// new snapshot when anything was applied.
-async fn apply_batch(
-    db: &PgPool,
-    reqs: &[ApplyRequest],
-) -> anyhow::Result<(Vec<Outcome>, Option<Snapshot>)> {
+async fn apply_batch(db: &PgPool, reqs: &[ApplyRequest]) -> anyhow::Result<Batch> {
     let mut outcomes: Vec<Option<Outcome>> = vec![None; reqs.len()];
     let mut tx = db
         .begin()
@@ -167,9 +165,9 @@ async fn apply_batch(
     // Who exists, who is banned, which sessions are revoked, and current totals.
     let players: Vec<String> = reqs.iter().map(|r| r.claims.sub.to_string()).collect();
     let sessions: Vec<String> = reqs.iter().map(|r| r.session_jti.clone()).collect();
-    let checks: Vec<(i64, bool, bool, bool, Option<i64>)> = sqlx::query_as(
+    let checks: Vec<(i64, bool, bool, bool, Option<i64>, Option<String>)> = sqlx::query_as(
         "SELECT p.ord, u.player_id IS NOT NULL, u.banned_at IS NOT NULL,
-                s.revoked_at IS NOT NULL, sc.score
+                s.revoked_at IS NOT NULL, sc.score, u.name
          FROM UNNEST($1::text[], $2::text[]) WITH ORDINALITY AS p(player_id, session_jti, ord)
          LEFT JOIN users u ON u.player_id = p.player_id
          LEFT JOIN sessions s ON s.jti = p.session_jti
@@ -180,12 +178,16 @@ async fn apply_batch(
     .fetch_all(&mut *tx)
     .await?;
     let mut current: HashMap<String, i64> = HashMap::new();
+    let mut names: HashMap<String, String> = HashMap::new();
     let mut eligible = Vec::new();
     let mut banned = Vec::new();
     let mut seen_jti = HashSet::new();
-    for (ord, exists, is_banned, revoked, score) in checks {
+    for (ord, exists, is_banned, revoked, score, name) in checks {
         let i = (ord - 1) as usize;
         current.insert(players[i].clone(), score.unwrap_or(0));
+        if let Some(n) = name {
+            names.insert(players[i].clone(), n);
+        }
         if !exists || revoked {
             outcomes[i] = Some(Outcome::Unauthenticated);
         } else if !seen_jti.insert(reqs[i].claims.jti.as_str()) {
@@ -296,7 +298,7 @@ async fn apply_batch(
     }
     let mut snapshot = None;
     let mut version = 0;
-    let mut ranks: HashMap<String, u64> = HashMap::new();
+    let mut rows = Vec::new();
     if !applied.is_empty() {
         let ids: Vec<(i64, String)> = sqlx::query_as(
             "INSERT INTO score_events (player_id, jti, action, pts, score_after, edge_region, request_id)
@@ -323,9 +325,18 @@ async fn apply_batch(
             last.insert(players[i].as_str(), id);
             version = version.max(id);
         }
-        let up_players: Vec<&str> = last.keys().copied().collect();
-        let up_scores: Vec<i64> = up_players.iter().map(|p| totals[*p]).collect();
-        let up_versions: Vec<i64> = up_players.iter().map(|p| last[p]).collect();
+        rows = last
+            .iter()
+            .map(|(p, v)| BoardRow {
+                player_id: (*p).to_owned(),
+                name: names.get(*p).cloned().unwrap_or_default(),
+                score: totals[*p],
+                version: *v,
+            })
+            .collect();
+        let up_players: Vec<&str> = rows.iter().map(|r| r.player_id.as_str()).collect();
+        let up_scores: Vec<i64> = rows.iter().map(|r| r.score).collect();
+        let up_versions: Vec<i64> = rows.iter().map(|r| r.version).collect();
         sqlx::query(
             "INSERT INTO scores (player_id, score, reached_version)
              SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bigint[])
@@ -337,10 +348,6 @@ async fn apply_batch(
         .bind(&up_versions)
         .execute(&mut *tx)
         .await?;
-        for (p, v) in up_players.iter().zip(&up_versions) {
-            let r = board::rank_of(&mut *tx, totals[*p], *v).await?;
-            ranks.insert((*p).to_owned(), r);
-        }
         snapshot = Some(board::load_snapshot(&mut tx).await?);
     }
     tx.commit().await.context("committing the batch")?;
@@ -355,10 +362,69 @@ async fn apply_batch(
             Some(o) => o,
             None => Outcome::Applied {
                 score: totals[&players[i]],
-                rank: ranks[&players[i]],
+                rank: 0,
                 version,
             },
         })
         .collect();
-    Ok((outcomes, snapshot))
+    Ok(Batch {
+        outcomes,
+        rows,
+        snapshot,
+    })
+}
+
+/// A committed batch: each request's outcome (ranks still to fill in), the rows it changed,
+/// and the snapshot it produced.
+struct Batch {
+    outcomes: Vec<Outcome>,
+    rows: Vec<BoardRow>,
+    snapshot: Option<Snapshot>,
+}
+
+/// After the commit: copy the absolute scores to Redis (which also answers the ranks), fill
+/// in ranks from PostgreSQL when Redis cannot, and publish the snapshot locally and to the
+/// other instances.
+async fn finish(
+    db: &PgPool,
+    cache: Option<&Cache>,
+    board: &Board,
+    reqs: &[ApplyRequest],
+    done: &mut Batch,
+) {
+    if done.rows.is_empty() {
+        return;
+    }
+    let mut ranks: HashMap<String, u64> = HashMap::new();
+    if let Some(cache) = cache {
+        if let Some(r) = cache.upsert(&done.rows).await {
+            for (row, rank) in done.rows.iter().zip(r) {
+                ranks.insert(row.player_id.clone(), rank);
+            }
+        }
+    }
+    if ranks.is_empty() {
+        for row in &done.rows {
+            match board::rank_of(db, row.score, row.version).await {
+                Ok(r) => {
+                    ranks.insert(row.player_id.clone(), r);
+                }
+                Err(e) => tracing::error!(error = %e, "database error: computing a rank"),
+            }
+        }
+    }
+    for (req, outcome) in reqs.iter().zip(done.outcomes.iter_mut()) {
+        if let Outcome::Applied { rank, .. } = outcome {
+            *rank = ranks.get(req.claims.sub.as_str()).copied().unwrap_or(0);
+        }
+    }
+    if let Some(s) = done.snapshot.take() {
+        metrics::gauge!("leaderboard_version").set(s.version as f64);
+        if let Some(cache) = cache {
+            if let Ok(json) = serde_json::to_string(&s) {
+                cache.publish(&json).await;
+            }
+        }
+        board.offer(s);
+    }
 }

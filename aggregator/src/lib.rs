@@ -6,6 +6,7 @@
 //! | [`config`] | typed configuration from the environment, refusing every problem at once |
 //! | [`apply`] | the group-commit batcher: exactly-once application in one transaction per batch |
 //! | [`board`] | the live snapshot (`watch`, latest value) and the top-10 / rank SQL |
+//! | [`cache`] | the optional Redis copy: scores, ranks, fan-out between instances, rebuild, drift |
 //! | [`scores`] | `POST /internal/scores`, edge-signed |
 //! | [`auth`] | guest, register, login, logout |
 //! | [`reads`] | leaderboard, player, health |
@@ -17,6 +18,7 @@
 pub mod apply;
 pub mod auth;
 pub mod board;
+pub mod cache;
 pub mod config;
 pub mod error;
 pub mod extract;
@@ -102,6 +104,8 @@ pub struct Application {
     metrics_listener: TcpListener,
     state: AppState,
     batcher: tokio::task::JoinHandle<()>,
+    /// Background tasks (poller, Redis supervisor and subscriber); they end on shutdown.
+    tasks: Vec<tokio::task::JoinHandle<()>>,
     shutdown_tx: tokio::sync::watch::Sender<bool>,
 }
 
@@ -138,9 +142,27 @@ impl Application {
             board::load_snapshot(&mut conn).await?
         };
         let board = board::Board::new(initial);
+        let cache = match &config.redis_url {
+            Some(url) => {
+                let cache = cache::Cache::new(url.expose_secret(), &config.redis_key_prefix)?;
+                // Start with a warm copy when Redis answers; otherwise the supervisor keeps
+                // trying and reads go to PostgreSQL meanwhile.
+                if cache.ping().await {
+                    if let Err(e) = cache.rebuild(&db).await {
+                        tracing::error!(
+                            error = format!("{e:#}"),
+                            "Redis error: initial rebuild failed"
+                        );
+                    }
+                }
+                Some(cache)
+            }
+            None => None,
+        };
         let (applier, batcher) = apply::spawn(
             db.clone(),
             board.clone(),
+            cache.clone(),
             apply::BatchSettings {
                 max: config.apply_batch_max,
                 wait: config.apply_batch_wait,
@@ -156,11 +178,30 @@ impl Application {
         let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
         let actions = ActionTokens::new(config.action_keys.clone());
         metrics_handle();
+        let mut tasks = vec![cache::spawn_poller(
+            db.clone(),
+            board.clone(),
+            shutdown.clone(),
+        )];
+        if let Some(c) = &cache {
+            tasks.push(cache::spawn_supervisor(
+                c.clone(),
+                db.clone(),
+                config.redis_sync_interval,
+                shutdown.clone(),
+            ));
+            tasks.push(cache::spawn_subscriber(
+                c.clone(),
+                board.clone(),
+                shutdown.clone(),
+            ));
+        }
         let state = AppState(Arc::new(Inner {
             config,
             db,
             read_db,
             board,
+            cache,
             applier,
             actions,
             sse_clients: AtomicUsize::new(0),
@@ -174,6 +215,7 @@ impl Application {
             metrics_listener,
             state,
             batcher,
+            tasks,
             shutdown_tx,
         })
     }
@@ -201,6 +243,7 @@ impl Application {
             metrics_listener,
             state,
             batcher,
+            tasks,
             shutdown_tx,
             ..
         } = self;
@@ -242,6 +285,9 @@ impl Application {
             tracing::warn!("shutdown grace period elapsed with work still in flight");
         }
         metrics_server.abort();
+        for t in tasks {
+            t.abort();
+        }
         Ok(())
     }
 }

@@ -26,6 +26,16 @@ pub async fn player(
     Path(id): Path<String>,
 ) -> Result<Json<PlayerView>> {
     let id = PlayerId::parse(id).map_err(|_| AppError::code(ErrorCode::PlayerNotFound))?;
+    if let Some(cache) = &state.cache {
+        if let Some(Some((name, score, rank))) = cache.player(id.as_str()).await {
+            return Ok(Json(PlayerView {
+                player_id: id,
+                name,
+                score,
+                rank,
+            }));
+        }
+    }
     let row: Option<(String, Option<i64>, Option<i64>, bool)> = sqlx::query_as(
         "SELECT u.name, s.score, s.reached_version, u.banned_at IS NOT NULL
          FROM users u LEFT JOIN scores s USING (player_id) WHERE u.player_id = $1",

@@ -18,6 +18,8 @@ pub struct Inner {
     /// Reads go here: `DATABASE_REPLICA_URL` when set, else the primary.
     pub read_db: PgPool,
     pub board: Board,
+    /// The Redis copy of the board, when `REDIS_URL` is set.
+    pub cache: Option<Arc<crate::cache::Cache>>,
     pub applier: Applier,
     pub actions: ActionTokens,
     /// Open SSE streams on this instance, against `SSE_MAX_CLIENTS_PER_INSTANCE`.
