@@ -149,6 +149,17 @@ async fn run(
     }
 }
 
+/// What the batch needs to know about each request's player and session.
+#[derive(sqlx::FromRow)]
+struct Check {
+    ord: i64,
+    exists: bool,
+    banned: bool,
+    revoked: bool,
+    score: Option<i64>,
+    name: Option<String>,
+}
+
 /// Applies one batch in one transaction; returns each request's outcome (same order) and the
 /// new snapshot when anything was applied.
 async fn apply_batch(db: &PgPool, reqs: &[ApplyRequest]) -> anyhow::Result<Batch> {
@@ -165,9 +176,9 @@ async fn apply_batch(db: &PgPool, reqs: &[ApplyRequest]) -> anyhow::Result<Batch
     // Who exists, who is banned, which sessions are revoked, and current totals.
     let players: Vec<String> = reqs.iter().map(|r| r.claims.sub.to_string()).collect();
     let sessions: Vec<String> = reqs.iter().map(|r| r.session_jti.clone()).collect();
-    let checks: Vec<(i64, bool, bool, bool, Option<i64>, Option<String>)> = sqlx::query_as(
-        "SELECT p.ord, u.player_id IS NOT NULL, u.banned_at IS NOT NULL,
-                s.revoked_at IS NOT NULL, sc.score, u.name
+    let checks: Vec<Check> = sqlx::query_as(
+        "SELECT p.ord, u.player_id IS NOT NULL AS exists, u.banned_at IS NOT NULL AS banned,
+                s.revoked_at IS NOT NULL AS revoked, sc.score, u.name
          FROM UNNEST($1::text[], $2::text[]) WITH ORDINALITY AS p(player_id, session_jti, ord)
          LEFT JOIN users u ON u.player_id = p.player_id
          LEFT JOIN sessions s ON s.jti = p.session_jti
@@ -182,7 +193,15 @@ async fn apply_batch(db: &PgPool, reqs: &[ApplyRequest]) -> anyhow::Result<Batch
     let mut eligible = Vec::new();
     let mut banned = Vec::new();
     let mut seen_jti = HashSet::new();
-    for (ord, exists, is_banned, revoked, score, name) in checks {
+    for Check {
+        ord,
+        exists,
+        banned: is_banned,
+        revoked,
+        score,
+        name,
+    } in checks
+    {
         let i = (ord - 1) as usize;
         current.insert(players[i].clone(), score.unwrap_or(0));
         if let Some(n) = name {

@@ -81,8 +81,13 @@ async fn database_ok(state: &AppState) -> bool {
 /// `200 {"status":"ok","checks":{...}}` or `503 {"status":"degraded",...}`.
 pub async fn health(State(state): State<AppState>) -> Response {
     let db = database_ok(&state).await;
-    let redis = "disabled";
-    let status = if db {
+    let redis = match &state.cache {
+        None => "disabled",
+        Some(c) if c.is_healthy() && c.ping().await => "ok",
+        Some(_) => "down",
+    };
+    let ok = db && redis != "down";
+    let status = if ok {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
@@ -90,7 +95,7 @@ pub async fn health(State(state): State<AppState>) -> Response {
     (
         status,
         Json(json!({
-            "status": if db { "ok" } else { "degraded" },
+            "status": if ok { "ok" } else { "degraded" },
             "checks": {"database": if db { "ok" } else { "down" }, "redis": redis},
         })),
     )
