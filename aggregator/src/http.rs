@@ -4,7 +4,7 @@
 
 use crate::error::{error_response, AppError, InternalCause};
 use crate::state::AppState;
-use crate::{auth, reads, scores, stream};
+use crate::{admin, auth, reads, scores, stream};
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::middleware::{self, Next};
@@ -28,6 +28,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/players/{id}", get(reads::player))
         .route("/internal/scores", post(scores::internal_scores))
         .route("/internal/leaderboard/ws", get(stream::ws))
+        .route("/admin/players/{id}/ban", post(admin::ban))
+        .route("/admin/players/{id}/unban", post(admin::unban))
+        .route("/admin/players/{id}/adjust", post(admin::adjust))
+        .route("/admin/players/{id}/events", get(admin::events))
+        .route("/admin/leaderboard/rebuild", post(admin::rebuild))
         .route("/health", get(reads::health))
         .route("/health/live", get(reads::live))
         .route("/health/ready", get(reads::ready))

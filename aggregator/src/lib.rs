@@ -4,6 +4,7 @@
 //! | module | what |
 //! | --- | --- |
 //! | [`config`] | typed configuration from the environment, refusing every problem at once |
+//! | [`admin`] | `/admin/`: ban, unban, audited adjustment, Redis rebuild, a player's events |
 //! | [`apply`] | the group-commit batcher: exactly-once application in one transaction per batch |
 //! | [`board`] | the live snapshot (`watch`, latest value) and the top-10 / rank SQL |
 //! | [`cache`] | the optional Redis copy: scores, ranks, fan-out between instances, rebuild, drift |
@@ -12,9 +13,11 @@
 //! | [`reads`] | leaderboard, player, health |
 //! | [`stream`] | SSE and the edge-signed WebSocket |
 //! | [`http`] | router, middleware (request ids, logs, metrics, timeout, CORS) |
+//! | [`janitor`] | deletes consumed tokens and sessions long past expiry |
 //! | [`telemetry`] | JSON log lines |
 //! | [`error`] | the error type and its one response shape |
 
+pub mod admin;
 pub mod apply;
 pub mod auth;
 pub mod board;
@@ -23,6 +26,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod http;
+pub mod janitor;
 pub mod reads;
 pub mod scores;
 pub mod state;
@@ -178,11 +182,10 @@ impl Application {
         let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
         let actions = ActionTokens::new(config.action_keys.clone());
         metrics_handle();
-        let mut tasks = vec![cache::spawn_poller(
-            db.clone(),
-            board.clone(),
-            shutdown.clone(),
-        )];
+        let mut tasks = vec![
+            janitor::spawn(db.clone(), shutdown.clone()),
+            cache::spawn_poller(db.clone(), board.clone(), shutdown.clone()),
+        ];
         if let Some(c) = &cache {
             tasks.push(cache::spawn_supervisor(
                 c.clone(),

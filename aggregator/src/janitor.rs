@@ -1,0 +1,48 @@
+//! Periodic clean-up of rows that can no longer matter: redeemed tokens well past their
+//! expiry (an expired token is refused before the replay check, so its row protects nothing)
+//! and sessions long past theirs.
+
+use sqlx::PgPool;
+use std::time::Duration;
+
+/// How long past `exp` a consumed token is kept: far beyond the verifier's leeway and any
+/// clock skew between the aggregator and the database.
+pub const CONSUMED_TOKEN_MARGIN: &str = "10 minutes";
+const EVERY: Duration = Duration::from_secs(60);
+
+/// One sweep; returns (tokens, sessions) deleted.
+pub async fn sweep(db: &PgPool) -> sqlx::Result<(u64, u64)> {
+    let tokens = sqlx::query(&format!(
+        "DELETE FROM consumed_tokens WHERE expires_at < now() - interval '{CONSUMED_TOKEN_MARGIN}'"
+    ))
+    .execute(db)
+    .await?
+    .rows_affected();
+    let sessions = sqlx::query("DELETE FROM sessions WHERE expires_at < now() - interval '1 day'")
+        .execute(db)
+        .await?
+        .rows_affected();
+    Ok((tokens, sessions))
+}
+
+pub fn spawn(
+    db: PgPool,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(EVERY);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.wait_for(|s| *s) => return,
+            }
+            match sweep(&db).await {
+                Ok((t, s)) if t + s > 0 => {
+                    tracing::info!(tokens = t, sessions = s, "expired rows deleted")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "database error: clean-up failed"),
+            }
+        }
+    })
+}
