@@ -1,0 +1,116 @@
+//! Operations: the metrics an operator watches, health endpoints, and graceful shutdown.
+
+mod common;
+use common::*;
+use futures_util::future::join_all;
+
+/// The documented metric names are exported, labelled by matched route, and move with traffic.
+#[tokio::test]
+async fn metrics_are_exported_with_the_documented_names() {
+    let app = spawn_app().await;
+    let p = app.guest("Metered").await;
+    let t = mint(&p.id, 2, 0, 300, now());
+    assert_eq!(app.post_score(&p.token, &t).await.status(), 200);
+    assert_eq!(app.post_score(&p.token, &t).await.status(), 409);
+    assert_eq!(
+        app.post_score(&p.token, &mint(&p.id, 2, 0, 60, now() - 120))
+            .await
+            .status(),
+        422
+    );
+    let _ = app
+        .http
+        .get(format!("{}/api/players/{}", app.base, p.id))
+        .send()
+        .await
+        .unwrap();
+    let (_, sse) = SseClient::connect(&format!("{}/api/leaderboard/stream", app.base), None).await;
+    let _sse = sse.unwrap();
+    let text = reqwest::get(&app.metrics)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for needle in [
+        "http_requests_total{method=\"POST\",path=\"/internal/scores\",status=\"200\"}",
+        "http_requests_total{method=\"GET\",path=\"/api/players/{id}\",status=\"200\"}",
+        "http_request_duration_seconds_bucket{method=\"POST\",path=\"/internal/scores\"",
+        "score_updates_total{status=\"applied\"}",
+        "score_updates_total{status=\"replayed\"}",
+        "action_token_validations_total{result=\"valid\"}",
+        "action_token_validations_total{result=\"replay\"}",
+        "action_token_validations_total{result=\"expired\"}",
+        "apply_batch_size_bucket",
+        "leaderboard_version",
+        "sse_connections_active",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from\n{text}");
+    }
+    assert!(!text.contains(&p.id), "raw paths never become labels");
+}
+
+/// Stopping under load: every request gets an answer, and every 200 is in the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_graceful_stop_under_load_loses_no_acknowledged_update() {
+    let mut app = spawn_app().await;
+    let mut players = Vec::new();
+    for i in 0..10 {
+        players.push(app.guest(&format!("Stop {i}")).await);
+    }
+    let jobs: Vec<(String, String)> = (0..600)
+        .map(|k| {
+            let p = &players[k % 10];
+            (p.token.clone(), mint(&p.id, 1, 0, 300, now()))
+        })
+        .collect();
+    let http = app.http.clone();
+    let base = app.base.clone();
+    let load = tokio::spawn(async move {
+        join_all(jobs.iter().map(|(s, t)| {
+            let body = serde_json::json!({"action_token": t, "edge_region": "t"}).to_string();
+            let sig = scoreboard_protocol::edge_signature::header_value(
+                EDGE_SECRET.as_bytes(),
+                now(),
+                "POST",
+                "/internal/scores",
+                body.as_bytes(),
+            );
+            http.post(format!("{base}/internal/scores"))
+                .bearer_auth(s)
+                .header("x-edge-signature", sig)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+        }))
+        .await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    app.stop().await;
+    let results = load.await.unwrap();
+    let mut acknowledged = 0i64;
+    for r in results {
+        // A request the stopped listener never took fails to connect: it was not applied
+        // and the client knows it. Everything answered is either applied or refused.
+        if let Ok(r) = r {
+            match r.status().as_u16() {
+                200 => acknowledged += 1,
+                503 => {}
+                other => panic!("unexpected status {other}"),
+            }
+        }
+    }
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM score_events")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert!(
+        acknowledged <= applied,
+        "{acknowledged} acknowledged but only {applied} applied"
+    );
+    let total: i64 = sqlx::query_scalar("SELECT coalesce(sum(score), 0)::bigint FROM scores")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(total, applied);
+}
