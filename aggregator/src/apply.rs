@@ -78,6 +78,10 @@ impl Applier {
     }
 }
 
+/// Updates that may wait for the batcher; beyond this a request gets `503` at once, which
+/// bounds memory and tells the edge to retry elsewhere or later.
+pub const QUEUE_CAPACITY: usize = 8192;
+
 /// Settings of the batcher.
 #[derive(Debug, Clone, Copy)]
 pub struct BatchSettings {
@@ -423,13 +427,14 @@ async fn finish(
         }
     }
     if ranks.is_empty() {
-        for row in &done.rows {
-            match board::rank_of(db, row.score, row.version).await {
-                Ok(r) => {
-                    ranks.insert(row.player_id.clone(), r);
-                }
-                Err(e) => tracing::error!(error = %e, "database error: computing a rank"),
-            }
+        let rows: Vec<(String, i64, i64)> = done
+            .rows
+            .iter()
+            .map(|r| (r.player_id.clone(), r.score, r.version))
+            .collect();
+        match board::ranks_of(db, &rows).await {
+            Ok(r) => ranks.extend(r),
+            Err(e) => tracing::error!(error = %e, "database error: computing ranks"),
         }
     }
     for (req, outcome) in reqs.iter().zip(done.outcomes.iter_mut()) {

@@ -127,3 +127,26 @@ pub async fn rank_of<'e>(
     .await?;
     Ok(ahead as u64 + 1)
 }
+
+/// 1-based ranks of several (player, score, reached_version) at once, in one round trip.
+pub async fn ranks_of<'e>(
+    db: impl PgExecutor<'e>,
+    rows: &[(String, i64, i64)],
+) -> sqlx::Result<Vec<(String, u64)>> {
+    let players: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    let scores: Vec<i64> = rows.iter().map(|r| r.1).collect();
+    let versions: Vec<i64> = rows.iter().map(|r| r.2).collect();
+    let out: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT p.player_id,
+                (SELECT count(*) FROM scores s JOIN users u USING (player_id)
+                 WHERE u.banned_at IS NULL
+                   AND (s.score > p.score OR (s.score = p.score AND s.reached_version < p.version))) + 1
+         FROM UNNEST($1::text[], $2::bigint[], $3::bigint[]) AS p(player_id, score, version)",
+    )
+    .bind(&players)
+    .bind(&scores)
+    .bind(&versions)
+    .fetch_all(db)
+    .await?;
+    Ok(out.into_iter().map(|(p, r)| (p, r as u64)).collect())
+}

@@ -170,7 +170,7 @@ impl Application {
             apply::BatchSettings {
                 max: config.apply_batch_max,
                 wait: config.apply_batch_wait,
-                queue: config.apply_batch_max * 16,
+                queue: apply::QUEUE_CAPACITY.max(config.apply_batch_max * 2),
             },
         );
         let listener = TcpListener::bind((config.bind_addr.as_str(), config.port))

@@ -16,6 +16,8 @@ pub struct PgServer {
     port: u16,
     bin: PathBuf,
     server: Option<Supervised>,
+    /// fsync on (benchmarks) or off (tests, where durability is not what is measured).
+    durable: bool,
 }
 
 /// Where the server binaries are: `PG_BIN`, else the newest `/usr/lib/postgresql/*/bin`, else
@@ -50,8 +52,17 @@ fn pg_bin() -> Result<PathBuf> {
 }
 
 impl PgServer {
-    /// initdb into a new temp dir and start the server on a free port.
+    /// initdb into a new temp dir and start the server on a free port, fsync off.
     pub async fn start() -> Result<Self> {
+        Self::start_with(false).await
+    }
+
+    /// The same with fsync and full-page writes on, as in production (for benchmarks).
+    pub async fn start_durable() -> Result<Self> {
+        Self::start_with(true).await
+    }
+
+    async fn start_with(durable: bool) -> Result<Self> {
         let bin = pg_bin()?;
         let dir = scratch_dir("pg")?;
         let as_root = running_as_root();
@@ -94,6 +105,7 @@ impl PgServer {
             port: 0,
             bin,
             server: None,
+            durable,
         };
         server.start_again().await?;
         Ok(server)
@@ -106,6 +118,7 @@ impl PgServer {
             if fresh {
                 self.port = crate::free_port();
             }
+            let fsync = if self.durable { "on" } else { "off" };
             let args: Vec<String> = [
                 "-D",
                 &self.dir.join("data").to_string_lossy(),
@@ -115,12 +128,10 @@ impl PgServer {
                 &self.dir.to_string_lossy(),
                 "-c",
                 "listen_addresses=127.0.0.1",
-                // Durability is not what these tests measure; a crash of the test machine
-                // loses nothing anyone needs.
                 "-c",
-                "fsync=off",
+                &format!("fsync={fsync}"),
                 "-c",
-                "full_page_writes=off",
+                &format!("full_page_writes={fsync}"),
                 "-c",
                 "max_connections=400",
             ]
