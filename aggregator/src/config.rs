@@ -39,6 +39,8 @@ pub struct Config {
     pub admin_api_key: SecretString,
     pub rate_limit_score_update: u32,
     pub rate_limit_window_ms: u64,
+    /// Sign-in requests per IP per window.
+    pub rate_limit_ip: u32,
     pub sse_ping_interval: Duration,
     pub sse_max_clients: usize,
     pub redis_sync_interval: Duration,
@@ -252,6 +254,10 @@ impl Config {
                 "RATE_LIMIT_SCORE_UPDATE and RATE_LIMIT_WINDOW_MS must be positive".to_owned(),
             );
         }
+        let rate_limit_ip = r.parsed("RATE_LIMIT_IP", 100u32, "a positive integer");
+        if rate_limit_ip == 0 {
+            r.problems.push("RATE_LIMIT_IP must be positive".to_owned());
+        }
         let sse_ping_interval = r.duration("SSE_PING_INTERVAL", Duration::from_secs(30), 1);
         let sse_max_clients = r.parsed("SSE_MAX_CLIENTS_PER_INSTANCE", 10_000usize, "a number");
         let redis_sync_interval = r.duration("REDIS_SYNC_INTERVAL", Duration::from_secs(300), 1);
@@ -312,6 +318,7 @@ impl Config {
             admin_api_key: admin_key.expect("checked").into(),
             rate_limit_score_update,
             rate_limit_window_ms,
+            rate_limit_ip,
             sse_ping_interval,
             sse_max_clients,
             redis_sync_interval,

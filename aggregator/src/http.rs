@@ -18,11 +18,17 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 pub fn router(state: AppState) -> Router {
-    let routes = Router::new()
+    let sign_in = Router::new()
         .route("/api/auth/guest", post(auth::guest))
         .route("/api/auth/register", post(auth::register))
         .route("/api/auth/login", post(auth::login))
         .route("/api/auth/logout", post(auth::logout))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::limit::per_ip,
+        ));
+    let routes = Router::new()
+        .merge(sign_in)
         .route("/api/leaderboard", get(reads::leaderboard))
         .route("/api/leaderboard/stream", get(stream::sse))
         .route("/api/players/{id}", get(reads::player))

@@ -14,6 +14,7 @@
 //! | [`stream`] | SSE and the edge-signed WebSocket |
 //! | [`http`] | router, middleware (request ids, logs, metrics, timeout, CORS) |
 //! | [`janitor`] | deletes consumed tokens and sessions long past expiry |
+//! | [`limit`] | per-IP rate limit of the sign-in routes |
 //! | [`telemetry`] | JSON log lines |
 //! | [`error`] | the error type and its one response shape |
 
@@ -27,6 +28,7 @@ pub mod error;
 pub mod extract;
 pub mod http;
 pub mod janitor;
+pub mod limit;
 pub mod reads;
 pub mod scores;
 pub mod state;
@@ -199,12 +201,20 @@ impl Application {
                 shutdown.clone(),
             ));
         }
+        let ip_limiter = limit::IpLimiter::new(
+            scoreboard_protocol::gcra::Quota::per_window(
+                config.rate_limit_ip,
+                config.rate_limit_window_ms,
+            )
+            .context("RATE_LIMIT_IP and RATE_LIMIT_WINDOW_MS must be positive")?,
+        );
         let state = AppState(Arc::new(Inner {
             config,
             db,
             read_db,
             board,
             cache,
+            ip_limiter,
             applier,
             actions,
             sse_clients: AtomicUsize::new(0),
@@ -269,12 +279,15 @@ impl Application {
         });
         let app = http::router(state);
         let mut stopped = shutdown_tx.subscribe();
-        let server =
-            axum::serve(listener, app.into_make_service()).with_graceful_shutdown(async move {
-                stop.await;
-                tracing::info!("shutting down");
-                let _ = shutdown_tx.send(true);
-            });
+        let server = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            stop.await;
+            tracing::info!("shutting down");
+            let _ = shutdown_tx.send(true);
+        });
         let serving = tokio::spawn(async move { server.await });
         // Wait for the signal, then give the server and the batcher the grace period.
         let _ = stopped.wait_for(|s| *s).await;

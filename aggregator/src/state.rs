@@ -20,6 +20,7 @@ pub struct Inner {
     pub board: Board,
     /// The Redis copy of the board, when `REDIS_URL` is set.
     pub cache: Option<Arc<crate::cache::Cache>>,
+    pub ip_limiter: crate::limit::IpLimiter,
     pub applier: Applier,
     pub actions: ActionTokens,
     /// Open SSE streams on this instance, against `SSE_MAX_CLIENTS_PER_INSTANCE`.

@@ -234,3 +234,55 @@ async fn unknown_routes_and_methods_answer_in_the_error_shape() {
     );
     assert!(r.headers().get("x-request-id").is_some());
 }
+
+/// Sign-in routes are limited per IP: past the quota, 429 with `Retry-After`, counted.
+#[tokio::test]
+async fn sign_in_is_rate_limited_per_ip() {
+    let app = spawn_app_with(|v| {
+        v.insert("RATE_LIMIT_IP".into(), "3".into());
+    })
+    .await;
+    for i in 0..3 {
+        app.guest(&format!("Fast {i}")).await;
+    }
+    let r = app
+        .http
+        .post(format!("{}/api/auth/guest", app.base))
+        .json(&json!({"name": "Fast 4"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    let retry: u64 = r
+        .headers()
+        .get("retry-after")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=20).contains(&retry), "retry-after {retry}");
+    assert_eq!(code_of(r).await.1, "RATE_LIMITED");
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(users, 3, "the refused request created nothing");
+    // Reads are not limited.
+    assert_eq!(
+        app.http
+            .get(format!("{}/api/leaderboard", app.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let text = reqwest::get(&app.metrics)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("rate_limit_hits_total{endpoint=\"auth\"}"));
+}

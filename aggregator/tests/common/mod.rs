@@ -42,6 +42,7 @@ pub fn base_vars(database_url: &str) -> HashMap<String, String> {
         ("ADMIN_API_KEY", ADMIN_KEY),
         ("LOG_LEVEL", "warn"),
         ("SHUTDOWN_GRACE_PERIOD", "5s"),
+        ("RATE_LIMIT_IP", "100000"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
