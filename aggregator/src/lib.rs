@@ -124,21 +124,25 @@ impl std::fmt::Debug for Application {
     }
 }
 
+/// A pool that gives up on a connection after 5 s, so a database outage turns into quick
+/// 503s instead of piled-up requests.
+async fn connect_pool(url: &str, max: u32) -> sqlx::Result<PgPool> {
+    PgPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(std::time::Duration::from_secs(5))
+        .connect(url)
+        .await
+}
+
 impl Application {
     /// Connects, migrates, loads the board and binds both ports (`0` picks free ones).
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let db = PgPoolOptions::new()
-            .max_connections(config.database_pool_max)
-            .acquire_timeout(std::time::Duration::from_secs(5))
-            .connect(config.database_url())
+        let db = connect_pool(config.database_url(), config.database_pool_max)
             .await
             .context("connecting to the database")?;
         MIGRATOR.run(&db).await.context("applying migrations")?;
         let read_db = match &config.database_replica_url {
-            Some(url) => PgPoolOptions::new()
-                .max_connections(config.database_pool_max)
-                .acquire_timeout(std::time::Duration::from_secs(5))
-                .connect(url.expose_secret())
+            Some(url) => connect_pool(url.expose_secret(), config.database_pool_max)
                 .await
                 .context("connecting to the read replica")?,
             None => db.clone(),

@@ -88,23 +88,13 @@ async fn a_ban_removes_the_player_from_the_board_and_an_unban_restores_them() {
     let top = app.leaderboard().await["top"].clone();
     assert_eq!(top.as_array().unwrap().len(), 1);
     assert_eq!(top[0]["player_id"], honest.id.as_str());
-    let r = app
-        .http
-        .get(format!("{}/api/players/{}", app.base, honest.id))
-        .send()
-        .await
-        .unwrap();
+    let r = app.get(format!("/api/players/{}", honest.id)).await;
     assert_eq!(
         r.json::<serde_json::Value>().await.unwrap()["rank"],
         1,
         "ranks skip the banned player"
     );
-    let r = app
-        .http
-        .get(format!("{}/api/players/{}", app.base, cheat.id))
-        .send()
-        .await
-        .unwrap();
+    let r = app.get(format!("/api/players/{}", cheat.id)).await;
     assert_eq!(r.status(), 404);
 
     let (s, _) = admin(

@@ -186,12 +186,7 @@ async fn logout_needs_a_session_and_revokes_it() {
 #[tokio::test]
 async fn unknown_routes_and_methods_answer_in_the_error_shape() {
     let app = spawn_app().await;
-    let r = app
-        .http
-        .get(format!("{}/nope", app.base))
-        .send()
-        .await
-        .unwrap();
+    let r = app.get("/nope").await;
     assert_eq!(
         code_of(r).await,
         (
@@ -207,26 +202,11 @@ async fn unknown_routes_and_methods_answer_in_the_error_shape() {
         .await
         .unwrap();
     assert_eq!(code_of(r).await.0, 405);
-    let r = app
-        .http
-        .get(format!("{}/api/players/nobody", app.base))
-        .send()
-        .await
-        .unwrap();
+    let r = app.get("/api/players/nobody").await;
     assert_eq!(code_of(r).await.1, "PLAYER_NOT_FOUND");
-    let r = app
-        .http
-        .get(format!("{}/api/players/bad%20id", app.base))
-        .send()
-        .await
-        .unwrap();
+    let r = app.get("/api/players/bad%20id").await;
     assert_eq!(code_of(r).await.1, "PLAYER_NOT_FOUND");
-    let r = app
-        .http
-        .get(format!("{}/health", app.base))
-        .send()
-        .await
-        .unwrap();
+    let r = app.get("/health").await;
     assert_eq!(r.status(), 200);
     assert_eq!(
         r.headers().get("x-content-type-options").unwrap(),
@@ -269,15 +249,7 @@ async fn sign_in_is_rate_limited_per_ip() {
         .unwrap();
     assert_eq!(users, 3, "the refused request created nothing");
     // Reads are not limited.
-    assert_eq!(
-        app.http
-            .get(format!("{}/api/leaderboard", app.base))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(app.get("/api/leaderboard").await.status(), 200);
     let text = reqwest::get(&app.metrics)
         .await
         .unwrap()

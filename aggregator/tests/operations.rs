@@ -18,12 +18,7 @@ async fn metrics_are_exported_with_the_documented_names() {
             .status(),
         422
     );
-    let _ = app
-        .http
-        .get(format!("{}/api/players/{}", app.base, p.id))
-        .send()
-        .await
-        .unwrap();
+    let _ = app.get(format!("/api/players/{}", p.id)).await;
     let (_, sse) = SseClient::connect(&format!("{}/api/leaderboard/stream", app.base), None).await;
     let _sse = sse.unwrap();
     let text = reqwest::get(&app.metrics)

@@ -91,22 +91,9 @@ async fn redis_and_postgres_agree_after_concurrent_updates() {
         assert_eq!(r.status(), 200);
     }
     assert_eq!(redis_board(&redis).await, pg_board(&app).await);
-    let view: serde_json::Value = app
-        .http
-        .get(format!("{}/api/players/{}", app.base, players[0].id))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let view: serde_json::Value = app.player(&players[0].id).await;
     assert_eq!(view["score"], app.total(&players[0].id).await);
-    let health = app
-        .http
-        .get(format!("{}/health", app.base))
-        .send()
-        .await
-        .unwrap();
+    let health = app.get("/health").await;
     assert_eq!(health.status(), 200);
     let h: serde_json::Value = health.json().await.unwrap();
     assert_eq!(h["checks"]["redis"], "ok");
@@ -136,15 +123,7 @@ async fn ties_go_to_the_earlier_achiever_everywhere() {
     assert_eq!(board["top"][1]["player_id"], late.id.as_str());
     assert_eq!(redis_board(&redis).await[0].0, early.id);
     for (p, rank) in [(&early, 1), (&late, 2)] {
-        let v: serde_json::Value = app
-            .http
-            .get(format!("{}/api/players/{}", app.base, p.id))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v: serde_json::Value = app.player(&p.id).await;
         assert_eq!(v["rank"], rank, "Redis rank of {}", p.name);
     }
     // The same answers from PostgreSQL alone.
@@ -153,15 +132,7 @@ async fn ties_go_to_the_earlier_achiever_everywhere() {
     })
     .await;
     for (p, rank) in [(&early, 1), (&late, 2)] {
-        let v: serde_json::Value = pg_only
-            .http
-            .get(format!("{}/api/players/{}", pg_only.base, p.id))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v: serde_json::Value = pg_only.player(&p.id).await;
         assert_eq!(v["rank"], rank, "PostgreSQL rank of {}", p.name);
     }
     assert_eq!(pg_only.leaderboard().await["top"], board["top"]);
@@ -194,26 +165,13 @@ async fn losing_redis_degrades_and_recovers_without_losing_updates() {
         assert_eq!(r.status(), 200, "updates keep working without Redis");
     }
     assert_eq!(app.total(&p.id).await, 30);
-    let v: serde_json::Value = app
-        .http
-        .get(format!("{}/api/players/{}", app.base, p.id))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: serde_json::Value = app.player(&p.id).await;
     assert_eq!(
         (v["score"].as_i64(), v["rank"].as_i64()),
         (Some(30), Some(1))
     );
     assert_eq!(app.leaderboard().await["top"][0]["score"], 30);
-    let health = app
-        .http
-        .get(format!("{}/health", app.base))
-        .send()
-        .await
-        .unwrap();
+    let health = app.get("/health").await;
     assert_eq!(health.status(), 503);
     let h: serde_json::Value = health.json().await.unwrap();
     assert_eq!(
@@ -224,15 +182,7 @@ async fn losing_redis_degrades_and_recovers_without_losing_updates() {
         ),
         (Some("degraded"), Some("down"), Some("ok"))
     );
-    assert_eq!(
-        app.http
-            .get(format!("{}/health/ready", app.base))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(app.get("/health/ready").await.status(), 200);
 
     // Redis comes back empty (it persists nothing): the supervisor rebuilds it.
     server.start_again().await.unwrap();
@@ -241,13 +191,7 @@ async fn losing_redis_degrades_and_recovers_without_losing_updates() {
     })
     .await;
     eventually("/health is ok again", || async {
-        app.http
-            .get(format!("{}/health", app.base))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            == 200
+        app.get("/health").await.status() == 200
     })
     .await;
     assert_eq!(redis_board(&redis).await, vec![(p.id.clone(), 30)]);

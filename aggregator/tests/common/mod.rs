@@ -170,6 +170,24 @@ impl TestApp {
             .await
     }
 
+    /// `GET` of a path on this app.
+    pub async fn get(&self, path: impl AsRef<str>) -> reqwest::Response {
+        self.http
+            .get(format!("{}{}", self.base, path.as_ref()))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `GET /api/players/{id}` as JSON.
+    pub async fn player(&self, id: &str) -> Value {
+        self.get(format!("/api/players/{id}"))
+            .await
+            .json()
+            .await
+            .unwrap()
+    }
+
     pub async fn leaderboard(&self) -> Value {
         self.http
             .get(format!("{}/api/leaderboard", self.base))
