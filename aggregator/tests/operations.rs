@@ -107,3 +107,33 @@ async fn a_graceful_stop_under_load_loses_no_acknowledged_update() {
         .unwrap();
     assert_eq!(total, applied);
 }
+
+/// Open streams end when the instance stops, so shutdown does not wait on them.
+#[tokio::test]
+async fn streams_end_when_the_instance_stops() {
+    // A grace period far longer than the test allows, so only closing the stream lets the
+    // stop finish in time.
+    let mut app = spawn_app_with(|v| {
+        v.insert("SHUTDOWN_GRACE_PERIOD".into(), "120s".into());
+    })
+    .await;
+    let (_, sse) = SseClient::connect(&format!("{}/api/leaderboard/stream", app.base), None).await;
+    let mut sse = sse.unwrap();
+    assert!(sse
+        .next_snapshot(std::time::Duration::from_secs(10))
+        .await
+        .is_some());
+    let stopping = tokio::spawn(async move {
+        app.stop().await;
+    });
+    while !sse.ended {
+        assert!(
+            sse.next(std::time::Duration::from_secs(30)).await.is_some() || sse.ended,
+            "the stream neither ended nor sent anything"
+        );
+    }
+    tokio::time::timeout(std::time::Duration::from_secs(60), stopping)
+        .await
+        .expect("the instance stops with a stream open")
+        .unwrap();
+}

@@ -226,6 +226,8 @@ pub struct SseClient {
     stream:
         std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
     buf: String,
+    /// The server closed the stream (as opposed to a read timing out).
+    pub ended: bool,
 }
 
 /// One SSE message: its `id`, `event`, `data`, `retry`, or a comment.
@@ -256,6 +258,7 @@ impl SseClient {
             Some(Self {
                 stream: Box::pin(resp.bytes_stream()),
                 buf: String::new(),
+                ended: false,
             }),
         )
     }
@@ -286,7 +289,11 @@ impl SseClient {
             }
             match tokio::time::timeout_at(deadline, self.stream.next()).await {
                 Ok(Some(Ok(chunk))) => self.buf.push_str(&String::from_utf8_lossy(&chunk)),
-                _ => return None,
+                Ok(_) => {
+                    self.ended = true;
+                    return None;
+                }
+                Err(_) => return None,
             }
         }
     }
