@@ -137,3 +137,49 @@ async fn streams_end_when_the_instance_stops() {
         .expect("the instance stops with a stream open")
         .unwrap();
 }
+
+/// PostgreSQL goes away: updates get 503 with `Retry-After` and the token is not consumed;
+/// readiness fails; when the database returns, the same token applies once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_answers_503_and_loses_nothing() {
+    let mut pg = scoreboard_tests::PgServer::start().await.unwrap();
+    let url = pg.url("postgres");
+    let app = spawn_app_with(move |v| {
+        v.insert("DATABASE_URL".into(), url);
+    })
+    .await;
+    let p = app.guest("Patient").await;
+    let token = mint(&p.id, 11, 0, 300, now());
+
+    pg.stop();
+    let r = app.post_score(&p.token, &token).await;
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().get("retry-after").is_some());
+    assert_eq!(code_of(r).await.1, "UPSTREAM_UNAVAILABLE");
+    assert_eq!(app.get("/health/ready").await.status(), 503);
+    let h = app.get("/health").await;
+    assert_eq!(h.status(), 503);
+    assert_eq!(
+        h.json::<serde_json::Value>().await.unwrap()["checks"]["database"],
+        "down"
+    );
+    // The board is still served from memory.
+    assert_eq!(app.get("/api/leaderboard").await.status(), 200);
+
+    pg.start_again().await.unwrap();
+    let mut status = 0;
+    for _ in 0..50 {
+        let r = app.post_score(&p.token, &token).await;
+        status = r.status().as_u16();
+        if status != 503 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        status, 200,
+        "the retried token applies once the database is back"
+    );
+    assert_eq!(app.post_score(&p.token, &token).await.status(), 409);
+    assert_eq!(app.total(&p.id).await, 11);
+}
