@@ -8,15 +8,18 @@
 //! | [`fresh_redis`] | a Redis for one test: its own server, or a unique key prefix on `REDIS_URL` |
 //! | [`PgServer`] | a PostgreSQL cluster of its own (initdb in a temp dir), stoppable and restartable |
 //! | [`RedisServer`] | a Redis server of its own, stoppable and restartable on the same port |
+//! | [`EdgeServer`] | the edge worker under `wrangler dev` (workerd) on a random port |
 //!
 //! Servers run under a small shell supervisor that watches the test process: when the test
 //! process goes away (panic, `kill -9`, normal exit, whose statics are never dropped), the
 //! supervisor stops the server and deletes its directory.
 
+mod edge;
 mod postgres;
 mod process;
 mod redis_server;
 
+pub use edge::EdgeServer;
 pub use postgres::{fresh_database, PgServer, TestDatabase};
 pub use process::free_port;
 pub use redis_server::{fresh_redis, RedisServer, TestRedis};

@@ -1,0 +1,217 @@
+//! The edge worker (Cloudflare Workers, wasm): the public API near the player. Glue around
+//! `scoreboard-protocol`: parse the request, call pure code, call bindings, build the response.
+//!
+//! This first slice serves `/health` (including whether the aggregator answers) and forwards
+//! the sign-in routes and the read routes to the aggregator with a request id and the edge
+//! signature, with our error shape, security headers and one JSON log line per request. Token
+//! checks, `PlayerGate`, `LeaderboardHub` and the page come next (issue #4, #5).
+
+use futures_util::future::Either;
+use scoreboard_protocol::{edge_signature, ErrorBody, ErrorCode};
+use worker::*;
+
+/// Longest we wait for the aggregator on one forwarded request.
+const UPSTREAM_TIMEOUT_MS: u64 = 5_000;
+
+/// Response headers every answer carries.
+const SECURITY_HEADERS: [(&str, &str); 4] = [
+    (
+        "strict-transport-security",
+        "max-age=31536000; includeSubDomains",
+    ),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "no-referrer"),
+    ("x-frame-options", "DENY"),
+];
+
+fn json_error(code: ErrorCode, retry_after: Option<u64>) -> Response {
+    let body = serde_json::to_string(&ErrorBody::from_code(code)).unwrap_or_default();
+    let headers = Headers::new();
+    let _ = headers.set("content-type", "application/json");
+    if let Some(s) = retry_after {
+        let _ = headers.set("retry-after", &s.to_string());
+    }
+    ResponseBuilder::new()
+        .with_status(code.status())
+        .with_headers(headers)
+        .fixed(body.into_bytes())
+}
+
+fn var(env: &Env, name: &str) -> Option<String> {
+    env.var(name)
+        .map(|v| v.to_string())
+        .or_else(|_| env.secret(name).map(|v| v.to_string()))
+        .ok()
+        .filter(|v| !v.is_empty())
+}
+
+/// A request id: the client's if it is sane, else a random one.
+fn request_id(req: &Request) -> String {
+    if let Ok(Some(id)) = req.headers().get("x-request-id") {
+        if !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()) {
+            return id;
+        }
+    }
+    let mut bytes = [0u8; 16];
+    if getrandom_js(&mut bytes).is_err() {
+        return format!("edge-{}", Date::now().as_millis());
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Web Crypto randomness through the worker's global `crypto`.
+fn getrandom_js(buf: &mut [u8]) -> Result<()> {
+    let crypto = worker::js_sys::Reflect::get(&worker::js_sys::global(), &"crypto".into())
+        .map_err(|_| Error::RustError("no crypto".into()))?;
+    let array = worker::js_sys::Uint8Array::new_with_length(buf.len() as u32);
+    let get = worker::js_sys::Reflect::get(&crypto, &"getRandomValues".into())
+        .map_err(|_| Error::RustError("no getRandomValues".into()))?;
+    let f: worker::js_sys::Function = get.into();
+    f.call1(&crypto, &array)
+        .map_err(|_| Error::RustError("getRandomValues failed".into()))?;
+    array.copy_to(buf);
+    Ok(())
+}
+
+#[event(fetch)]
+pub async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    let started = Date::now().as_millis();
+    let rid = request_id(&req);
+    let method = req.method().to_string();
+    let path = req.path();
+    let route = route_name(&req.method(), &path);
+    let mut resp = match handle(&mut req, &env, &rid, route).await {
+        Ok(r) => r,
+        Err(e) => {
+            // A bare `Err` would become an empty 500: log it and answer in our shape.
+            console_error!("{{\"level\":\"error\",\"service\":\"scoreboard-edge\",\"requestId\":\"{rid}\",\"message\":\"unhandled error\",\"data\":{{\"error\":{}}}}}", serde_json::to_string(&e.to_string()).unwrap_or_default());
+            json_error(ErrorCode::InternalError, None)
+        }
+    };
+    let headers = resp.headers_mut();
+    for (k, v) in SECURITY_HEADERS {
+        let _ = headers.set(k, v);
+    }
+    let _ = headers.set("x-request-id", &rid);
+    let line = serde_json::json!({
+        "timestamp": scoreboard_protocol::snapshot::rfc3339_millis(Date::now().as_millis() as i64),
+        "level": "info",
+        "service": "scoreboard-edge",
+        "requestId": rid,
+        "userId": null,
+        "message": "request completed",
+        "data": {"method": method, "path": route, "status": resp.status_code(),
+                 "duration_ms": Date::now().as_millis().saturating_sub(started)},
+    });
+    console_log!("{line}");
+    Ok(resp)
+}
+
+/// The route a path matches, as logged (never the raw path, which may carry ids).
+fn route_name(method: &Method, path: &str) -> &'static str {
+    match (method, path) {
+        (Method::Get, "/health") => "/health",
+        (Method::Get, "/api/leaderboard") => "/api/leaderboard",
+        (Method::Get, p) if p.starts_with("/api/players/") => "/api/players/{id}",
+        (Method::Post, "/api/auth/guest") => "/api/auth/guest",
+        (Method::Post, "/api/auth/register") => "/api/auth/register",
+        (Method::Post, "/api/auth/login") => "/api/auth/login",
+        (Method::Post, "/api/auth/logout") => "/api/auth/logout",
+        _ => "unmatched",
+    }
+}
+
+async fn handle(req: &mut Request, env: &Env, rid: &str, route: &'static str) -> Result<Response> {
+    let known_path = matches!(
+        req.path().as_str(),
+        "/health"
+            | "/api/leaderboard"
+            | "/api/auth/guest"
+            | "/api/auth/register"
+            | "/api/auth/login"
+            | "/api/auth/logout"
+    ) || req.path().starts_with("/api/players/");
+    match route {
+        "/health" => health(env).await,
+        "unmatched" if known_path => Ok(json_error(ErrorCode::MethodNotAllowed, None)),
+        "unmatched" => Ok(json_error(ErrorCode::NotFound, None)),
+        _ => forward(req, env, rid).await,
+    }
+}
+
+/// `GET /health`: the edge answers, and says whether the aggregator does.
+async fn health(env: &Env) -> Result<Response> {
+    let Some(base) = var(env, "AGGREGATOR_URL") else {
+        return Ok(Response::from_json(&serde_json::json!({"status": "degraded", "checks": {"edge": "ok", "aggregator": "not configured"}}))?.with_status(503));
+    };
+    let up = match Fetch::Url(Url::parse(&format!("{base}/health/ready"))?)
+        .send()
+        .await
+    {
+        Ok(r) => r.status_code() == 200,
+        Err(_) => false,
+    };
+    let body = serde_json::json!({
+        "status": if up { "ok" } else { "degraded" },
+        "checks": {"edge": "ok", "aggregator": if up { "ok" } else { "down" }},
+    });
+    Ok(Response::from_json(&body)?.with_status(if up { 200 } else { 503 }))
+}
+
+/// Forwards the request to the aggregator with a request id and the edge signature.
+async fn forward(req: &mut Request, env: &Env, rid: &str) -> Result<Response> {
+    let Some(base) = var(env, "AGGREGATOR_URL") else {
+        return Ok(json_error(ErrorCode::UpstreamUnavailable, Some(5)));
+    };
+    let body = if req.method() == Method::Post {
+        req.bytes().await.unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    if body.len() > scoreboard_protocol::error::MAX_BODY_BYTES {
+        return Ok(json_error(ErrorCode::PayloadTooLarge, None));
+    }
+    let path = req.path();
+    let url = req.url()?;
+    let headers = Headers::new();
+    for name in ["authorization", "content-type", "last-event-id"] {
+        if let Ok(Some(v)) = req.headers().get(name) {
+            headers.set(name, &v)?;
+        }
+    }
+    headers.set("x-request-id", rid)?;
+    if let Some(secret) = var(env, "EDGE_FORWARD_SECRET") {
+        let t = (Date::now().as_millis() / 1000) as i64;
+        let method = req.method().to_string();
+        headers.set(
+            edge_signature::HEADER,
+            &edge_signature::header_value(secret.as_bytes(), t, &method, &path, &body),
+        )?;
+    }
+    let mut init = RequestInit::new();
+    init.with_method(req.method()).with_headers(headers);
+    if !body.is_empty() {
+        init.with_body(Some(
+            worker::js_sys::Uint8Array::from(body.as_slice()).into(),
+        ));
+    }
+    let target = format!(
+        "{base}{path}{}",
+        url.query().map(|q| format!("?{q}")).unwrap_or_default()
+    );
+    let upstream = Request::new_with_init(&target, &init)?;
+    let controller = AbortController::default();
+    let signal = controller.signal();
+    let fetch = Fetch::Request(upstream);
+    let send = std::pin::pin!(fetch.send_with_signal(&signal));
+    let timeout = Delay::from(std::time::Duration::from_millis(UPSTREAM_TIMEOUT_MS));
+    match futures_util::future::select(send, timeout).await {
+        // The aggregator answered: pass its answer on, unless it is a 5xx of ours to hide.
+        Either::Left((Ok(r), _)) if r.status_code() < 500 || r.status_code() == 503 => Ok(r),
+        Either::Left(_) => Ok(json_error(ErrorCode::UpstreamUnavailable, Some(1))),
+        Either::Right(_) => {
+            controller.abort();
+            Ok(json_error(ErrorCode::UpstreamUnavailable, Some(1)))
+        }
+    }
+}
