@@ -1,14 +1,56 @@
 //! The edge worker (Cloudflare Workers, wasm): the public API near the player. Glue around
 //! `scoreboard-protocol`: parse the request, call pure code, call bindings, build the response.
 //!
-//! This first slice serves `/health` (including whether the aggregator answers) and forwards
-//! the sign-in routes and the read routes to the aggregator with a request id and the edge
-//! signature, with our error shape, security headers and one JSON log line per request. Token
-//! checks, `PlayerGate`, `LeaderboardHub` and the page come next (issue #4, #5).
+//! | module | what |
+//! | --- | --- |
+//! | this file | entry point, routing, forwarding of sign-in and reads, health, headers, logs |
+//! | `scores` | `POST /api/actions` (mint from the catalog) and `POST /api/scores` (verify, limit, forward) |
+//! | `gate` | the `PlayerGate` Durable Object: exact per-player GCRA and the redeemed-`jti` set |
+//!
+//! `LeaderboardHub` (SSE fan-out), the per-IP binding and the page come next (issues #4, #5).
 
 use futures_util::future::Either;
 use scoreboard_protocol::{edge_signature, ErrorBody, ErrorCode};
 use worker::*;
+
+mod gate;
+mod scores;
+
+/// A refusal with its code and an optional `Retry-After`.
+#[derive(Debug)]
+pub(crate) struct ClientError(pub(crate) ErrorCode, pub(crate) Option<u64>);
+
+impl ClientError {
+    pub(crate) fn response(&self) -> Response {
+        json_error(self.0, self.1)
+    }
+}
+
+/// A JSON response with its content type (worker's `with_headers` would replace it).
+pub(crate) fn json_response<T: serde::Serialize>(status: u16, body: &T) -> Result<Response> {
+    let headers = Headers::new();
+    headers.set("content-type", "application/json")?;
+    Ok(ResponseBuilder::new()
+        .with_status(status)
+        .with_headers(headers)
+        .fixed(serde_json::to_vec(body)?))
+}
+
+/// Sends with a timeout; `None` when it ran out (the request is aborted).
+pub(crate) async fn send_with_timeout(req: Request, timeout_ms: u64) -> Option<Result<Response>> {
+    let controller = AbortController::default();
+    let signal = controller.signal();
+    let fetch = Fetch::Request(req);
+    let send = std::pin::pin!(fetch.send_with_signal(&signal));
+    let timeout = Delay::from(std::time::Duration::from_millis(timeout_ms));
+    match futures_util::future::select(send, timeout).await {
+        Either::Left((r, _)) => Some(r),
+        Either::Right(_) => {
+            controller.abort();
+            None
+        }
+    }
+}
 
 /// Longest we wait for the aggregator on one forwarded request.
 const UPSTREAM_TIMEOUT_MS: u64 = 5_000;
@@ -24,7 +66,7 @@ const SECURITY_HEADERS: [(&str, &str); 4] = [
     ("x-frame-options", "DENY"),
 ];
 
-fn json_error(code: ErrorCode, retry_after: Option<u64>) -> Response {
+pub(crate) fn json_error(code: ErrorCode, retry_after: Option<u64>) -> Response {
     let body = serde_json::to_string(&ErrorBody::from_code(code)).unwrap_or_default();
     let headers = Headers::new();
     let _ = headers.set("content-type", "application/json");
@@ -37,7 +79,7 @@ fn json_error(code: ErrorCode, retry_after: Option<u64>) -> Response {
         .fixed(body.into_bytes())
 }
 
-fn var(env: &Env, name: &str) -> Option<String> {
+pub(crate) fn var(env: &Env, name: &str) -> Option<String> {
     env.var(name)
         .map(|v| v.to_string())
         .or_else(|_| env.secret(name).map(|v| v.to_string()))
@@ -60,7 +102,7 @@ fn request_id(req: &Request) -> String {
 }
 
 /// Web Crypto randomness through the worker's global `crypto`.
-fn getrandom_js(buf: &mut [u8]) -> Result<()> {
+pub(crate) fn getrandom_js(buf: &mut [u8]) -> Result<()> {
     let crypto = worker::js_sys::Reflect::get(&worker::js_sys::global(), &"crypto".into())
         .map_err(|_| Error::RustError("no crypto".into()))?;
     let array = worker::js_sys::Uint8Array::new_with_length(buf.len() as u32);
@@ -117,6 +159,8 @@ fn route_name(method: &Method, path: &str) -> &'static str {
         (Method::Post, "/api/auth/register") => "/api/auth/register",
         (Method::Post, "/api/auth/login") => "/api/auth/login",
         (Method::Post, "/api/auth/logout") => "/api/auth/logout",
+        (Method::Post, "/api/actions") => "/api/actions",
+        (Method::Post, "/api/scores") => "/api/scores",
         _ => "unmatched",
     }
 }
@@ -133,6 +177,8 @@ async fn handle(req: &mut Request, env: &Env, rid: &str, route: &'static str) ->
     ) || req.path().starts_with("/api/players/");
     match route {
         "/health" => health(env).await,
+        "/api/actions" => scores::mint(req, env).await,
+        "/api/scores" => scores::redeem(req, env, rid).await,
         "unmatched" if known_path => Ok(json_error(ErrorCode::MethodNotAllowed, None)),
         "unmatched" => Ok(json_error(ErrorCode::NotFound, None)),
         _ => forward(req, env, rid).await,
@@ -200,18 +246,9 @@ async fn forward(req: &mut Request, env: &Env, rid: &str) -> Result<Response> {
         url.query().map(|q| format!("?{q}")).unwrap_or_default()
     );
     let upstream = Request::new_with_init(&target, &init)?;
-    let controller = AbortController::default();
-    let signal = controller.signal();
-    let fetch = Fetch::Request(upstream);
-    let send = std::pin::pin!(fetch.send_with_signal(&signal));
-    let timeout = Delay::from(std::time::Duration::from_millis(UPSTREAM_TIMEOUT_MS));
-    match futures_util::future::select(send, timeout).await {
+    match send_with_timeout(upstream, UPSTREAM_TIMEOUT_MS).await {
         // The aggregator answered: pass its answer on, unless it is a 5xx of ours to hide.
-        Either::Left((Ok(r), _)) if r.status_code() < 500 || r.status_code() == 503 => Ok(r),
-        Either::Left(_) => Ok(json_error(ErrorCode::UpstreamUnavailable, Some(1))),
-        Either::Right(_) => {
-            controller.abort();
-            Ok(json_error(ErrorCode::UpstreamUnavailable, Some(1)))
-        }
+        Some(Ok(r)) if r.status_code() < 500 || r.status_code() == 503 => Ok(r),
+        _ => Ok(json_error(ErrorCode::UpstreamUnavailable, Some(1))),
     }
 }

@@ -53,6 +53,9 @@ impl EdgeServer {
             "--persist-to",
             &dir.join("state").to_string_lossy(),
             "--show-interactive-dev-session=false",
+            // Each instance its own inspector port: the default 9229 is shared by all.
+            "--inspector-port",
+            &crate::free_port().to_string(),
         ] {
             args.push(a.to_owned());
         }
@@ -80,10 +83,8 @@ impl EdgeServer {
     async fn wait_ready(&mut self, within: Duration) -> Result<()> {
         let deadline = Instant::now() + within;
         loop {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-                .await
-                .is_ok()
-            {
+            // The port opens before the worker is loaded: wait for a real HTTP answer.
+            if answers_http(self.port).await {
                 return Ok(());
             }
             let exited = self.server.as_mut().is_none_or(|s| s.has_exited());
@@ -110,6 +111,27 @@ impl EdgeServer {
             s.stop(Duration::from_secs(15));
         }
     }
+}
+
+/// Whether something on `port` answers an HTTP request (any status).
+async fn answers_http(port: u16) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let attempt = async {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()?;
+        s.write_all(b"GET /__ready HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
+            .await
+            .ok()?;
+        let mut buf = [0u8; 16];
+        let n = s.read(&mut buf).await.ok()?;
+        Some(buf[..n].starts_with(b"HTTP/1.1 "))
+    };
+    tokio::time::timeout(Duration::from_secs(5), attempt)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false)
 }
 
 impl Drop for EdgeServer {

@@ -183,3 +183,291 @@ async fn the_edge_forwards_to_the_aggregator_and_degrades_when_it_is_gone() {
         "UPSTREAM_UNAVAILABLE"
     );
 }
+
+const JWT_SECRET: &str = "e2e-jwt-secret-0123456789abcdef-uvwxyz";
+const ACTION_SECRET: &str = "e2e-action-secret-0123456789abcdef-xy";
+
+async fn edge_for(agg: &str, limit: &str) -> EdgeServer {
+    EdgeServer::start(&[
+        ("AGGREGATOR_URL", agg),
+        ("EDGE_FORWARD_SECRET", EDGE_SECRET),
+        ("JWT_SECRET", JWT_SECRET),
+        ("ACTION_TOKEN_SECRET", ACTION_SECRET),
+        ("RATE_LIMIT_SCORE_UPDATE", limit),
+        (
+            "ACTION_CATALOG",
+            r#"{"tap": {"points": 3, "min_seconds": 0}, "slow": {"points": 5, "min_seconds": 60}}"#,
+        ),
+    ])
+    .await
+    .unwrap()
+}
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Client {
+    async fn guest(&self, name: &str) -> (String, String) {
+        let v: Value = self
+            .http
+            .post(format!("{}/api/auth/guest", self.base))
+            .json(&json!({"name": name}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        (
+            v["player_id"].as_str().unwrap().to_owned(),
+            v["token"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    async fn action(&self, session: &str, action: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}/api/actions", self.base))
+            .bearer_auth(session)
+            .json(&json!({"action": action}))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap_or_default())
+    }
+
+    async fn score(&self, session: &str, token: &str) -> (u16, Value, Option<String>) {
+        let r = self
+            .http
+            .post(format!("{}/api/scores", self.base))
+            .bearer_auth(session)
+            .json(&json!({"action_token": token}))
+            .send()
+            .await
+            .unwrap();
+        let retry = r
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (
+            r.status().as_u16(),
+            r.json().await.unwrap_or_default(),
+            retry,
+        )
+    }
+}
+
+fn local_token(secret: &str, player: &str, iat: i64, ttl: i64) -> String {
+    use scoreboard_protocol::action::{ActionTokens, MintRequest};
+    use scoreboard_protocol::jwt::HmacSecret;
+    ActionTokens::from_secret(HmacSecret::new(secret.as_bytes()))
+        .mint(
+            &MintRequest {
+                player: &scoreboard_protocol::PlayerId::parse(player).unwrap(),
+                action: &scoreboard_protocol::ActionName::parse("tap").unwrap(),
+                points: 3,
+                min_seconds: 0,
+                ttl_secs: ttl,
+            },
+            &rand::random::<[u8; 16]>(),
+            iat,
+        )
+        .unwrap()
+        .token
+}
+
+/// A guest mints and redeems through the edge; every refusal has its status and code and
+/// moves nothing; a replay, also two racing, applies once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scores_are_checked_at_the_edge_and_applied_once() {
+    let db = fresh_database().await.unwrap();
+    let redis = fresh_redis().await.unwrap();
+    let (agg, _stop, _task) = aggregator(&db.url, &redis).await;
+    let edge = edge_for(&agg, "8").await;
+    let c = Client {
+        http: reqwest::Client::new(),
+        base: edge.url(),
+    };
+    let (p1, s1) = c.guest("Player One").await;
+    let (p2, s2) = c.guest("Player Two").await;
+
+    let (status, minted) = c.action(&s1, "tap").await;
+    assert_eq!(status, 201, "{minted}");
+    assert_eq!(minted["points"], 3);
+    for k in ["action_token", "expires_at", "not_before"] {
+        assert!(minted[k].is_string(), "{k}");
+    }
+    let token = minted["action_token"].as_str().unwrap().to_owned();
+    let (status, body, _) = c.score(&s1, &token).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (
+            body["score"].as_i64(),
+            body["rank"].as_i64(),
+            body["applied"].as_bool()
+        ),
+        (Some(3), Some(1), Some(true))
+    );
+    assert!(body["leaderboard_version"].as_i64().unwrap() > 0);
+
+    let (status, body, _) = c.score(&s1, &token).await;
+    assert_eq!(
+        (
+            status,
+            body["error"]["code"].as_str(),
+            body["score"].as_i64()
+        ),
+        (409, Some("ACTION_TOKEN_REPLAYED"), Some(3))
+    );
+
+    let (status, body) = c.action(&s1, "dance").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("UNKNOWN_ACTION"))
+    );
+    let (_, slow) = c.action(&s1, "slow").await;
+    let (status, body, retry) = c.score(&s1, slow["action_token"].as_str().unwrap()).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (425, Some("ACTION_TOKEN_NOT_YET_VALID"))
+    );
+    assert!(retry.unwrap().parse::<u64>().unwrap() >= 1);
+
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let (_, other) = c.action(&s2, "tap").await;
+    for (token, status, code) in [
+        (
+            local_token("forged-secret-forged-secret-0123456", &p1, now, 300),
+            422,
+            "ACTION_TOKEN_INVALID",
+        ),
+        (s1.clone(), 422, "ACTION_TOKEN_INVALID"),
+        (
+            other["action_token"].as_str().unwrap().to_owned(),
+            403,
+            "ACTION_TOKEN_WRONG_PLAYER",
+        ),
+        (
+            local_token(ACTION_SECRET, &p1, now - 400, 300),
+            422,
+            "ACTION_TOKEN_EXPIRED",
+        ),
+    ] {
+        let (s, body, _) = c.score(&s1, &token).await;
+        assert_eq!(
+            (s, body["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{body}"
+        );
+    }
+
+    // Checked before the limit: no session, wrong media type, too large, malformed.
+    let r = c
+        .http
+        .post(format!("{}/api/scores", c.base))
+        .json(&json!({"action_token": token}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = c
+        .http
+        .post(format!("{}/api/scores", c.base))
+        .bearer_auth(&s1)
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    let r = c
+        .http
+        .post(format!("{}/api/scores", c.base))
+        .bearer_auth(&s1)
+        .header("content-type", "application/json")
+        .body(format!("{{\"action_token\":\"{}\"}}", "x".repeat(5000)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let r = c
+        .http
+        .post(format!("{}/api/scores", c.base))
+        .bearer_auth(&s1)
+        .header("content-type", "application/json")
+        .body("{\"action_token\":")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    // Two edge requests racing with one token: one applies.
+    let (_, m) = c.action(&s2, "tap").await;
+    let t2 = m["action_token"].as_str().unwrap().to_owned();
+    let (a, b) = tokio::join!(c.score(&s2, &t2), c.score(&s2, &t2));
+    let mut statuses = [a.0, b.0];
+    statuses.sort();
+    assert_eq!(statuses, [200, 409]);
+
+    let v1: Value = c
+        .http
+        .get(format!("{agg}/api/players/{p1}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let v2: Value = c
+        .http
+        .get(format!("{agg}/api/players/{p2}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (v1["score"].as_i64(), v2["score"].as_i64()),
+        (Some(3), Some(3)),
+        "only the two good redemptions moved scores"
+    );
+}
+
+/// Over the per-player limit: 429 with Retry-After, and other players are unaffected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_per_player_limit_answers_429_without_touching_others() {
+    let db = fresh_database().await.unwrap();
+    let redis = fresh_redis().await.unwrap();
+    let (agg, _stop, _task) = aggregator(&db.url, &redis).await;
+    let edge = edge_for(&agg, "3").await;
+    let c = Client {
+        http: reqwest::Client::new(),
+        base: edge.url(),
+    };
+    let (_, hammer) = c.guest("Hammer").await;
+    let (_, calm) = c.guest("Calm").await;
+    let mut statuses = Vec::new();
+    let mut retry = None;
+    for _ in 0..4 {
+        let (_, m) = c.action(&hammer, "tap").await;
+        let (s, _, r) = c.score(&hammer, m["action_token"].as_str().unwrap()).await;
+        statuses.push(s);
+        retry = retry.or(r);
+    }
+    assert_eq!(statuses, vec![200, 200, 200, 429]);
+    let secs: u64 = retry.expect("Retry-After on 429").parse().unwrap();
+    assert!(
+        (1..=20).contains(&secs),
+        "one emission interval (20 s for 3/min), got {secs}"
+    );
+    let (_, m) = c.action(&calm, "tap").await;
+    assert_eq!(
+        c.score(&calm, m["action_token"].as_str().unwrap()).await.0,
+        200
+    );
+}
