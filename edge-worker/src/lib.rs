@@ -6,14 +6,16 @@
 //! | this file | entry point, routing, forwarding of sign-in and reads, health, headers, logs |
 //! | `scores` | `POST /api/actions` (mint from the catalog) and `POST /api/scores` (verify, limit, forward) |
 //! | `gate` | the `PlayerGate` Durable Object: exact per-player GCRA and the redeemed-`jti` set |
+//! | `hub` | the `LeaderboardHub` Durable Object: one upstream WebSocket, SSE to every client |
 //!
-//! `LeaderboardHub` (SSE fan-out), the per-IP binding and the page come next (issues #4, #5).
+//! The per-IP binding, CORS and the page come next (issues #4, #5).
 
 use futures_util::future::Either;
 use scoreboard_protocol::{edge_signature, ErrorBody, ErrorCode};
 use worker::*;
 
 mod gate;
+mod hub;
 mod scores;
 
 /// A refusal with its code and an optional `Retry-After`.
@@ -34,6 +36,53 @@ pub(crate) fn json_response<T: serde::Serialize>(status: u16, body: &T) -> Resul
         .with_status(status)
         .with_headers(headers)
         .fixed(serde_json::to_vec(body)?))
+}
+
+/// A response with a body that already is JSON.
+pub(crate) fn json_raw(status: u16, body: Vec<u8>) -> Result<Response> {
+    let headers = Headers::new();
+    headers.set("content-type", "application/json")?;
+    Ok(ResponseBuilder::new()
+        .with_status(status)
+        .with_headers(headers)
+        .fixed(body))
+}
+
+/// `GET /api/leaderboard/stream`: served by this location's hub.
+async fn stream(req: &Request, env: &Env, rid: &str) -> Result<Response> {
+    let colo = req
+        .cf()
+        .map(|cf| cf.colo())
+        .filter(|c| !c.is_empty())
+        .unwrap_or_else(|| "local".into());
+    let shards: u32 = var(env, "HUB_SHARDS")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    // Spread clients over shards by request id, which is random per request.
+    let shard = rid
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
+        % shards;
+    let last_seen = req.headers().get("last-event-id")?.or_else(|| {
+        req.url().ok().and_then(|u| {
+            u.query_pairs()
+                .find(|(k, _)| k == "last_event_id")
+                .map(|(_, v)| v.into_owned())
+        })
+    });
+    let headers = Headers::new();
+    if let Some(id) = last_seen {
+        headers.set("last-event-id", &id)?;
+    }
+    let mut init = RequestInit::new();
+    init.with_method(Method::Get).with_headers(headers);
+    let hub = env
+        .durable_object("LEADERBOARD_HUB")?
+        .id_from_name(&format!("{colo}:{shard}"))?
+        .get_stub()?;
+    hub.fetch_with_request(Request::new_with_init("http://hub/sse", &init)?)
+        .await
 }
 
 /// Sends with a timeout; `None` when it ran out (the request is aborted).
@@ -161,6 +210,7 @@ fn route_name(method: &Method, path: &str) -> &'static str {
         (Method::Post, "/api/auth/logout") => "/api/auth/logout",
         (Method::Post, "/api/actions") => "/api/actions",
         (Method::Post, "/api/scores") => "/api/scores",
+        (Method::Get, "/api/leaderboard/stream") => "/api/leaderboard/stream",
         _ => "unmatched",
     }
 }
@@ -179,6 +229,7 @@ async fn handle(req: &mut Request, env: &Env, rid: &str, route: &'static str) ->
         "/health" => health(env).await,
         "/api/actions" => scores::mint(req, env).await,
         "/api/scores" => scores::redeem(req, env, rid).await,
+        "/api/leaderboard/stream" => stream(req, env, rid).await,
         "unmatched" if known_path => Ok(json_error(ErrorCode::MethodNotAllowed, None)),
         "unmatched" => Ok(json_error(ErrorCode::NotFound, None)),
         _ => forward(req, env, rid).await,

@@ -8,6 +8,7 @@
 //! | [`fresh_redis`] | a Redis for one test: its own server, or a unique key prefix on `REDIS_URL` |
 //! | [`PgServer`] | a PostgreSQL cluster of its own (initdb in a temp dir), stoppable and restartable |
 //! | [`RedisServer`] | a Redis server of its own, stoppable and restartable on the same port |
+//! | [`sse::SseClient`] | reads an SSE stream message by message |
 //! | [`EdgeServer`] | the edge worker under `wrangler dev` (workerd) on a random port |
 //!
 //! Servers run under a small shell supervisor that watches the test process: when the test
@@ -18,6 +19,7 @@ mod edge;
 mod postgres;
 mod process;
 mod redis_server;
+pub mod sse;
 
 pub use edge::EdgeServer;
 pub use postgres::{fresh_database, PgServer, TestDatabase};

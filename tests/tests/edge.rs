@@ -471,3 +471,86 @@ async fn the_per_player_limit_answers_429_without_touching_others() {
         200
     );
 }
+
+/// SSE through the edge hub: `retry`, the current snapshot, a newer one after a redemption,
+/// pings, and `Last-Event-ID` resuming without a duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_edge_hub_streams_the_top_ten_over_sse() {
+    use scoreboard_tests::sse::SseClient;
+    use std::time::Duration;
+    let db = fresh_database().await.unwrap();
+    let redis = fresh_redis().await.unwrap();
+    let (agg, _stop, _task) = aggregator(&db.url, &redis).await;
+    let edge = EdgeServer::start(&[
+        ("AGGREGATOR_URL", agg.as_str()),
+        ("EDGE_FORWARD_SECRET", EDGE_SECRET),
+        ("JWT_SECRET", JWT_SECRET),
+        ("ACTION_TOKEN_SECRET", ACTION_SECRET),
+        (
+            "ACTION_CATALOG",
+            r#"{"tap": {"points": 3, "min_seconds": 0}}"#,
+        ),
+        ("SSE_PING_INTERVAL", "700"),
+    ])
+    .await
+    .unwrap();
+    let c = Client {
+        http: reqwest::Client::new(),
+        base: edge.url(),
+    };
+    let url = format!("{}/api/leaderboard/stream", c.base);
+    let (status, sse) = SseClient::connect(&url, None).await;
+    assert_eq!(status, 200);
+    let mut sse = sse.unwrap();
+    let first = sse.next(Duration::from_secs(10)).await.unwrap();
+    assert_eq!(first.retry.as_deref(), Some("3000"));
+    let (v0, _) = sse
+        .next_snapshot(Duration::from_secs(15))
+        .await
+        .expect("the current snapshot through the hub");
+
+    let (pid, session) = c.guest("Streamed").await;
+    let (_, m) = c.action(&session, "tap").await;
+    assert_eq!(
+        c.score(&session, m["action_token"].as_str().unwrap())
+            .await
+            .0,
+        200
+    );
+    let (v1, snap) = sse
+        .next_snapshot(Duration::from_secs(15))
+        .await
+        .expect("a newer snapshot through the hub");
+    assert!(v1 > v0);
+    assert_eq!(snap["top"][0]["player_id"], pid.as_str());
+
+    let mut saw_ping = false;
+    for _ in 0..5 {
+        if let Some(m) = sse.next(Duration::from_secs(3)).await {
+            if m.comment.as_deref() == Some("ping") {
+                saw_ping = true;
+                break;
+            }
+        }
+    }
+    assert!(saw_ping, "pings flow through the hub");
+
+    // A client that already has the current version gets nothing until the next change.
+    let (_, resumed) = SseClient::connect(&url, Some(&v1.to_string())).await;
+    let mut resumed = resumed.unwrap();
+    resumed.next(Duration::from_secs(10)).await.unwrap();
+    let early = resumed.next_snapshot(Duration::from_millis(1500)).await;
+    assert!(early.is_none(), "no duplicate of version {v1}: {early:?}");
+    let (_, m) = c.action(&session, "tap").await;
+    assert_eq!(
+        c.score(&session, m["action_token"].as_str().unwrap())
+            .await
+            .0,
+        200
+    );
+    let (v2, _) = resumed
+        .next_snapshot(Duration::from_secs(15))
+        .await
+        .unwrap();
+    assert!(v2 > v1);
+}

@@ -1,0 +1,220 @@
+//! `LeaderboardHub`, one Durable Object per `<colo>:<shard>`: holds one WebSocket to the
+//! aggregator's `/internal/leaderboard/ws` for all its SSE clients, keeps the latest snapshot,
+//! and fans it out latest-value style (a slow client skips versions, nothing queues). It
+//! reconnects with backoff and jitter, resuming from the last version it has, and closes the
+//! upstream when its last client leaves.
+
+use futures_util::{Stream, StreamExt};
+use scoreboard_protocol::edge_signature;
+use scoreboard_protocol::snapshot::Snapshot;
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context as TaskContext, Poll, Waker};
+use std::time::Duration;
+use worker::*;
+
+/// What browsers wait before reconnecting (`retry:`), as the aggregator says.
+const SSE_RETRY_MS: u64 = 3000;
+const MAX_BACKOFF_MS: u64 = 10_000;
+
+#[derive(Default)]
+struct Shared {
+    /// (version, snapshot JSON) of the newest snapshot.
+    latest: RefCell<Option<(i64, Rc<str>)>>,
+    wakers: RefCell<Vec<Waker>>,
+    clients: Cell<usize>,
+    upstream: RefCell<Option<WebSocket>>,
+    /// The connect loop is running (guards against two loops when requests interleave).
+    running: Cell<bool>,
+}
+
+impl Shared {
+    fn publish(&self, version: i64, json: String) {
+        let newer = self
+            .latest
+            .borrow()
+            .as_ref()
+            .is_none_or(|(v, _)| version > *v);
+        if newer {
+            *self.latest.borrow_mut() = Some((version, json.into()));
+            for w in self.wakers.borrow_mut().drain(..) {
+                w.wake();
+            }
+        }
+    }
+}
+
+#[durable_object]
+pub struct LeaderboardHub {
+    env: Env,
+    shared: Rc<Shared>,
+}
+
+impl std::fmt::Debug for LeaderboardHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LeaderboardHub")
+    }
+}
+
+impl DurableObject for LeaderboardHub {
+    fn new(_state: State, env: Env) -> Self {
+        Self {
+            env,
+            shared: Rc::new(Shared::default()),
+        }
+    }
+
+    async fn fetch(&self, req: Request) -> Result<Response> {
+        match req.path().as_str() {
+            "/snapshot" => match self.shared.latest.borrow().clone() {
+                Some((_, json)) => crate::json_raw(200, json.as_bytes().to_vec()),
+                None => Response::error("no snapshot yet", 404),
+            },
+            "/sse" => {
+                let last_seen = req
+                    .headers()
+                    .get("last-event-id")?
+                    .and_then(|v| v.trim().parse::<i64>().ok());
+                let ping_ms = crate::var(&self.env, "SSE_PING_INTERVAL")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(30_000u64);
+                self.shared.clients.set(self.shared.clients.get() + 1);
+                self.ensure_upstream();
+                let stream = ClientStream {
+                    shared: self.shared.clone(),
+                    sent: last_seen,
+                    greeted: false,
+                    ping_ms,
+                    ping: Box::pin(Delay::from(Duration::from_millis(ping_ms))),
+                };
+                let headers = Headers::new();
+                headers.set("content-type", "text/event-stream")?;
+                headers.set("cache-control", "no-cache")?;
+                Ok(Response::from_stream(stream)?.with_headers(headers))
+            }
+            _ => Response::error("no such hub route", 404),
+        }
+    }
+}
+
+impl LeaderboardHub {
+    /// Starts the connect loop unless it runs.
+    fn ensure_upstream(&self) {
+        if self.shared.running.get() {
+            return;
+        }
+        self.shared.running.set(true);
+        let shared = self.shared.clone();
+        let base = crate::var(&self.env, "AGGREGATOR_URL");
+        let secret = crate::var(&self.env, "EDGE_FORWARD_SECRET");
+        wasm_bindgen_futures::spawn_local(async move {
+            let mut backoff = 250u64;
+            while shared.clients.get() > 0 {
+                if let (Some(base), Some(secret)) = (&base, &secret) {
+                    if let Ok(ws) = connect(base, secret, &shared).await {
+                        backoff = 250;
+                        *shared.upstream.borrow_mut() = Some(ws.clone());
+                        if let Ok(mut events) = ws.events() {
+                            while let Some(ev) = events.next().await {
+                                match ev {
+                                    Ok(WebsocketEvent::Message(m)) => {
+                                        if let Some(text) = m.text() {
+                                            if let Ok(s) = serde_json::from_str::<Snapshot>(&text) {
+                                                shared.publish(s.version, text);
+                                            }
+                                        }
+                                    }
+                                    Ok(WebsocketEvent::Close(_)) | Err(_) => break,
+                                }
+                            }
+                        }
+                        *shared.upstream.borrow_mut() = None;
+                    }
+                }
+                if shared.clients.get() == 0 {
+                    break;
+                }
+                let mut jitter = [0u8; 2];
+                let _ = crate::getrandom_js(&mut jitter);
+                let wait = backoff + u64::from(u16::from_le_bytes(jitter)) % backoff;
+                Delay::from(Duration::from_millis(wait)).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF_MS);
+            }
+            shared.running.set(false);
+        });
+    }
+}
+
+/// Opens the edge-signed WebSocket, resuming after the version the hub already has.
+async fn connect(base: &str, secret: &str, shared: &Shared) -> Result<WebSocket> {
+    let path = "/internal/leaderboard/ws";
+    let t = (Date::now().as_millis() / 1000) as i64;
+    let sig = edge_signature::sign(secret.as_bytes(), t, "GET", path, b"");
+    let since = shared
+        .latest
+        .borrow()
+        .as_ref()
+        .map(|(v, _)| *v)
+        .unwrap_or(0);
+    let url = Url::parse(&format!("{base}{path}?since={since}&t={t}&sig={sig}"))?;
+    let ws = WebSocket::connect(url).await?;
+    ws.accept()?;
+    Ok(ws)
+}
+
+/// One SSE client: `retry` first, then the newest snapshot whenever it is newer than what
+/// this client was sent, and a `: ping` comment when nothing else was sent for a while.
+struct ClientStream {
+    shared: Rc<Shared>,
+    sent: Option<i64>,
+    greeted: bool,
+    ping_ms: u64,
+    ping: Pin<Box<Delay>>,
+}
+
+impl Stream for ClientStream {
+    type Item = Result<Vec<u8>>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        if !self.greeted {
+            self.greeted = true;
+            return Poll::Ready(Some(Ok(format!("retry: {SSE_RETRY_MS}\n\n").into_bytes())));
+        }
+        let latest = self.shared.latest.borrow().clone();
+        if let Some((version, json)) = latest {
+            // Versions are global and monotonic: send only what is newer than the client has.
+            if self.sent.is_none_or(|s| version > s) {
+                self.sent = Some(version);
+                self.ping = Box::pin(Delay::from(Duration::from_millis(self.ping_ms)));
+                return Poll::Ready(Some(Ok(format!(
+                    "id: {version}\nevent: leaderboard\ndata: {json}\n\n"
+                )
+                .into_bytes())));
+            }
+        }
+        if self.ping.as_mut().poll(cx).is_ready() {
+            self.ping = Box::pin(Delay::from(Duration::from_millis(self.ping_ms)));
+            return Poll::Ready(Some(Ok(b": ping\n\n".to_vec())));
+        }
+        let mut wakers = self.shared.wakers.borrow_mut();
+        if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
+            wakers.push(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for ClientStream {
+    fn drop(&mut self) {
+        let left = self.shared.clients.get().saturating_sub(1);
+        self.shared.clients.set(left);
+        if left == 0 {
+            // The last client left: close the upstream; the connect loop then ends.
+            if let Some(ws) = self.shared.upstream.borrow_mut().take() {
+                let _ = ws.close(Some(1000), Some("no clients"));
+            }
+        }
+    }
+}

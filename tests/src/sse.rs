@@ -1,0 +1,104 @@
+//! A small Server-Sent Events reader for tests: connects, splits the stream into messages,
+//! and tells a server that closed the stream apart from a read that timed out.
+
+/// A minimal SSE reader over a streaming response.
+pub struct SseClient {
+    stream:
+        std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buf: String,
+    /// The server closed the stream (as opposed to a read timing out).
+    pub ended: bool,
+}
+
+/// One SSE message: its `id`, `event`, `data`, `retry`, or a comment.
+#[derive(Debug, Default, Clone)]
+pub struct SseMessage {
+    pub id: Option<String>,
+    pub event: Option<String>,
+    pub data: Option<String>,
+    pub retry: Option<String>,
+    pub comment: Option<String>,
+}
+
+impl std::fmt::Debug for SseClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SseClient")
+            .field("ended", &self.ended)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SseClient {
+    pub async fn connect(url: &str, last_event_id: Option<&str>) -> (u16, Option<Self>) {
+        let mut req = reqwest::Client::new()
+            .get(url)
+            .header("accept", "text/event-stream");
+        if let Some(id) = last_event_id {
+            req = req.header("last-event-id", id);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        if status != 200 {
+            return (status, None);
+        }
+        (
+            status,
+            Some(Self {
+                stream: Box::pin(resp.bytes_stream()),
+                buf: String::new(),
+                ended: false,
+            }),
+        )
+    }
+
+    /// The next message, or `None` after `within`.
+    pub async fn next(&mut self, within: std::time::Duration) -> Option<SseMessage> {
+        use futures_util::StreamExt;
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..end + 2).collect();
+                let mut m = SseMessage::default();
+                for line in block.lines() {
+                    if let Some(c) = line.strip_prefix(':') {
+                        m.comment = Some(c.trim().to_owned());
+                    } else if let Some((k, v)) = line.split_once(':') {
+                        let v = v.strip_prefix(' ').unwrap_or(v).to_owned();
+                        match k {
+                            "id" => m.id = Some(v),
+                            "event" => m.event = Some(v),
+                            "data" => m.data = Some(v),
+                            "retry" => m.retry = Some(v),
+                            _ => {}
+                        }
+                    }
+                }
+                return Some(m);
+            }
+            match tokio::time::timeout_at(deadline, self.stream.next()).await {
+                Ok(Some(Ok(chunk))) => self.buf.push_str(&String::from_utf8_lossy(&chunk)),
+                Ok(_) => {
+                    self.ended = true;
+                    return None;
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// The next `leaderboard` event, skipping comments.
+    pub async fn next_snapshot(
+        &mut self,
+        within: std::time::Duration,
+    ) -> Option<(i64, serde_json::Value)> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let m = self.next(left).await?;
+            if m.event.as_deref() == Some("leaderboard") {
+                let data: serde_json::Value = serde_json::from_str(m.data.as_deref()?).ok()?;
+                return Some((m.id?.parse().ok()?, data));
+            }
+        }
+    }
+}
