@@ -257,4 +257,35 @@ async fn sign_in_is_rate_limited_per_ip() {
         .await
         .unwrap();
     assert!(text.contains("rate_limit_hits_total{endpoint=\"auth\"}"));
+
+    // Requests the edge signed were limited per client there: they pass here.
+    let body = r#"{"name":"Via edge"}"#;
+    let sig = scoreboard_protocol::edge_signature::header_value(
+        EDGE_SECRET.as_bytes(),
+        now(),
+        "POST",
+        "/api/auth/guest",
+        body.as_bytes(),
+    );
+    let r = app
+        .http
+        .post(format!("{}/api/auth/guest", app.base))
+        .header("x-edge-signature", sig)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    // A bad signature does not bypass the limit.
+    let r = app
+        .http
+        .post(format!("{}/api/auth/guest", app.base))
+        .header("x-edge-signature", "t=1,v1=00")
+        .header("content-type", "application/json")
+        .body(r#"{"name":"Forger"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
 }

@@ -179,7 +179,18 @@ pub async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response
             json_error(ErrorCode::InternalError, None)
         }
     };
+    let cors = cors_origin(&req, &env);
     let headers = resp.headers_mut();
+    if let Some(origin) = cors {
+        let _ = headers.set("access-control-allow-origin", &origin);
+        let _ = headers.set("vary", "origin");
+        let _ = headers.set("access-control-allow-methods", "GET, POST, OPTIONS");
+        let _ = headers.set(
+            "access-control-allow-headers",
+            "authorization, content-type, last-event-id",
+        );
+        let _ = headers.set("access-control-max-age", "600");
+    }
     for (k, v) in SECURITY_HEADERS {
         let _ = headers.set(k, v);
     }
@@ -215,7 +226,48 @@ fn route_name(method: &Method, path: &str) -> &'static str {
     }
 }
 
+/// The per-IP limit of the routes that write (Workers rate-limiting binding `IP_LIMITER`,
+/// coarse and per location), keyed by `cf-connecting-ip`. `None` to go on.
+async fn per_ip_limit(req: &Request, env: &Env, route: &str) -> Option<Response> {
+    let limited =
+        route.starts_with("/api/auth/") || route == "/api/actions" || route == "/api/scores";
+    if !limited {
+        return None;
+    }
+    let limiter = env.rate_limiter("IP_LIMITER").ok()?;
+    let ip = req
+        .headers()
+        .get("cf-connecting-ip")
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| "unknown".into());
+    match limiter.limit(ip).await {
+        Ok(outcome) if !outcome.success => {
+            console_warn!("{{\"level\":\"warn\",\"service\":\"scoreboard-edge\",\"message\":\"rate limit hit\",\"data\":{{\"endpoint\":\"ip\"}}}}");
+            Some(json_error(ErrorCode::RateLimited, Some(60)))
+        }
+        _ => None,
+    }
+}
+
+/// CORS for `CORS_ORIGIN` (one origin, or `*`): the preflight answer, or headers to add.
+fn cors_origin(req: &Request, env: &Env) -> Option<String> {
+    let allowed = var(env, "CORS_ORIGIN")?;
+    let origin = req.headers().get("origin").ok().flatten()?;
+    (allowed == "*" || allowed == origin).then_some(if allowed == "*" {
+        "*".into()
+    } else {
+        origin
+    })
+}
+
 async fn handle(req: &mut Request, env: &Env, rid: &str, route: &'static str) -> Result<Response> {
+    if req.method() == Method::Options {
+        return Ok(ResponseBuilder::new().with_status(204).empty());
+    }
+    if let Some(refused) = per_ip_limit(req, env, route).await {
+        return Ok(refused);
+    }
     let known_path = matches!(
         req.path().as_str(),
         "/health"

@@ -58,6 +58,7 @@ async fn the_edge_forwards_to_the_aggregator_and_degrades_when_it_is_gone() {
     let edge = EdgeServer::start(&[
         ("AGGREGATOR_URL", &agg),
         ("EDGE_FORWARD_SECRET", EDGE_SECRET),
+        ("CORS_ORIGIN", "https://game.example"),
     ])
     .await
     .unwrap();
@@ -161,6 +162,55 @@ async fn the_edge_forwards_to_the_aggregator_and_degrades_when_it_is_gone() {
     assert_eq!(parsed["data"]["path"], "/api/auth/guest");
     assert!(!log.contains(guest["token"].as_str().unwrap()));
     assert!(!log.contains(EDGE_SECRET));
+
+    // CORS for the configured origin only, preflight included.
+    let r = http
+        .request(reqwest::Method::OPTIONS, format!("{base}/api/scores"))
+        .header("origin", "https://game.example")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(
+        r.headers().get("access-control-allow-origin").unwrap(),
+        "https://game.example"
+    );
+    let r = http
+        .get(format!("{base}/api/leaderboard"))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+
+    // The per-IP limit of the writing routes (100 per minute per location). The local
+    // emulation counts in fixed minutes, so a run may straddle one: allow two windows.
+    let mut refused_after = None;
+    for i in 0..250 {
+        let r = http
+            .post(format!("{base}/api/actions"))
+            .header("cf-connecting-ip", "198.51.100.7")
+            .json(&json!({"action": "x"}))
+            .send()
+            .await
+            .unwrap();
+        match r.status().as_u16() {
+            401 => {}
+            429 => {
+                assert!(r.headers().get("retry-after").is_some());
+                assert_eq!(
+                    r.json::<Value>().await.unwrap()["error"]["code"],
+                    "RATE_LIMITED"
+                );
+                refused_after = Some(i);
+                break;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    let n = refused_after.expect("the per-IP limit answers 429");
+    assert!(n >= 100, "refused after only {n} requests");
 
     // The aggregator goes away: health degrades, forwarded requests get 503 with Retry-After.
     let _ = stop_agg.send(());
