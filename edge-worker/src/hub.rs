@@ -68,9 +68,13 @@ impl DurableObject for LeaderboardHub {
 
     async fn fetch(&self, req: Request) -> Result<Response> {
         match req.path().as_str() {
-            "/snapshot" => match self.shared.latest.borrow().clone() {
-                Some((_, json)) => crate::json_raw(200, json.as_bytes().to_vec()),
-                None => Response::error("no snapshot yet", 404),
+            // Only while the upstream is live: a hub without clients keeps an old snapshot.
+            "/snapshot" => match (
+                self.shared.upstream.borrow().is_some(),
+                self.shared.latest.borrow().clone(),
+            ) {
+                (true, Some((_, json))) => crate::json_raw(200, json.as_bytes().to_vec()),
+                _ => Response::error("no live snapshot", 404),
             },
             "/sse" => {
                 let last_seen = req

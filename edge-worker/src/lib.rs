@@ -48,6 +48,24 @@ pub(crate) fn json_raw(status: u16, body: Vec<u8>) -> Result<Response> {
         .fixed(body))
 }
 
+/// This location's first hub's snapshot, when it has a live one.
+async fn hub_snapshot(req: &Request, env: &Env) -> Option<Response> {
+    let colo = req
+        .cf()
+        .map(|cf| cf.colo())
+        .filter(|c| !c.is_empty())
+        .unwrap_or_else(|| "local".into());
+    let hub = env
+        .durable_object("LEADERBOARD_HUB")
+        .ok()?
+        .id_from_name(&format!("{colo}:0"))
+        .ok()?
+        .get_stub()
+        .ok()?;
+    let resp = hub.fetch_with_str("http://hub/snapshot").await.ok()?;
+    (resp.status_code() == 200).then_some(resp)
+}
+
 /// `GET /api/leaderboard/stream`: served by this location's hub.
 async fn stream(req: &Request, env: &Env, rid: &str) -> Result<Response> {
     let colo = req
@@ -282,6 +300,10 @@ async fn handle(req: &mut Request, env: &Env, rid: &str, route: &'static str) ->
         "/api/actions" => scores::mint(req, env).await,
         "/api/scores" => scores::redeem(req, env, rid).await,
         "/api/leaderboard/stream" => stream(req, env, rid).await,
+        "/api/leaderboard" => match hub_snapshot(req, env).await {
+            Some(r) => Ok(r),
+            None => forward(req, env, rid).await,
+        },
         "unmatched" if known_path => Ok(json_error(ErrorCode::MethodNotAllowed, None)),
         "unmatched" => Ok(json_error(ErrorCode::NotFound, None)),
         _ => forward(req, env, rid).await,

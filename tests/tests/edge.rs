@@ -17,11 +17,24 @@ async fn aggregator(
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<anyhow::Result<()>>,
 ) {
+    aggregator_on(db_url, redis, 0).await
+}
+
+/// An aggregator on `port` (0 for a free one), e.g. to restart one where the edge expects it.
+async fn aggregator_on(
+    db_url: &str,
+    redis: &scoreboard_tests::TestRedis,
+    port: u16,
+) -> (
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
     let vars: HashMap<String, String> = [
         ("DATABASE_URL", db_url),
         ("REDIS_URL", redis.url.as_str()),
         ("REDIS_KEY_PREFIX", redis.key_prefix.as_str()),
-        ("PORT", "0"),
+        ("PORT", &port.to_string()),
         ("METRICS_PORT", "0"),
         ("BIND_ADDR", "127.0.0.1"),
         ("JWT_SECRET", "e2e-jwt-secret-0123456789abcdef-uvwxyz"),
@@ -603,4 +616,63 @@ async fn the_edge_hub_streams_the_top_ten_over_sse() {
         .await
         .unwrap();
     assert!(v2 > v1);
+}
+
+/// The aggregator restarts where the edge expects it: a token refused with 503 meanwhile is
+/// redeemable once it is back, the hub reconnects and its SSE client gets the new top 10
+/// without reconnecting itself, and `GET /api/leaderboard` answers from the live hub.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_edge_rides_out_an_aggregator_restart() {
+    use scoreboard_tests::sse::SseClient;
+    use std::time::Duration;
+    let db = fresh_database().await.unwrap();
+    let redis = fresh_redis().await.unwrap();
+    let (agg, stop, task) = aggregator(&db.url, &redis).await;
+    let port: u16 = agg.rsplit(':').next().unwrap().parse().unwrap();
+    let edge = edge_for(&agg, "50").await;
+    let c = Client {
+        http: reqwest::Client::new(),
+        base: edge.url(),
+    };
+    let (pid, session) = c.guest("Restarter").await;
+    let (_, sse) = SseClient::connect(&format!("{}/api/leaderboard/stream", c.base), None).await;
+    let mut sse = sse.unwrap();
+    let (v0, _) = sse.next_snapshot(Duration::from_secs(15)).await.unwrap();
+    let live: Value = c
+        .http
+        .get(format!("{}/api/leaderboard", c.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(live["version"], v0, "answered from the hub's live snapshot");
+
+    let _ = stop.send(());
+    let _ = task.await;
+    // Minting is the edge's own work and goes on without the aggregator.
+    let (status, m) = c.action(&session, "tap").await;
+    assert_eq!(status, 201);
+    let token = m["action_token"].as_str().unwrap().to_owned();
+    let (status, body, retry) = c.score(&session, &token).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("UPSTREAM_UNAVAILABLE"))
+    );
+    assert!(retry.is_some());
+
+    let (_agg2, _stop2, _task2) = aggregator_on(&db.url, &redis, port).await;
+    let (status, body, _) = c.score(&session, &token).await;
+    assert_eq!(
+        status, 200,
+        "the same token applies once the aggregator is back: {body}"
+    );
+    assert_eq!(c.score(&session, &token).await.0, 409);
+    let (v1, snap) = sse
+        .next_snapshot(Duration::from_secs(30))
+        .await
+        .expect("the hub reconnected and resumed");
+    assert!(v1 > v0);
+    assert_eq!(snap["top"][0]["player_id"], pid.as_str());
 }
