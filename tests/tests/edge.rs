@@ -341,6 +341,19 @@ fn local_token(secret: &str, player: &str, iat: i64, ttl: i64) -> String {
         .token
 }
 
+/// An unsigned (`alg: none`) action token with otherwise perfect claims.
+fn alg_none(player: &str, now: i64) -> String {
+    use base64::Engine;
+    let b64 = |v: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+    let claims = json!({"jti": "AAAAAAAAAAAAAAAAAAAAAA", "sub": player, "act": "tap", "pts": 1000,
+        "iat": now, "nbf": now, "exp": now + 300});
+    format!(
+        "{}.{}.",
+        b64(r#"{"alg":"none","typ":"action+jwt"}"#),
+        b64(&claims.to_string())
+    )
+}
+
 /// A guest mints and redeems through the edge; every refusal has its status and code and
 /// moves nothing; a replay, also two racing, applies once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -410,6 +423,7 @@ async fn scores_are_checked_at_the_edge_and_applied_once() {
             "ACTION_TOKEN_INVALID",
         ),
         (s1.clone(), 422, "ACTION_TOKEN_INVALID"),
+        (alg_none(&p1, now), 422, "ACTION_TOKEN_INVALID"),
         (
             other["action_token"].as_str().unwrap().to_owned(),
             403,

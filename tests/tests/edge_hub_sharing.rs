@@ -1,0 +1,83 @@
+//! Many SSE clients on one edge hub share one upstream WebSocket, and the hub closes it when
+//! its last client leaves. In a test binary of its own: the aggregator's gauges are
+//! process-wide, so no other aggregator may run beside this one.
+
+use scoreboard_aggregator::config::Config;
+use scoreboard_aggregator::Application;
+use scoreboard_tests::sse::SseClient;
+use scoreboard_tests::{fresh_database, EdgeServer};
+use std::collections::HashMap;
+use std::time::Duration;
+
+const EDGE_SECRET: &str = "share-edge-secret-0123456789abcdef-xy";
+
+async fn gauge(metrics: &str, name: &str) -> f64 {
+    let text = reqwest::get(metrics).await.unwrap().text().await.unwrap();
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+async fn eventually(what: &str, metrics: &str, want: f64) {
+    for _ in 0..100 {
+        if gauge(metrics, "ws_subscribers_active").await == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what}: ws_subscribers_active never became {want}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_clients_of_one_hub_share_one_upstream_websocket() {
+    let db = fresh_database().await.unwrap();
+    let vars: HashMap<String, String> = [
+        ("DATABASE_URL", db.url.as_str()),
+        ("PORT", "0"),
+        ("METRICS_PORT", "0"),
+        ("BIND_ADDR", "127.0.0.1"),
+        ("JWT_SECRET", "share-jwt-secret-0123456789abcdef-uvwxyz"),
+        (
+            "ACTION_TOKEN_SECRET",
+            "share-action-secret-0123456789abcdef-x",
+        ),
+        ("EDGE_FORWARD_SECRET", EDGE_SECRET),
+        ("ADMIN_API_KEY", "share-admin-key-0123456789abcdef-uvwxyz"),
+        ("LOG_LEVEL", "warn"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let app = Application::build(Config::from_vars(&vars).unwrap())
+        .await
+        .unwrap();
+    let agg = format!("http://127.0.0.1:{}", app.port());
+    let metrics = format!("http://127.0.0.1:{}/metrics", app.metrics_port());
+    let (_stop, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until_stopped(async move {
+        let _ = rx.await;
+    }));
+    let edge = EdgeServer::start(&[
+        ("AGGREGATOR_URL", &agg),
+        ("EDGE_FORWARD_SECRET", EDGE_SECRET),
+        // A departed client is noticed when the next bytes (at the latest a ping) fail to go out.
+        ("SSE_PING_INTERVAL", "300"),
+    ])
+    .await
+    .unwrap();
+    let url = format!("{}/api/leaderboard/stream", edge.url());
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        let (status, c) = SseClient::connect(&url, None).await;
+        assert_eq!(status, 200);
+        let mut c = c.unwrap();
+        c.next_snapshot(Duration::from_secs(15))
+            .await
+            .expect("a snapshot through the hub");
+        clients.push(c);
+    }
+    eventually("eight clients", &metrics, 1.0).await;
+    drop(clients);
+    eventually("the last client left", &metrics, 0.0).await;
+}
