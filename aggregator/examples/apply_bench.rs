@@ -17,10 +17,9 @@ use scoreboard_protocol::{edge_signature, ActionName, PlayerId};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-const JWT: &str = "bench-jwt-secret-0123456789abcdef-xyz";
-const ACTION: &str = "bench-action-secret-0123456789abcdef";
-const EDGE: &str = "bench-edge-secret-0123456789abcdef-xy";
-const ADMIN: &str = "bench-admin-key-0123456789abcdef-wxyz";
+use scoreboard_tests::stack::{
+    aggregator_vars, ACTION_SECRET as ACTION, EDGE_SECRET as EDGE, JWT_SECRET as JWT,
+};
 const PLAYERS: usize = 500;
 
 struct Run {
@@ -57,23 +56,11 @@ async fn run(
     let url = pg.url(&db_name);
     let redis_url = redis.map(|r| r.url()).unwrap_or_default();
     let prefix = format!("{db_name}:");
-    let mut vars: HashMap<String, String> = [
-        ("DATABASE_URL", url.as_str()),
-        ("DATABASE_POOL_MAX", "8"),
-        ("PORT", "0"),
-        ("METRICS_PORT", "0"),
-        ("BIND_ADDR", "127.0.0.1"),
-        ("JWT_SECRET", JWT),
-        ("ACTION_TOKEN_SECRET", ACTION),
-        ("EDGE_FORWARD_SECRET", EDGE),
-        ("ADMIN_API_KEY", ADMIN),
-        ("LOG_LEVEL", "error"),
-        ("APPLY_BATCH_MAX", &batch_max.to_string()),
-        ("APPLY_BATCH_WAIT_US", "500"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
+    let mut vars = aggregator_vars(&url);
+    vars.insert("DATABASE_POOL_MAX".into(), "8".into());
+    vars.insert("LOG_LEVEL".into(), "error".into());
+    vars.insert("APPLY_BATCH_MAX".into(), batch_max.to_string());
+    vars.insert("APPLY_BATCH_WAIT_US".into(), "500".into());
     if redis.is_some() {
         vars.insert("REDIS_URL".into(), redis_url);
         vars.insert("REDIS_KEY_PREFIX".into(), prefix);

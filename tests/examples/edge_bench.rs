@@ -11,12 +11,11 @@ use scoreboard_aggregator::config::Config;
 use scoreboard_aggregator::Application;
 use scoreboard_tests::{EdgeServer, PgServer, RedisServer};
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-const JWT: &str = "bench-jwt-secret-0123456789abcdef-xyz";
-const ACTION: &str = "bench-action-secret-0123456789abcdef";
-const EDGE: &str = "bench-edge-secret-0123456789abcdef-xy";
+use scoreboard_tests::stack::{
+    aggregator_vars, ACTION_SECRET as ACTION, EDGE_SECRET as EDGE, JWT_SECRET as JWT,
+};
 const PLAYERS: usize = 50;
 
 /// CPU seconds (user + system) of every workerd process.
@@ -63,22 +62,10 @@ async fn main() -> anyhow::Result<()> {
     let redis = RedisServer::start().await?;
     let db_url = pg.url("postgres");
     let redis_url = redis.url();
-    let vars: HashMap<String, String> = [
-        ("DATABASE_URL", db_url.as_str()),
-        ("REDIS_URL", redis_url.as_str()),
-        ("PORT", "0"),
-        ("METRICS_PORT", "0"),
-        ("BIND_ADDR", "127.0.0.1"),
-        ("JWT_SECRET", JWT),
-        ("ACTION_TOKEN_SECRET", ACTION),
-        ("EDGE_FORWARD_SECRET", EDGE),
-        ("ADMIN_API_KEY", "bench-admin-key-0123456789abcdef-wxyz"),
-        ("LOG_LEVEL", "error"),
-        ("RATE_LIMIT_IP", "1000000"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
+    let mut vars = aggregator_vars(&db_url);
+    vars.insert("REDIS_URL".into(), redis_url.clone());
+    vars.insert("LOG_LEVEL".into(), "error".into());
+    vars.insert("RATE_LIMIT_IP".into(), "1000000".into());
     let app =
         Application::build(Config::from_vars(&vars).map_err(|e| anyhow::anyhow!("{e}"))?).await?;
     let agg = format!("http://127.0.0.1:{}", app.port());

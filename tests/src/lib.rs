@@ -9,6 +9,7 @@
 //! | [`PgServer`] | a PostgreSQL cluster of its own (initdb in a temp dir), stoppable and restartable |
 //! | [`RedisServer`] | a Redis server of its own, stoppable and restartable on the same port |
 //! | [`sse::SseClient`] | reads an SSE stream message by message |
+//! | [`stack::aggregator_vars`] | the configuration of an in-process aggregator, with test secrets |
 //! | [`EdgeServer`] | the edge worker under `wrangler dev` (workerd) on a random port |
 //!
 //! Servers run under a small shell supervisor that watches the test process: when the test
@@ -20,6 +21,7 @@ mod postgres;
 mod process;
 mod redis_server;
 pub mod sse;
+pub mod stack;
 
 pub use edge::EdgeServer;
 pub use postgres::{fresh_database, PgServer, TestDatabase};

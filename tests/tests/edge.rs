@@ -5,9 +5,8 @@ use scoreboard_aggregator::config::Config;
 use scoreboard_aggregator::Application;
 use scoreboard_tests::{fresh_database, fresh_redis, EdgeServer};
 use serde_json::{json, Value};
-use std::collections::HashMap;
 
-const EDGE_SECRET: &str = "e2e-edge-secret-0123456789abcdef-xyz";
+use scoreboard_tests::stack::{aggregator_vars, ACTION_SECRET, EDGE_SECRET, JWT_SECRET};
 
 async fn aggregator(
     db_url: &str,
@@ -30,26 +29,11 @@ async fn aggregator_on(
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<anyhow::Result<()>>,
 ) {
-    let vars: HashMap<String, String> = [
-        ("DATABASE_URL", db_url),
-        ("REDIS_URL", redis.url.as_str()),
-        ("REDIS_KEY_PREFIX", redis.key_prefix.as_str()),
-        ("PORT", &port.to_string()),
-        ("METRICS_PORT", "0"),
-        ("BIND_ADDR", "127.0.0.1"),
-        ("JWT_SECRET", "e2e-jwt-secret-0123456789abcdef-uvwxyz"),
-        (
-            "ACTION_TOKEN_SECRET",
-            "e2e-action-secret-0123456789abcdef-xy",
-        ),
-        ("EDGE_FORWARD_SECRET", EDGE_SECRET),
-        ("ADMIN_API_KEY", "e2e-admin-key-0123456789abcdef-uvwxyz"),
-        ("LOG_LEVEL", "warn"),
-        ("SHUTDOWN_GRACE_PERIOD", "2s"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
+    let mut vars = aggregator_vars(db_url);
+    vars.insert("PORT".into(), port.to_string());
+    vars.insert("REDIS_URL".into(), redis.url.clone());
+    vars.insert("REDIS_KEY_PREFIX".into(), redis.key_prefix.clone());
+    vars.insert("SHUTDOWN_GRACE_PERIOD".into(), "2s".into());
     let app = Application::build(Config::from_vars(&vars).unwrap())
         .await
         .unwrap();
@@ -246,9 +230,6 @@ async fn the_edge_forwards_to_the_aggregator_and_degrades_when_it_is_gone() {
         "UPSTREAM_UNAVAILABLE"
     );
 }
-
-const JWT_SECRET: &str = "e2e-jwt-secret-0123456789abcdef-uvwxyz";
-const ACTION_SECRET: &str = "e2e-action-secret-0123456789abcdef-xy";
 
 async fn edge_for(agg: &str, limit: &str) -> EdgeServer {
     EdgeServer::start(&[

@@ -6,10 +6,9 @@ use scoreboard_aggregator::config::Config;
 use scoreboard_aggregator::Application;
 use scoreboard_tests::sse::SseClient;
 use scoreboard_tests::{fresh_database, EdgeServer};
-use std::collections::HashMap;
 use std::time::Duration;
 
-const EDGE_SECRET: &str = "share-edge-secret-0123456789abcdef-xy";
+use scoreboard_tests::stack::{aggregator_vars, EDGE_SECRET};
 
 async fn gauge(metrics: &str, name: &str) -> f64 {
     let text = reqwest::get(metrics).await.unwrap().text().await.unwrap();
@@ -32,23 +31,7 @@ async fn eventually(what: &str, metrics: &str, want: f64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sse_clients_of_one_hub_share_one_upstream_websocket() {
     let db = fresh_database().await.unwrap();
-    let vars: HashMap<String, String> = [
-        ("DATABASE_URL", db.url.as_str()),
-        ("PORT", "0"),
-        ("METRICS_PORT", "0"),
-        ("BIND_ADDR", "127.0.0.1"),
-        ("JWT_SECRET", "share-jwt-secret-0123456789abcdef-uvwxyz"),
-        (
-            "ACTION_TOKEN_SECRET",
-            "share-action-secret-0123456789abcdef-x",
-        ),
-        ("EDGE_FORWARD_SECRET", EDGE_SECRET),
-        ("ADMIN_API_KEY", "share-admin-key-0123456789abcdef-uvwxyz"),
-        ("LOG_LEVEL", "warn"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
+    let vars = aggregator_vars(&db.url);
     let app = Application::build(Config::from_vars(&vars).unwrap())
         .await
         .unwrap();

@@ -11,10 +11,7 @@ use scoreboard_protocol::{ActionName, PlayerId};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
-pub const JWT_SECRET: &str = "test-jwt-secret-0123456789abcdef-xyz";
-pub const ACTION_SECRET: &str = "test-action-secret-0123456789abcdef";
-pub const EDGE_SECRET: &str = "test-edge-secret-0123456789abcdef-xy";
-pub const ADMIN_KEY: &str = "test-admin-key-0123456789abcdef-wxyz";
+pub use scoreboard_tests::stack::{ACTION_SECRET, ADMIN_KEY, EDGE_SECRET, JWT_SECRET};
 
 pub fn now() -> i64 {
     chrono::Utc::now().timestamp()
@@ -31,22 +28,7 @@ pub struct TestApp {
 }
 
 pub fn base_vars(database_url: &str) -> HashMap<String, String> {
-    [
-        ("DATABASE_URL", database_url),
-        ("PORT", "0"),
-        ("METRICS_PORT", "0"),
-        ("BIND_ADDR", "127.0.0.1"),
-        ("JWT_SECRET", JWT_SECRET),
-        ("ACTION_TOKEN_SECRET", ACTION_SECRET),
-        ("EDGE_FORWARD_SECRET", EDGE_SECRET),
-        ("ADMIN_API_KEY", ADMIN_KEY),
-        ("LOG_LEVEL", "warn"),
-        ("SHUTDOWN_GRACE_PERIOD", "5s"),
-        ("RATE_LIMIT_IP", "100000"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect()
+    scoreboard_tests::stack::aggregator_vars(database_url)
 }
 
 pub async fn spawn_app() -> TestApp {
