@@ -7,8 +7,7 @@
 //! | `scores` | `POST /api/actions` (mint from the catalog) and `POST /api/scores` (verify, limit, forward) |
 //! | `gate` | the `PlayerGate` Durable Object: exact per-player GCRA and the redeemed-`jti` set |
 //! | `hub` | the `LeaderboardHub` Durable Object: one upstream WebSocket, SSE to every client |
-//!
-//! The per-IP binding, CORS and the page come next (issues #4, #5).
+//! | `page` | the player page at `/` (HTML, script, style compiled in) and `GET /api/actions` |
 
 use futures_util::future::Either;
 use scoreboard_protocol::{edge_signature, ErrorBody, ErrorCode};
@@ -16,6 +15,7 @@ use worker::*;
 
 mod gate;
 mod hub;
+mod page;
 mod scores;
 
 /// A refusal with its code and an optional `Retry-After`.
@@ -212,6 +212,9 @@ pub async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response
     for (k, v) in SECURITY_HEADERS {
         let _ = headers.set(k, v);
     }
+    if !headers.has("content-security-policy").unwrap_or(false) {
+        let _ = headers.set("content-security-policy", page::API_CSP);
+    }
     let _ = headers.set("x-request-id", &rid);
     let line = serde_json::json!({
         "timestamp": scoreboard_protocol::snapshot::rfc3339_millis(Date::now().as_millis() as i64),
@@ -230,6 +233,10 @@ pub async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response
 /// The route a path matches, as logged (never the raw path, which may carry ids).
 fn route_name(method: &Method, path: &str) -> &'static str {
     match (method, path) {
+        (Method::Get, "/") => "/",
+        (Method::Get, "/assets/app.js") => "/assets/app.js",
+        (Method::Get, "/assets/app.css") => "/assets/app.css",
+        (Method::Get, "/api/actions") => "/api/actions",
         (Method::Get, "/health") => "/health",
         (Method::Get, "/api/leaderboard") => "/api/leaderboard",
         (Method::Get, p) if p.starts_with("/api/players/") => "/api/players/{id}",
@@ -247,8 +254,9 @@ fn route_name(method: &Method, path: &str) -> &'static str {
 /// The per-IP limit of the routes that write (Workers rate-limiting binding `IP_LIMITER`,
 /// coarse and per location), keyed by `cf-connecting-ip`. `None` to go on.
 async fn per_ip_limit(req: &Request, env: &Env, route: &str) -> Option<Response> {
-    let limited =
-        route.starts_with("/api/auth/") || route == "/api/actions" || route == "/api/scores";
+    let writes = req.method() == Method::Post;
+    let limited = writes
+        && (route.starts_with("/api/auth/") || route == "/api/actions" || route == "/api/scores");
     if !limited {
         return None;
     }
@@ -288,7 +296,9 @@ async fn handle(req: &mut Request, env: &Env, rid: &str, route: &'static str) ->
     }
     let known_path = matches!(
         req.path().as_str(),
-        "/health"
+        "/" | "/assets/app.js"
+            | "/assets/app.css"
+            | "/health"
             | "/api/leaderboard"
             | "/api/auth/guest"
             | "/api/auth/register"
@@ -296,7 +306,11 @@ async fn handle(req: &mut Request, env: &Env, rid: &str, route: &'static str) ->
             | "/api/auth/logout"
     ) || req.path().starts_with("/api/players/");
     match route {
+        "/" | "/assets/app.js" | "/assets/app.css" => {
+            page::asset(route).unwrap_or_else(|| Ok(json_error(ErrorCode::NotFound, None)))
+        }
         "/health" => health(env).await,
+        "/api/actions" if req.method() == Method::Get => page::list_actions(env),
         "/api/actions" => scores::mint(req, env).await,
         "/api/scores" => scores::redeem(req, env, rid).await,
         "/api/leaderboard/stream" => stream(req, env, rid).await,

@@ -9,7 +9,6 @@ use scoreboard_protocol::session::{Session, SessionPolicy, SessionVerifier, Sess
 use scoreboard_protocol::snapshot::{rfc3339_millis, ForwardedScore, ScoreRequest};
 use scoreboard_protocol::{edge_signature, error::MAX_BODY_BYTES, ActionName, ErrorCode};
 use serde::Deserialize;
-use std::collections::HashMap;
 use worker::*;
 
 /// Attempts at the aggregator before answering 503 (safe: it is idempotent on `jti`).
@@ -104,13 +103,6 @@ async fn json_body<T: for<'de> Deserialize<'de>>(
 }
 
 #[derive(Debug, Deserialize)]
-struct CatalogEntry {
-    points: i64,
-    #[serde(default)]
-    min_seconds: i64,
-}
-
-#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ActionRequest {
     action: String,
@@ -132,9 +124,7 @@ pub(crate) async fn mint(req: &mut Request, env: &Env) -> Result<Response> {
         Ok(b) => b,
         Err(e) => return Ok(e.response()),
     };
-    let catalog: HashMap<String, CatalogEntry> = var(env, "ACTION_CATALOG")
-        .and_then(|c| serde_json::from_str(&c).ok())
-        .unwrap_or_default();
+    let catalog = crate::page::catalog(env);
     let (Some(entry), Ok(action)) = (
         catalog.get(&body.action),
         ActionName::parse(body.action.clone()),

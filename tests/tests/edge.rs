@@ -1,49 +1,13 @@
 //! End to end through the real worker in workerd (`wrangler dev`) against a real aggregator,
 //! PostgreSQL and Redis: what the edge serves today (health, forwarding, errors, headers, logs).
 
-use scoreboard_aggregator::config::Config;
-use scoreboard_aggregator::Application;
 use scoreboard_tests::{fresh_database, fresh_redis, EdgeServer};
 use serde_json::{json, Value};
 
-use scoreboard_tests::stack::{aggregator_vars, ACTION_SECRET, EDGE_SECRET, JWT_SECRET};
+use scoreboard_tests::stack::{ACTION_SECRET, EDGE_SECRET, JWT_SECRET};
+use support::{aggregator, aggregator_on};
 
-async fn aggregator(
-    db_url: &str,
-    redis: &scoreboard_tests::TestRedis,
-) -> (
-    String,
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<anyhow::Result<()>>,
-) {
-    aggregator_on(db_url, redis, 0).await
-}
-
-/// An aggregator on `port` (0 for a free one), e.g. to restart one where the edge expects it.
-async fn aggregator_on(
-    db_url: &str,
-    redis: &scoreboard_tests::TestRedis,
-    port: u16,
-) -> (
-    String,
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<anyhow::Result<()>>,
-) {
-    let mut vars = aggregator_vars(db_url);
-    vars.insert("PORT".into(), port.to_string());
-    vars.insert("REDIS_URL".into(), redis.url.clone());
-    vars.insert("REDIS_KEY_PREFIX".into(), redis.key_prefix.clone());
-    vars.insert("SHUTDOWN_GRACE_PERIOD".into(), "2s".into());
-    let app = Application::build(Config::from_vars(&vars).unwrap())
-        .await
-        .unwrap();
-    let url = format!("http://127.0.0.1:{}", app.port());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let handle = tokio::spawn(app.run_until_stopped(async move {
-        let _ = rx.await;
-    }));
-    (url, tx, handle)
-}
+mod support;
 
 /// The edge answers in our shape with security headers, forwards sign-in and reads to the
 /// aggregator, reports the aggregator's health, and says 503 when it is gone.
