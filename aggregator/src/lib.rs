@@ -16,6 +16,7 @@
 //! | [`janitor`] | deletes consumed tokens and sessions long past expiry |
 //! | [`limit`] | per-IP rate limit of the sign-in routes |
 //! | [`telemetry`] | JSON log lines |
+//! | [`probes`] | metric descriptions, zeroed series, the `database_up` probe |
 //! | [`error`] | the error type and its one response shape |
 
 pub mod admin;
@@ -29,6 +30,7 @@ pub mod extract;
 pub mod http;
 pub mod janitor;
 pub mod limit;
+pub mod probes;
 pub mod reads;
 pub mod scores;
 pub mod state;
@@ -188,8 +190,10 @@ impl Application {
         let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
         let actions = ActionTokens::new(config.action_keys.clone());
         metrics_handle();
+        probes::register(config.sse_max_clients, cache.is_some());
         let mut tasks = vec![
             janitor::spawn(db.clone(), shutdown.clone()),
+            probes::spawn_database_probe(db.clone(), shutdown.clone()),
             cache::spawn_poller(db.clone(), board.clone(), shutdown.clone()),
         ];
         if let Some(c) = &cache {

@@ -1,4 +1,4 @@
-//! `scoreboard-aggregator`: `serve`, `migrate`, `mint-token`, `check-config`.
+//! `scoreboard-aggregator`: `serve`, `migrate`, `mint-token`, `check-config`, `healthcheck`.
 
 use clap::{Parser, Subcommand};
 use scoreboard_aggregator::config::Config;
@@ -39,10 +39,16 @@ enum Command {
     },
     /// Check the configuration, print every problem, exit non-zero if there is one.
     CheckConfig,
+    /// Exit 0 when the local instance answers `GET /health/live` (on `PORT`) with 200: the
+    /// container's HEALTHCHECK, for images without curl. Needs no other configuration.
+    Healthcheck,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Healthcheck = cli.command {
+        return healthcheck();
+    }
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {
@@ -51,6 +57,7 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
+        Command::Healthcheck => unreachable!("answered before the configuration is read"),
         Command::CheckConfig => {
             println!("configuration ok");
             Ok(())
@@ -116,4 +123,37 @@ fn mint(
     )?;
     println!("{}", minted.token);
     Ok(())
+}
+
+/// One HTTP/1.0 request to `127.0.0.1:$PORT/health/live`, two seconds at most.
+fn healthcheck() -> ExitCode {
+    use std::io::{Read, Write};
+    use std::time::Duration;
+    let port: u16 = std::env::var("PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(3000);
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let answer = (|| -> std::io::Result<String> {
+        let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+        s.set_read_timeout(Some(Duration::from_secs(2)))?;
+        s.set_write_timeout(Some(Duration::from_secs(2)))?;
+        s.write_all(b"GET /health/live HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+        let mut head = [0u8; 32];
+        let n = s.read(&mut head)?;
+        Ok(String::from_utf8_lossy(&head[..n]).into_owned())
+    })();
+    match answer {
+        Ok(line) if line.starts_with("HTTP/1.1 200") || line.starts_with("HTTP/1.0 200") => {
+            ExitCode::SUCCESS
+        }
+        Ok(line) => {
+            eprintln!("unhealthy: {}", line.lines().next().unwrap_or_default());
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("unhealthy: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

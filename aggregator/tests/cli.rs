@@ -1,4 +1,5 @@
-//! The binary: `check-config` names every problem, and logs never carry a secret.
+//! The binary: `check-config` names every problem, logs never carry a secret, `healthcheck`
+//! follows `/health/live`.
 
 mod common;
 use common::*;
@@ -185,4 +186,35 @@ fn scoreboard_tests_kill(child: &std::process::Child) {
         .arg("-TERM")
         .arg(child.id().to_string())
         .status();
+}
+
+/// `healthcheck`, the container's HEALTHCHECK, passes against a live instance (with no other
+/// configuration) and fails when nothing answers on the port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthcheck_passes_on_a_live_instance_and_fails_without_one() {
+    let app = spawn_app().await;
+    let port = app.base.rsplit(':').next().unwrap().to_owned();
+    let run = |port: String| {
+        tokio::task::spawn_blocking(move || {
+            Command::new(BIN)
+                .arg("healthcheck")
+                .env_clear()
+                .env("PORT", port)
+                .output()
+                .unwrap()
+        })
+    };
+    let up = run(port).await.unwrap();
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let free = closed.local_addr().unwrap().port().to_string();
+    drop(closed);
+    let down = run(free).await.unwrap();
+    assert!(!down.status.success());
+    assert!(String::from_utf8_lossy(&down.stderr).starts_with("unhealthy:"));
 }
