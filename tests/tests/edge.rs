@@ -5,7 +5,7 @@ use scoreboard_tests::{fresh_database, fresh_redis, EdgeServer};
 use serde_json::{json, Value};
 
 use scoreboard_tests::stack::{ACTION_SECRET, EDGE_SECRET, JWT_SECRET};
-use support::{aggregator, aggregator_on};
+use support::{aggregator, aggregator_on, local_token};
 
 mod support;
 
@@ -265,25 +265,6 @@ impl Client {
             retry,
         )
     }
-}
-
-fn local_token(secret: &str, player: &str, iat: i64, ttl: i64) -> String {
-    use scoreboard_protocol::action::{ActionTokens, MintRequest};
-    use scoreboard_protocol::jwt::HmacSecret;
-    ActionTokens::from_secret(HmacSecret::new(secret.as_bytes()))
-        .mint(
-            &MintRequest {
-                player: &scoreboard_protocol::PlayerId::parse(player).unwrap(),
-                action: &scoreboard_protocol::ActionName::parse("tap").unwrap(),
-                points: 3,
-                min_seconds: 0,
-                ttl_secs: ttl,
-            },
-            &rand::random::<[u8; 16]>(),
-            iat,
-        )
-        .unwrap()
-        .token
 }
 
 /// An unsigned (`alg: none`) action token with otherwise perfect claims.

@@ -74,10 +74,22 @@ pub struct Player {
 }
 
 pub fn mint(player: &str, points: i64, min_seconds: i64, ttl: i64, at: i64) -> String {
+    mint_with(ACTION_SECRET, player, points, min_seconds, ttl, at)
+}
+
+/// An action token signed with `secret` (e.g. a secret being rotated out).
+pub fn mint_with(
+    secret: &str,
+    player: &str,
+    points: i64,
+    min_seconds: i64,
+    ttl: i64,
+    at: i64,
+) -> String {
     use rand::RngCore;
     let mut jti = [0u8; 16];
     rand::thread_rng().fill_bytes(&mut jti);
-    ActionTokens::from_secret(HmacSecret::new(ACTION_SECRET.as_bytes()))
+    ActionTokens::from_secret(HmacSecret::new(secret.as_bytes()))
         .mint(
             &MintRequest {
                 player: &PlayerId::parse(player).unwrap(),
@@ -127,8 +139,20 @@ impl TestApp {
         body: &str,
         content_type: &str,
     ) -> reqwest::Response {
+        self.post_signed(EDGE_SECRET, session, body, content_type)
+            .await
+    }
+
+    /// Like `post_raw`, signed with `edge_secret`.
+    pub async fn post_signed(
+        &self,
+        edge_secret: &str,
+        session: Option<&str>,
+        body: &str,
+        content_type: &str,
+    ) -> reqwest::Response {
         let sig = edge_signature::header_value(
-            EDGE_SECRET.as_bytes(),
+            edge_secret.as_bytes(),
             now(),
             "POST",
             "/internal/scores",
