@@ -1,5 +1,5 @@
-//! Many SSE clients on one edge hub share one upstream WebSocket, and the hub closes it when
-//! its last client leaves. In a test binary of its own: the aggregator's gauges are
+//! Many SSE clients on one edge hub share one upstream WebSocket, the hub closes it when its
+//! last client leaves, and opens it again for the next client. In a test binary of its own: the aggregator's gauges are
 //! process-wide, so no other aggregator may run beside this one.
 
 use scoreboard_aggregator::config::Config;
@@ -8,7 +8,7 @@ use scoreboard_tests::sse::SseClient;
 use scoreboard_tests::{fresh_database, EdgeServer};
 use std::time::Duration;
 
-use scoreboard_tests::stack::{aggregator_vars, EDGE_SECRET};
+use scoreboard_tests::stack::{aggregator_vars, ADMIN_KEY, EDGE_SECRET};
 
 async fn gauge(metrics: &str, name: &str) -> f64 {
     let text = reqwest::get(metrics).await.unwrap().text().await.unwrap();
@@ -63,4 +63,40 @@ async fn sse_clients_of_one_hub_share_one_upstream_websocket() {
     eventually("eight clients", &metrics, 1.0).await;
     drop(clients);
     eventually("the last client left", &metrics, 0.0).await;
+
+    // A client arriving after the hub closed its upstream reopens it and gets live updates,
+    // not the snapshot the hub kept from before.
+    let (status, c) = SseClient::connect(&url, None).await;
+    assert_eq!(status, 200);
+    let mut late = c.unwrap();
+    let (before, _) = late
+        .next_snapshot(Duration::from_secs(15))
+        .await
+        .expect("the kept snapshot");
+    eventually("a client came back", &metrics, 1.0).await;
+    let http = reqwest::Client::new();
+    let guest: serde_json::Value = http
+        .post(format!("{agg}/api/auth/guest"))
+        .json(&serde_json::json!({"name": "Latecomer"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = guest["player_id"].as_str().unwrap();
+    let r = http
+        .post(format!("{agg}/admin/players/{id}/adjust"))
+        .bearer_auth(ADMIN_KEY)
+        .json(&serde_json::json!({"points": 42, "reason": "hub test"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (after, snap) = late
+        .next_snapshot(Duration::from_secs(15))
+        .await
+        .expect("a live update after the upstream was reopened");
+    assert!(after > before);
+    assert_eq!(snap["top"][0]["player_id"], id);
 }

@@ -1,0 +1,352 @@
+//! `apply` and `edge`: score updates at a closed-loop concurrency or an open-loop rate, then
+//! the exactly-once check against PostgreSQL: every acknowledged update is one `score_events`
+//! row, no token is applied twice, nothing refused for certain was applied, and each player's
+//! total equals the points of their applied events.
+
+use crate::common::{self, Latency, Minter, Outcomes, Player};
+use crate::StackArgs;
+use anyhow::Context;
+use clap::Args;
+use futures_util::stream::{self, StreamExt};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Args, Debug)]
+pub(crate) struct ApplyArgs {
+    #[command(flatten)]
+    stack: StackArgs,
+    /// Players the updates are spread over (fresh guests of this run).
+    #[arg(long, default_value_t = 500)]
+    players: usize,
+    /// Updates to send (closed loop), or the upper bound with `--rate`.
+    #[arg(long, default_value_t = 20_000)]
+    requests: usize,
+    /// Requests in flight at once (closed loop).
+    #[arg(long, default_value_t = 256)]
+    concurrency: usize,
+    /// Open loop: requests per second, sent on schedule whatever the answers do; latency is
+    /// measured from the scheduled time, so queueing is not hidden.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Share of requests that resend a token already sent (replays): answered 409, never
+    /// applied twice.
+    #[arg(long, default_value_t = 0.0)]
+    replays: f64,
+}
+
+#[derive(Clone, Copy, Debug, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Path {
+    Aggregator,
+    Edge,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    scenario: &'static str,
+    target: String,
+    mode: String,
+    players: usize,
+    requests: usize,
+    replays_sent: usize,
+    acknowledged: usize,
+    outcomes: Outcomes,
+    elapsed_s: f64,
+    applied_per_s: f64,
+    latency: Latency,
+    exactly_once: Option<Verification>,
+}
+
+#[derive(Debug, Serialize)]
+struct Verification {
+    ok: bool,
+    acknowledged_missing: usize,
+    applied_twice: usize,
+    applied_though_refused: usize,
+    applied_without_answer: usize,
+    totals_mismatched: usize,
+    events: usize,
+}
+
+struct Shot {
+    index: usize,
+    status: u16,
+    body: Value,
+    latency: Duration,
+}
+
+pub(crate) async fn run(args: ApplyArgs, path: Path) -> anyhow::Result<bool> {
+    let mut args = args;
+    if args.stack.quick {
+        args.players = args.players.min(20);
+        args.requests = args.requests.min(400);
+        args.concurrency = args.concurrency.min(32);
+        args.rate = args.rate.map(|r| r.min(200.0));
+    }
+    let stack = &args.stack;
+    let http = common::http(args.concurrency.max(64));
+    let run_id = scoreboard_tests::random_suffix(6);
+    let players = common::sign_in(stack, &http, &run_id, args.players).await?;
+    let minter = Minter::new(stack);
+
+    // Tokens before the clock starts; a replay resends an earlier request's token.
+    // (player index, jti, token); a replay repeats an earlier entry.
+    let mut plan: Vec<(usize, String, String)> = Vec::with_capacity(args.requests);
+    let mut minted: HashMap<String, (usize, i64)> = HashMap::new();
+    let mut replays_sent = 0;
+    for i in 0..args.requests {
+        let replay = i > 0 && rand::random::<f64>() < args.replays;
+        if replay {
+            let earlier = plan[rand::random::<usize>() % plan.len()].clone();
+            plan.push(earlier);
+            replays_sent += 1;
+            continue;
+        }
+        let p = i % players.len();
+        let points = 1 + (i as i64 % 100);
+        let m = minter.mint(&players[p].id, points)?;
+        minted.insert(m.claims.jti.clone(), (p, points));
+        plan.push((p, m.claims.jti, m.token));
+    }
+    let plan = Arc::new(plan);
+    let players = Arc::new(players);
+
+    let send = {
+        let http = http.clone();
+        let stack = stack.clone();
+        let plan = plan.clone();
+        let players = players.clone();
+        move |index: usize, scheduled: Instant| {
+            let http = http.clone();
+            let stack = stack.clone();
+            let plan = plan.clone();
+            let players = players.clone();
+            async move {
+                let (p, _, token) = &plan[index];
+                let player: &Player = &players[*p];
+                let req = match path {
+                    Path::Aggregator => {
+                        common::internal_score(&http, &stack, &player.session, token)
+                    }
+                    Path::Edge => http
+                        .post(format!("{}/api/scores", stack.edge))
+                        // One address per player: the per-IP binding is not what is measured.
+                        .header(
+                            "cf-connecting-ip",
+                            format!("10.{}.{}.{}", p / 65536 % 256, p / 256 % 256, p % 256),
+                        )
+                        .bearer_auth(&player.session)
+                        .json(&serde_json::json!({"action_token": token})),
+                };
+                let (status, body) = match req.send().await {
+                    Ok(r) => {
+                        let status = r.status().as_u16();
+                        (status, r.json::<Value>().await.unwrap_or_default())
+                    }
+                    Err(_) => (0, Value::Null),
+                };
+                Shot {
+                    index,
+                    status,
+                    body,
+                    latency: scheduled.elapsed(),
+                }
+            }
+        }
+    };
+
+    let started = Instant::now();
+    let shots: Vec<Shot> = match args.rate {
+        None => {
+            stream::iter(0..plan.len())
+                .map(|i| send(i, Instant::now()))
+                .buffer_unordered(args.concurrency)
+                .collect()
+                .await
+        }
+        Some(rate) => {
+            let mut tasks = Vec::with_capacity(plan.len());
+            let every = Duration::from_secs_f64(1.0 / rate);
+            for i in 0..plan.len() {
+                let at = started + every.mul_f64(i as f64);
+                tokio::time::sleep_until(at.into()).await;
+                tasks.push(tokio::spawn(send(i, at)));
+            }
+            let mut out = Vec::with_capacity(tasks.len());
+            for t in tasks {
+                out.push(t.await?);
+            }
+            out
+        }
+    };
+    let elapsed = started.elapsed().as_secs_f64();
+
+    // Per token, over every send of it (an original and its replays may race either way).
+    let mut outcomes = Outcomes::new();
+    let mut answers: HashMap<String, Answers> = HashMap::new();
+    let mut latencies = Vec::with_capacity(shots.len());
+    for s in &shots {
+        *outcomes
+            .entry(common::outcome_key(s.status, &s.body))
+            .or_default() += 1;
+        latencies.push(s.latency);
+        let a = answers.entry(plan[s.index].1.clone()).or_default();
+        match s.status {
+            200 => a.ok += 1,
+            409 => a.replayed += 1,
+            // No answer, or a 5xx that does not say whether it was applied (503 does: not).
+            0 => a.unknown += 1,
+            503 => a.refused += 1,
+            500..=599 => a.unknown += 1,
+            _ => a.refused += 1,
+        }
+    }
+    let acknowledged = answers.values().filter(|a| a.ok > 0).count();
+    println!(
+        "| scenario | target | mode | requests | replays | acknowledged | applied/s | p50 ms | p95 ms | p99 ms | max ms | outcomes |"
+    );
+    println!("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
+    let latency = Latency::of(latencies);
+    let mode = match args.rate {
+        Some(r) => format!("open loop {r}/s"),
+        None => format!("closed loop, {} in flight", args.concurrency),
+    };
+    let target = match path {
+        Path::Aggregator => stack.aggregator.clone(),
+        Path::Edge => stack.edge.clone(),
+    };
+    println!(
+        "| {} | {target} | {mode} | {} | {replays_sent} | {acknowledged} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {outcomes:?} |",
+        match path {
+            Path::Aggregator => "apply",
+            Path::Edge => "edge",
+        },
+        plan.len(),
+        acknowledged as f64 / elapsed,
+        latency.p50_ms,
+        latency.p95_ms,
+        latency.p99_ms,
+        latency.max_ms,
+    );
+
+    let exactly_once = match &stack.database_url {
+        Some(url) => Some(verify(url, &players, &minted, &answers).await?),
+        None => None,
+    };
+    if let Some(v) = &exactly_once {
+        println!(
+            "\nexactly once: {} ({} events; acknowledged but missing {}, applied twice {}, applied though refused {}, applied without an answer {}, totals mismatched {})",
+            if v.ok { "yes" } else { "NO" },
+            v.events,
+            v.acknowledged_missing,
+            v.applied_twice,
+            v.applied_though_refused,
+            v.applied_without_answer,
+            v.totals_mismatched
+        );
+    }
+    let ok = exactly_once.as_ref().is_none_or(|v| v.ok);
+    let report = Report {
+        scenario: match path {
+            Path::Aggregator => "apply",
+            Path::Edge => "edge",
+        },
+        target,
+        mode,
+        players: players.len(),
+        requests: plan.len(),
+        replays_sent,
+        acknowledged,
+        outcomes,
+        elapsed_s: elapsed,
+        applied_per_s: acknowledged as f64 / elapsed,
+        latency,
+        exactly_once,
+    };
+    common::write_json(stack, &report)?;
+    Ok(ok)
+}
+
+/// What the sends of one token were answered.
+#[derive(Default)]
+struct Answers {
+    ok: usize,
+    replayed: usize,
+    refused: usize,
+    unknown: usize,
+}
+
+async fn verify(
+    url: &str,
+    players: &[Player],
+    minted: &HashMap<String, (usize, i64)>,
+    answers: &HashMap<String, Answers>,
+) -> anyhow::Result<Verification> {
+    let db = sqlx::PgPool::connect(url)
+        .await
+        .context("connecting to DATABASE_URL for the exactly-once check")?;
+    let ids: Vec<String> = players.iter().map(|p| p.id.clone()).collect();
+    let events: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT player_id, coalesce(jti, ''), pts FROM score_events WHERE player_id = ANY($1)",
+    )
+    .bind(&ids)
+    .fetch_all(&db)
+    .await?;
+    let totals: Vec<(String, i64)> =
+        sqlx::query_as("SELECT player_id, score FROM scores WHERE player_id = ANY($1)")
+            .bind(&ids)
+            .fetch_all(&db)
+            .await?;
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    let mut expected_totals: BTreeMap<&str, i64> = BTreeMap::new();
+    for (player, jti, pts) in &events {
+        *seen.entry(jti.as_str()).or_default() += 1;
+        *expected_totals.entry(player.as_str()).or_default() += pts;
+    }
+    // Twice in the events, or two sends of one token both told 200.
+    let applied_twice =
+        seen.values().filter(|&&n| n > 1).count() + answers.values().filter(|a| a.ok > 1).count();
+    let mut acknowledged_missing = 0;
+    let mut applied_though_refused = 0;
+    let mut applied_without_answer = 0;
+    for (jti, a) in answers {
+        let applied = seen.contains_key(jti.as_str());
+        if a.ok > 0 && !applied {
+            acknowledged_missing += 1;
+        }
+        if a.ok == 0 && applied {
+            // Applied with no 200 to show for it: only possible when some send of it went
+            // unanswered (the 409s then answered replays of an applied token).
+            if a.unknown > 0 {
+                applied_without_answer += 1;
+            } else {
+                applied_though_refused += 1;
+            }
+        }
+        if a.ok == 0 && a.replayed > 0 && a.unknown == 0 && !applied {
+            // Called a replay although it was never applied.
+            applied_though_refused += 1;
+        }
+    }
+    let foreign = seen.keys().filter(|j| !minted.contains_key(**j)).count();
+    let totals_mismatched = totals
+        .iter()
+        .filter(|(p, score)| expected_totals.get(p.as_str()).copied().unwrap_or(0) != *score)
+        .count();
+    Ok(Verification {
+        ok: applied_twice == 0
+            && acknowledged_missing == 0
+            && applied_though_refused == 0
+            && totals_mismatched == 0
+            && foreign == 0,
+        acknowledged_missing,
+        applied_twice,
+        applied_though_refused,
+        applied_without_answer,
+        totals_mismatched,
+        events: events.len(),
+    })
+}

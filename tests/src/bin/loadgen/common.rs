@@ -1,0 +1,185 @@
+//! What the scenarios share: sign-in, minting, signed requests, latency statistics, reports.
+
+use crate::StackArgs;
+use anyhow::Context;
+use scoreboard_protocol::action::{ActionTokens, MintRequest, MintedAction};
+use scoreboard_protocol::jwt::HmacSecret;
+use scoreboard_protocol::{edge_signature, ActionName, PlayerId};
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+pub(crate) fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+/// One client for the whole run: connections are pooled and reused.
+pub(crate) fn http(max_idle: usize) -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(max_idle)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("an HTTP client")
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Player {
+    pub(crate) id: String,
+    pub(crate) session: String,
+}
+
+/// Signs `n` guests in at the aggregator, edge-signed (as the edge forwards them), a few at a
+/// time. Names carry a run id so runs never collide.
+pub(crate) async fn sign_in(
+    stack: &StackArgs,
+    http: &reqwest::Client,
+    run: &str,
+    n: usize,
+) -> anyhow::Result<Vec<Player>> {
+    use futures_util::stream::{self, StreamExt, TryStreamExt};
+    stream::iter(0..n)
+        .map(|i| async move {
+            let body = json!({"name": format!("load {run} {i}")}).to_string();
+            let path = "/api/auth/guest";
+            let sig = edge_signature::header_value(
+                stack.edge_secret.as_bytes(),
+                now_secs(),
+                "POST",
+                path,
+                body.as_bytes(),
+            );
+            let r = http
+                .post(format!("{}{path}", stack.aggregator))
+                .header(edge_signature::HEADER, sig)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .context("signing a guest in")?;
+            let status = r.status();
+            let v: Value = r.json().await.unwrap_or_default();
+            anyhow::ensure!(status == 201, "guest sign-in answered {status}: {v}");
+            Ok(Player {
+                id: v["player_id"].as_str().unwrap_or_default().to_owned(),
+                session: v["token"].as_str().unwrap_or_default().to_owned(),
+            })
+        })
+        .buffered(16)
+        .try_collect()
+        .await
+}
+
+pub(crate) struct Minter(ActionTokens);
+
+impl Minter {
+    pub(crate) fn new(stack: &StackArgs) -> Self {
+        Self(ActionTokens::from_secret(HmacSecret::new(
+            stack.action_secret.as_bytes(),
+        )))
+    }
+
+    /// A token for `points`, redeemable at once, valid for ten minutes.
+    pub(crate) fn mint(&self, player: &str, points: i64) -> anyhow::Result<MintedAction> {
+        Ok(self.0.mint(
+            &MintRequest {
+                player: &PlayerId::parse(player)?,
+                action: &ActionName::parse("load")?,
+                points,
+                min_seconds: 0,
+                ttl_secs: 600,
+            },
+            &rand::random::<[u8; 16]>(),
+            now_secs(),
+        )?)
+    }
+}
+
+/// The edge's `POST /internal/scores`, signed.
+pub(crate) fn internal_score(
+    http: &reqwest::Client,
+    stack: &StackArgs,
+    session: &str,
+    token: &str,
+) -> reqwest::RequestBuilder {
+    let body = json!({"action_token": token, "edge_region": "loadgen"}).to_string();
+    let path = "/internal/scores";
+    let sig = edge_signature::header_value(
+        stack.edge_secret.as_bytes(),
+        now_secs(),
+        "POST",
+        path,
+        body.as_bytes(),
+    );
+    http.post(format!("{}{path}", stack.aggregator))
+        .header(edge_signature::HEADER, sig)
+        .header("content-type", "application/json")
+        .bearer_auth(session)
+        .body(body)
+}
+
+/// Latency percentiles in milliseconds.
+#[derive(Debug, Default, Serialize, Clone)]
+pub(crate) struct Latency {
+    pub(crate) count: usize,
+    pub(crate) p50_ms: f64,
+    pub(crate) p95_ms: f64,
+    pub(crate) p99_ms: f64,
+    pub(crate) max_ms: f64,
+}
+
+impl Latency {
+    pub(crate) fn of(mut samples: Vec<Duration>) -> Self {
+        samples.sort_unstable();
+        let at = |q: f64| -> f64 {
+            if samples.is_empty() {
+                return 0.0;
+            }
+            let i = ((samples.len() as f64 - 1.0) * q).round() as usize;
+            samples[i].as_secs_f64() * 1000.0
+        };
+        Self {
+            count: samples.len(),
+            p50_ms: at(0.5),
+            p95_ms: at(0.95),
+            p99_ms: at(0.99),
+            max_ms: at(1.0),
+        }
+    }
+}
+
+/// Counts of answers by status and error code, e.g. `200`, `409 ACTION_TOKEN_REPLAYED`,
+/// `0 connection` (no answer).
+pub(crate) type Outcomes = BTreeMap<String, usize>;
+
+pub(crate) fn outcome_key(status: u16, body: &Value) -> String {
+    match body["error"]["code"].as_str() {
+        Some(code) => format!("{status} {code}"),
+        None if status == 0 => "0 no answer".into(),
+        None => status.to_string(),
+    }
+}
+
+/// Writes the report as JSON when `--json` was given.
+pub(crate) fn write_json<T: Serialize>(stack: &StackArgs, report: &T) -> anyhow::Result<()> {
+    if let Some(path) = &stack.json {
+        let text = serde_json::to_string_pretty(report)? + "\n";
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Resident memory of a process, in KiB, from `/proc`.
+pub(crate) fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}

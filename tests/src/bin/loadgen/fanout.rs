@@ -1,0 +1,275 @@
+//! `fanout`: N SSE clients on one stream URL (the aggregator's, or the edge's hub) while a
+//! writer changes the top 10 through the apply path. Reports the delivery latency from the
+//! moment each update was sent to each client's receipt (p50/p99/max over all clients and
+//! versions), the clients that never saw the final version, and the server's resident memory
+//! per connected idle client when its pid is given.
+
+use crate::common::{self, Latency, Minter};
+use crate::StackArgs;
+use clap::{Args, ValueEnum};
+use futures_util::StreamExt;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy, Debug, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Via {
+    /// `GET {aggregator}/api/leaderboard/stream`
+    Aggregator,
+    /// `GET {edge}/api/leaderboard/stream` (the location's LeaderboardHub)
+    Edge,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct FanoutArgs {
+    #[command(flatten)]
+    stack: StackArgs,
+    /// Which stream the clients attach to.
+    #[arg(long, value_enum, default_value = "aggregator")]
+    via: Via,
+    /// SSE clients.
+    #[arg(long, default_value_t = 1_000)]
+    clients: usize,
+    /// Top-10 changes the writer makes.
+    #[arg(long, default_value_t = 50)]
+    updates: usize,
+    /// Changes per second.
+    #[arg(long, default_value_t = 5.0)]
+    rate: f64,
+    /// Clients connecting at once (connection set-up is not what is measured).
+    #[arg(long, default_value_t = 200)]
+    connect_concurrency: usize,
+    /// Pids of the server processes whose resident memory is measured (e.g. the aggregator's,
+    /// or workerd's), summed.
+    #[arg(long, value_delimiter = ',')]
+    server_pid: Vec<u32>,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    scenario: &'static str,
+    via: Via,
+    url: String,
+    clients: usize,
+    connected: usize,
+    updates: usize,
+    final_version: i64,
+    missed_final: usize,
+    delivery: Latency,
+    server_rss_kib_before: Option<u64>,
+    server_rss_kib_connected: Option<u64>,
+    server_bytes_per_client: Option<f64>,
+}
+
+/// What every client records: when it saw which version.
+#[derive(Default)]
+struct Seen {
+    last: AtomicI64,
+}
+
+pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<bool> {
+    let mut args = args;
+    if args.stack.quick {
+        args.clients = args.clients.min(50);
+        args.updates = args.updates.min(10);
+    }
+    let stack = &args.stack;
+    let url = match args.via {
+        Via::Aggregator => format!("{}/api/leaderboard/stream", stack.aggregator),
+        Via::Edge => format!("{}/api/leaderboard/stream", stack.edge),
+    };
+    let rss = |pids: &[u32]| -> Option<u64> {
+        if pids.is_empty() {
+            return None;
+        }
+        pids.iter().map(|p| common::rss_kib(*p)).sum()
+    };
+    let rss_before = rss(&args.server_pid);
+
+    // The clients: one shared HTTP client, one streaming request each.
+    let sse_http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()?;
+    let connected = Arc::new(AtomicUsize::new(0));
+    let receipts: Arc<Mutex<Vec<(i64, Instant)>>> = Arc::new(Mutex::new(Vec::new()));
+    let seen: Arc<Vec<Seen>> = Arc::new((0..args.clients).map(|_| Seen::default()).collect());
+    let gate = Arc::new(tokio::sync::Semaphore::new(args.connect_concurrency));
+    let mut tasks = Vec::with_capacity(args.clients);
+    for c in 0..args.clients {
+        let http = sse_http.clone();
+        let url = url.clone();
+        let connected = connected.clone();
+        let receipts = receipts.clone();
+        let seen = seen.clone();
+        let gate = gate.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut permit = Some(gate.acquire_owned().await);
+            let resp = match http
+                .get(&url)
+                .header("accept", "text/event-stream")
+                // One address per client, so the edge's per-IP limits do not apply to the test.
+                .header(
+                    "cf-connecting-ip",
+                    format!("10.9.{}.{}", c / 256 % 256, c % 256),
+                )
+                .send()
+                .await
+            {
+                Ok(r) if r.status() == 200 => r,
+                _ => return,
+            };
+            let mut body = resp.bytes_stream();
+            let mut buf = String::new();
+            let mut first = true;
+            while let Some(Ok(chunk)) = body.next().await {
+                buf.push_str(&String::from_utf8_lossy(&chunk));
+                while let Some(end) = buf.find("\n\n") {
+                    let event: String = buf.drain(..end + 2).collect();
+                    let Some(id) = event
+                        .lines()
+                        .find_map(|l| l.strip_prefix("id:"))
+                        .and_then(|v| v.trim().parse::<i64>().ok())
+                    else {
+                        continue;
+                    };
+                    if first {
+                        first = false;
+                        connected.fetch_add(1, Ordering::Relaxed);
+                        permit.take();
+                    }
+                    seen[c].last.fetch_max(id, Ordering::Relaxed);
+                    receipts
+                        .lock()
+                        .expect("not poisoned")
+                        .push((id, Instant::now()));
+                }
+            }
+        }));
+    }
+    // Wait until every client got its first snapshot (or a minute passed).
+    let deadline = Instant::now() + Duration::from_secs(60 + args.clients as u64 / 100);
+    while connected.load(Ordering::Relaxed) < args.clients && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let connected_n = connected.load(Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_connected = rss(&args.server_pid);
+    receipts.lock().expect("not poisoned").clear();
+
+    // The writer: ten players lifted above the current leader first (untimed, in chunks of
+    // the largest allowed token), so that they fill the top 10; then every measured update adds
+    // a point to one of them, which changes the top 10 and is published.
+    let http = common::http(16);
+    let run_id = scoreboard_tests::random_suffix(6);
+    let players = common::sign_in(stack, &http, &run_id, 10).await?;
+    let minter = Minter::new(stack);
+    let board: serde_json::Value = http
+        .get(format!("{}/api/leaderboard", stack.aggregator))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let leader = board["top"][0]["score"].as_i64().unwrap_or(0).max(0);
+    for p in &players {
+        let mut total = 0;
+        while total <= leader {
+            let chunk = (leader + 1 - total).min(1_000_000);
+            let token = minter.mint(&p.id, chunk)?;
+            let r = common::internal_score(&http, stack, &p.session, &token.token)
+                .send()
+                .await?;
+            anyhow::ensure!(
+                r.status() == 200,
+                "lifting a writer answered {}",
+                r.status()
+            );
+            total += chunk;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    receipts.lock().expect("not poisoned").clear();
+    let mut sent_at: HashMap<i64, Instant> = HashMap::new();
+    let mut final_version = 0;
+    let every = Duration::from_secs_f64(1.0 / args.rate);
+    let start = Instant::now();
+    for u in 0..args.updates {
+        tokio::time::sleep_until((start + every.mul_f64(u as f64)).into()).await;
+        let p = &players[u % players.len()];
+        let token = minter.mint(&p.id, 1)?;
+        let t0 = Instant::now();
+        let r = common::internal_score(&http, stack, &p.session, &token.token)
+            .send()
+            .await?;
+        anyhow::ensure!(
+            r.status() == 200,
+            "the writer's update answered {}",
+            r.status()
+        );
+        let v: serde_json::Value = r.json().await?;
+        let version = v["leaderboard_version"].as_i64().unwrap_or_default();
+        sent_at.insert(version, t0);
+        final_version = final_version.max(version);
+    }
+    // Every client should reach the final version: give them a moment.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let missed = |seen: &[Seen]| {
+        seen.iter()
+            .filter(|s| s.last.load(Ordering::Relaxed) < final_version)
+            .count()
+    };
+    while missed(&seen) > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let missed_final = missed(&seen);
+    let delivery: Vec<Duration> = receipts
+        .lock()
+        .expect("not poisoned")
+        .iter()
+        .filter_map(|(v, at)| sent_at.get(v).map(|t0| at.saturating_duration_since(*t0)))
+        .collect();
+    for t in &tasks {
+        t.abort();
+    }
+    let delivery = Latency::of(delivery);
+    let per_client = match (rss_before, rss_connected) {
+        (Some(b), Some(a)) if connected_n > 0 => {
+            Some((a.saturating_sub(b) as f64 * 1024.0) / connected_n as f64)
+        }
+        _ => None,
+    };
+    println!("| via | clients | connected | updates | deliveries | p50 ms | p99 ms | max ms | missed final | server bytes/client |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!(
+        "| {:?} | {} | {connected_n} | {} | {} | {:.1} | {:.1} | {:.1} | {missed_final} | {} |",
+        args.via,
+        args.clients,
+        args.updates,
+        delivery.count,
+        delivery.p50_ms,
+        delivery.p99_ms,
+        delivery.max_ms,
+        per_client.map_or("-".into(), |b| format!("{b:.0}")),
+    );
+    let ok = connected_n == args.clients && missed_final == 0;
+    common::write_json(
+        stack,
+        &Report {
+            scenario: "fanout",
+            via: args.via,
+            url,
+            clients: args.clients,
+            connected: connected_n,
+            updates: args.updates,
+            final_version,
+            missed_final,
+            delivery,
+            server_rss_kib_before: rss_before,
+            server_rss_kib_connected: rss_connected,
+            server_bytes_per_client: per_client,
+        },
+    )?;
+    Ok(ok)
+}

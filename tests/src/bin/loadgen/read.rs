@@ -1,0 +1,143 @@
+//! `read`: `GET /api/leaderboard` and `GET /api/players/{id}` at a closed-loop concurrency for
+//! a while, on the aggregator or through the edge; throughput and latency of each.
+
+use crate::common::{self, Latency, Outcomes};
+use crate::StackArgs;
+use clap::Args;
+use futures_util::stream::{self, StreamExt};
+use serde::Serialize;
+use std::time::{Duration, Instant};
+
+#[derive(Args, Debug)]
+pub(crate) struct ReadArgs {
+    #[command(flatten)]
+    stack: StackArgs,
+    /// Read through the edge instead of straight from the aggregator.
+    #[arg(long)]
+    via_edge: bool,
+    /// Seconds per route.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Scored players whose pages are read (fresh guests of this run).
+    #[arg(long, default_value_t = 100)]
+    players: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct RouteReport {
+    route: &'static str,
+    requests: usize,
+    per_s: f64,
+    outcomes: Outcomes,
+    latency: Latency,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    scenario: &'static str,
+    base: String,
+    concurrency: usize,
+    routes: Vec<RouteReport>,
+}
+
+pub(crate) async fn run(args: ReadArgs) -> anyhow::Result<bool> {
+    let mut args = args;
+    if args.stack.quick {
+        args.seconds = args.seconds.min(1.0);
+        args.players = args.players.min(10);
+        args.concurrency = args.concurrency.min(8);
+    }
+    let stack = &args.stack;
+    let base = if args.via_edge {
+        stack.edge.clone()
+    } else {
+        stack.aggregator.clone()
+    };
+    let http = common::http(args.concurrency);
+    let run_id = scoreboard_tests::random_suffix(6);
+    let players = common::sign_in(stack, &http, &run_id, args.players).await?;
+    let minter = common::Minter::new(stack);
+    for (i, p) in players.iter().enumerate() {
+        let token = minter.mint(&p.id, 10 + i as i64)?;
+        let r = common::internal_score(&http, stack, &p.session, &token.token)
+            .send()
+            .await?;
+        anyhow::ensure!(
+            r.status() == 200,
+            "scoring a reader's player answered {}",
+            r.status()
+        );
+    }
+
+    let mut routes = Vec::new();
+    let mut ok = true;
+    for route in ["/api/leaderboard", "/api/players/{id}"] {
+        let deadline = Instant::now() + Duration::from_secs_f64(args.seconds);
+        let started = Instant::now();
+        let results: Vec<(String, Duration)> = stream::iter(0..)
+            .take_while(|_| futures_util::future::ready(Instant::now() < deadline))
+            .map(|i: usize| {
+                let url = match route {
+                    "/api/leaderboard" => format!("{base}/api/leaderboard"),
+                    _ => format!("{base}/api/players/{}", players[i % players.len()].id),
+                };
+                let http = http.clone();
+                async move {
+                    let t0 = Instant::now();
+                    let key = match http.get(url).send().await {
+                        Ok(r) => {
+                            let status = r.status().as_u16();
+                            let body = r.json().await.unwrap_or_default();
+                            common::outcome_key(status, &body)
+                        }
+                        Err(_) => "0 no answer".into(),
+                    };
+                    (key, t0.elapsed())
+                }
+            })
+            .buffer_unordered(args.concurrency)
+            .collect()
+            .await;
+        let elapsed = started.elapsed().as_secs_f64();
+        let mut outcomes = Outcomes::new();
+        for (k, _) in &results {
+            *outcomes.entry(k.clone()).or_default() += 1;
+        }
+        ok &= outcomes.keys().all(|k| k == "200");
+        routes.push(RouteReport {
+            route,
+            requests: results.len(),
+            per_s: results.len() as f64 / elapsed,
+            outcomes,
+            latency: Latency::of(results.into_iter().map(|(_, d)| d).collect()),
+        });
+    }
+    println!("| base | route | concurrency | requests | per second | p50 ms | p99 ms | max ms | outcomes |");
+    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
+    for r in &routes {
+        println!(
+            "| {base} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:?} |",
+            r.route,
+            args.concurrency,
+            r.requests,
+            r.per_s,
+            r.latency.p50_ms,
+            r.latency.p99_ms,
+            r.latency.max_ms,
+            r.outcomes
+        );
+    }
+    common::write_json(
+        stack,
+        &Report {
+            scenario: "read",
+            base,
+            concurrency: args.concurrency,
+            routes,
+        },
+    )?;
+    Ok(ok)
+}
