@@ -304,6 +304,9 @@ async fn handle(req: &mut Request, env: &Env, rid: &str, route: &'static str) ->
             | "/api/auth/register"
             | "/api/auth/login"
             | "/api/auth/logout"
+            | "/api/actions"
+            | "/api/scores"
+            | "/api/leaderboard/stream"
     ) || req.path().starts_with("/api/players/");
     match route {
         "/" | "/assets/app.js" | "/assets/app.css" => {

@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""Turns the JSON results of scripts/bench into Markdown tables with the ratios BENCHMARKS.md
+reports, and draws the apply latency against offered load as an SVG (no plotting library: the
+chart is simple enough to write by hand, and it keeps the tool free of downloads).
+
+    python3 bench/report.py bench/results bench/apply-latency.svg
+"""
+import glob
+import json
+import os
+import sys
+
+
+def load(directory, name):
+    path = os.path.join(directory, name)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def ratio(a, b):
+    return f"{a / b:.1f}×" if a and b else "n/a"
+
+
+def apply_rows(directory):
+    rows = []
+    for name in ["apply-batched.json", "apply-unbatched.json"]:
+        r = load(directory, name)
+        if r:
+            rows.append((name[:-5], r))
+    for path in sorted(glob.glob(os.path.join(directory, "apply-open-*.json")),
+                       key=lambda p: float(p.rsplit("-", 1)[1][:-5])):
+        with open(path) as f:
+            rows.append((os.path.basename(path)[:-5], json.load(f)))
+    return rows
+
+
+def main():
+    directory, svg = sys.argv[1], sys.argv[2]
+    print("### apply (signed POST /internal/scores, aggregator as its own process)\n")
+    print("| run | mode | requests | acknowledged | applied/s | p50 ms | p95 ms | p99 ms | max ms | exactly once |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    for name, r in apply_rows(directory):
+        lat = r["latency"]
+        once = r.get("exactly_once") or {}
+        print(f"| {name} | {r['mode']} | {r['requests']} | {r['acknowledged']} | {r['applied_per_s']:.0f} | "
+              f"{lat['p50_ms']:.1f} | {lat['p95_ms']:.1f} | {lat['p99_ms']:.1f} | {lat['max_ms']:.1f} | "
+              f"{'yes' if once.get('ok') else 'NO'} |")
+    b, u = load(directory, "apply-batched.json"), load(directory, "apply-unbatched.json")
+    if b and u:
+        print(f"\n**Group commit vs `APPLY_BATCH_MAX=1`: {ratio(b['applied_per_s'], u['applied_per_s'])}** "
+              f"({b['applied_per_s']:.0f} vs {u['applied_per_s']:.0f} applied/s, same run)")
+
+    rr, rp = load(directory, "read-redis.json"), load(directory, "read-postgres.json")
+    if rr and rp:
+        print("\n### read (closed loop)\n")
+        print("| store | route | requests | per second | p50 ms | p99 ms | outcomes |")
+        print("| --- | --- | ---: | ---: | ---: | ---: | --- |")
+        for label, r in [("Redis", rr), ("PostgreSQL only", rp)]:
+            for route in r["routes"]:
+                lat = route["latency"]
+                print(f"| {label} | `{route['route']}` | {route['requests']} | {route['per_s']:.0f} | "
+                      f"{lat['p50_ms']:.2f} | {lat['p99_ms']:.2f} | {route['outcomes']} |")
+        for i, route in enumerate(rr["routes"]):
+            print(f"\n**Redis vs PostgreSQL only, `{route['route']}`: "
+                  f"{ratio(route['per_s'], rp['routes'][i]['per_s'])}**")
+
+    print("\n### fanout (SSE delivery from the writer's send to each client)\n")
+    print("| run | via | clients | connected | deliveries | p50 ms | p99 ms | max ms | missed final | server bytes/client |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    fan = {}
+    for name in ["fanout-aggregator-1k", "fanout-edge-1k", "fanout-aggregator-20k"]:
+        r = load(directory, name + ".json")
+        if not r:
+            continue
+        fan[name] = r
+        d = r["delivery"]
+        per = r.get("server_bytes_per_client")
+        print(f"| {name} | {r['via']} | {r['clients']} | {r['connected']} | {d['count']} | {d['p50_ms']:.1f} | "
+              f"{d['p99_ms']:.1f} | {d['max_ms']:.1f} | {r['missed_final']} | {per and f'{per:.0f}' or '-'} |")
+    if "fanout-aggregator-1k" in fan and "fanout-edge-1k" in fan:
+        a, e = fan["fanout-aggregator-1k"]["delivery"], fan["fanout-edge-1k"]["delivery"]
+        print(f"\n**Aggregator SSE vs edge-hub SSE, p99 delivery: {a['p99_ms']:.1f} ms vs {e['p99_ms']:.1f} ms "
+              f"(edge/aggregator {ratio(e['p99_ms'], a['p99_ms'])})**")
+
+    e = load(directory, "edge.json")
+    if e:
+        lat = e["latency"]
+        once = e.get("exactly_once") or {}
+        print("\n### edge (POST /api/scores through workerd under wrangler dev)\n")
+        print("| requests | acknowledged | per second | p50 ms | p99 ms | exactly once |")
+        print("| ---: | ---: | ---: | ---: | ---: | --- |")
+        print(f"| {e['requests']} | {e['acknowledged']} | {e['applied_per_s']:.0f} | {lat['p50_ms']:.1f} | "
+              f"{lat['p99_ms']:.1f} | {'yes' if once.get('ok') else 'NO'} |")
+
+    chart(directory, svg)
+    print(f"\nChart: `{svg}`")
+
+
+def chart(directory, svg):
+    points = []
+    for name, r in apply_rows(directory):
+        if name.startswith("apply-open-"):
+            offered = float(name.rsplit("-", 1)[1])
+            points.append((offered, r["applied_per_s"], r["latency"]["p50_ms"], r["latency"]["p99_ms"]))
+    if not points:
+        return
+    w, h, left, bottom, top, right = 720, 420, 70, 50, 30, 30
+    xmax = max(p[0] for p in points) * 1.05
+    ymax = max(p[3] for p in points) * 1.15 or 1
+    x = lambda v: left + (w - left - right) * v / xmax
+    y = lambda v: h - bottom - (h - top - bottom) * v / ymax
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" '
+           'font-family="sans-serif" font-size="12">',
+           f'<rect width="{w}" height="{h}" fill="white"/>',
+           f'<text x="{w / 2}" y="18" text-anchor="middle" font-size="14">apply: latency against offered load '
+           '(open loop, fsync on)</text>']
+    for i in range(6):
+        gy = ymax * i / 5
+        out.append(f'<line x1="{left}" y1="{y(gy):.1f}" x2="{w - right}" y2="{y(gy):.1f}" stroke="#ddd"/>')
+        out.append(f'<text x="{left - 6}" y="{y(gy) + 4:.1f}" text-anchor="end">{gy:.0f}</text>')
+    for offered, *_ in points:
+        out.append(f'<text x="{x(offered):.1f}" y="{h - bottom + 16}" text-anchor="middle">{offered:.0f}</text>')
+    out.append(f'<line x1="{left}" y1="{h - bottom}" x2="{w - right}" y2="{h - bottom}" stroke="black"/>')
+    out.append(f'<line x1="{left}" y1="{top}" x2="{left}" y2="{h - bottom}" stroke="black"/>')
+    out.append(f'<text x="{w / 2}" y="{h - 10}" text-anchor="middle">offered updates per second</text>')
+    out.append(f'<text x="16" y="{h / 2}" text-anchor="middle" transform="rotate(-90 16 {h / 2})">latency, ms</text>')
+    for idx, colour, label in [(2, "#1f5fd1", "p50"), (3, "#b3261e", "p99")]:
+        path = " ".join(f"{'M' if i == 0 else 'L'}{x(p[0]):.1f},{y(p[idx]):.1f}" for i, p in enumerate(points))
+        out.append(f'<path d="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
+        for p in points:
+            out.append(f'<circle cx="{x(p[0]):.1f}" cy="{y(p[idx]):.1f}" r="3" fill="{colour}"/>')
+        ly = top + 10 + (idx - 2) * 16
+        out.append(f'<line x1="{w - right - 110}" y1="{ly}" x2="{w - right - 90}" y2="{ly}" stroke="{colour}" stroke-width="2"/>')
+        out.append(f'<text x="{w - right - 84}" y="{ly + 4}">{label}</text>')
+    for p in points:
+        out.append(f'<text x="{x(p[0]):.1f}" y="{y(p[3]) - 8:.1f}" text-anchor="middle" fill="#555">'
+                   f'{p[1]:.0f}/s</text>')
+    out.append("</svg>")
+    with open(svg, "w") as f:
+        f.write("\n".join(out) + "\n")
+
+
+if __name__ == "__main__":
+    main()
