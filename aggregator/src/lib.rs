@@ -139,6 +139,9 @@ async fn connect_pool(url: &str, max: u32) -> sqlx::Result<PgPool> {
 impl Application {
     /// Connects, migrates, loads the board and binds both ports (`0` picks free ones).
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        // First: what start-up records (e.g. `redis_up` after the initial rebuild) must reach
+        // the exporter, not the no-op recorder that exists before it.
+        metrics_handle();
         let db = connect_pool(config.database_url(), config.database_pool_max)
             .await
             .context("connecting to the database")?;
@@ -189,8 +192,10 @@ impl Application {
             .with_context(|| format!("binding metrics port {}", config.metrics_port))?;
         let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
         let actions = ActionTokens::new(config.action_keys.clone());
-        metrics_handle();
-        probes::register(config.sse_max_clients, cache.is_some());
+        probes::register(
+            config.sse_max_clients,
+            cache.as_ref().map(|c| c.is_healthy()),
+        );
         let mut tasks = vec![
             janitor::spawn(db.clone(), shutdown.clone()),
             probes::spawn_database_probe(db.clone(), shutdown.clone()),

@@ -22,7 +22,8 @@ pub const TOKEN_RESULTS: [&str; 6] = [
 ];
 
 /// Describes the metrics and creates the series the alerts need; call once the recorder exists.
-pub fn register(sse_max_clients: usize, redis_configured: bool) {
+/// `redis` is `None` without Redis, else whether it answered at start-up.
+pub fn register(sse_max_clients: usize, redis: Option<bool>) {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_counter!(
         "http_requests_total",
@@ -90,8 +91,9 @@ pub fn register(sse_max_clients: usize, redis_configured: bool) {
     metrics::gauge!("sse_connections_max").set(sse_max_clients as f64);
     metrics::gauge!("sse_connections_active").set(0.0);
     metrics::gauge!("ws_subscribers_active").set(0.0);
-    if redis_configured {
+    if let Some(up) = redis {
         metrics::gauge!("redis_leaderboard_sync_drift").set(0.0);
+        metrics::gauge!("redis_up").set(if up { 1.0 } else { 0.0 });
     }
 }
 

@@ -8,9 +8,9 @@ use crate::StackArgs;
 use anyhow::Context;
 use clap::Args;
 use futures_util::stream::{self, StreamExt};
+use scoreboard_tests::exactly_once::{Ledger, Verification};
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -60,17 +60,6 @@ struct Report {
     exactly_once: Option<Verification>,
 }
 
-#[derive(Debug, Serialize)]
-struct Verification {
-    ok: bool,
-    acknowledged_missing: usize,
-    applied_twice: usize,
-    applied_though_refused: usize,
-    applied_without_answer: usize,
-    totals_mismatched: usize,
-    events: usize,
-}
-
 struct Shot {
     index: usize,
     status: u16,
@@ -95,7 +84,7 @@ pub(crate) async fn run(args: ApplyArgs, path: Path) -> anyhow::Result<bool> {
     // Tokens before the clock starts; a replay resends an earlier request's token.
     // (player index, jti, token); a replay repeats an earlier entry.
     let mut plan: Vec<(usize, String, String)> = Vec::with_capacity(args.requests);
-    let mut minted: HashMap<String, (usize, i64)> = HashMap::new();
+    let mut ledger = Ledger::new();
     let mut replays_sent = 0;
     for i in 0..args.requests {
         let replay = i > 0 && rand::random::<f64>() < args.replays;
@@ -108,7 +97,7 @@ pub(crate) async fn run(args: ApplyArgs, path: Path) -> anyhow::Result<bool> {
         let p = i % players.len();
         let points = 1 + (i as i64 % 100);
         let m = minter.mint(&players[p].id, points)?;
-        minted.insert(m.claims.jti.clone(), (p, points));
+        ledger.minted(&m.claims.jti, &players[p].id, points);
         plan.push((p, m.claims.jti, m.token));
     }
     let plan = Arc::new(plan);
@@ -184,27 +173,16 @@ pub(crate) async fn run(args: ApplyArgs, path: Path) -> anyhow::Result<bool> {
     };
     let elapsed = started.elapsed().as_secs_f64();
 
-    // Per token, over every send of it (an original and its replays may race either way).
     let mut outcomes = Outcomes::new();
-    let mut answers: HashMap<String, Answers> = HashMap::new();
     let mut latencies = Vec::with_capacity(shots.len());
     for s in &shots {
         *outcomes
             .entry(common::outcome_key(s.status, &s.body))
             .or_default() += 1;
         latencies.push(s.latency);
-        let a = answers.entry(plan[s.index].1.clone()).or_default();
-        match s.status {
-            200 => a.ok += 1,
-            409 => a.replayed += 1,
-            // No answer, or a 5xx that does not say whether it was applied (503 does: not).
-            0 => a.unknown += 1,
-            503 => a.refused += 1,
-            500..=599 => a.unknown += 1,
-            _ => a.refused += 1,
-        }
+        ledger.answered(&plan[s.index].1, s.status);
     }
-    let acknowledged = answers.values().filter(|a| a.ok > 0).count();
+    let acknowledged = ledger.acknowledged();
     println!(
         "| scenario | target | mode | requests | replays | acknowledged | applied/s | p50 ms | p95 ms | p99 ms | max ms | outcomes |"
     );
@@ -233,20 +211,17 @@ pub(crate) async fn run(args: ApplyArgs, path: Path) -> anyhow::Result<bool> {
     );
 
     let exactly_once = match &stack.database_url {
-        Some(url) => Some(verify(url, &players, &minted, &answers).await?),
+        Some(url) => {
+            let db = sqlx::PgPool::connect(url)
+                .await
+                .context("connecting to DATABASE_URL for the exactly-once check")?;
+            let ids: Vec<String> = players.iter().map(|p| p.id.clone()).collect();
+            Some(ledger.verify(&db, &ids).await?)
+        }
         None => None,
     };
     if let Some(v) = &exactly_once {
-        println!(
-            "\nexactly once: {} ({} events; acknowledged but missing {}, applied twice {}, applied though refused {}, applied without an answer {}, totals mismatched {})",
-            if v.ok { "yes" } else { "NO" },
-            v.events,
-            v.acknowledged_missing,
-            v.applied_twice,
-            v.applied_though_refused,
-            v.applied_without_answer,
-            v.totals_mismatched
-        );
+        println!("\nexactly once: {v}");
     }
     let ok = exactly_once.as_ref().is_none_or(|v| v.ok);
     let report = Report {
@@ -268,85 +243,4 @@ pub(crate) async fn run(args: ApplyArgs, path: Path) -> anyhow::Result<bool> {
     };
     common::write_json(stack, &report)?;
     Ok(ok)
-}
-
-/// What the sends of one token were answered.
-#[derive(Default)]
-struct Answers {
-    ok: usize,
-    replayed: usize,
-    refused: usize,
-    unknown: usize,
-}
-
-async fn verify(
-    url: &str,
-    players: &[Player],
-    minted: &HashMap<String, (usize, i64)>,
-    answers: &HashMap<String, Answers>,
-) -> anyhow::Result<Verification> {
-    let db = sqlx::PgPool::connect(url)
-        .await
-        .context("connecting to DATABASE_URL for the exactly-once check")?;
-    let ids: Vec<String> = players.iter().map(|p| p.id.clone()).collect();
-    let events: Vec<(String, String, i64)> = sqlx::query_as(
-        "SELECT player_id, coalesce(jti, ''), pts FROM score_events WHERE player_id = ANY($1)",
-    )
-    .bind(&ids)
-    .fetch_all(&db)
-    .await?;
-    let totals: Vec<(String, i64)> =
-        sqlx::query_as("SELECT player_id, score FROM scores WHERE player_id = ANY($1)")
-            .bind(&ids)
-            .fetch_all(&db)
-            .await?;
-    let mut seen: HashMap<&str, usize> = HashMap::new();
-    let mut expected_totals: BTreeMap<&str, i64> = BTreeMap::new();
-    for (player, jti, pts) in &events {
-        *seen.entry(jti.as_str()).or_default() += 1;
-        *expected_totals.entry(player.as_str()).or_default() += pts;
-    }
-    // Twice in the events, or two sends of one token both told 200.
-    let applied_twice =
-        seen.values().filter(|&&n| n > 1).count() + answers.values().filter(|a| a.ok > 1).count();
-    let mut acknowledged_missing = 0;
-    let mut applied_though_refused = 0;
-    let mut applied_without_answer = 0;
-    for (jti, a) in answers {
-        let applied = seen.contains_key(jti.as_str());
-        if a.ok > 0 && !applied {
-            acknowledged_missing += 1;
-        }
-        if a.ok == 0 && applied {
-            // Applied with no 200 to show for it: only possible when some send of it went
-            // unanswered (the 409s then answered replays of an applied token).
-            if a.unknown > 0 {
-                applied_without_answer += 1;
-            } else {
-                applied_though_refused += 1;
-            }
-        }
-        if a.ok == 0 && a.replayed > 0 && a.unknown == 0 && !applied {
-            // Called a replay although it was never applied.
-            applied_though_refused += 1;
-        }
-    }
-    let foreign = seen.keys().filter(|j| !minted.contains_key(**j)).count();
-    let totals_mismatched = totals
-        .iter()
-        .filter(|(p, score)| expected_totals.get(p.as_str()).copied().unwrap_or(0) != *score)
-        .count();
-    Ok(Verification {
-        ok: applied_twice == 0
-            && acknowledged_missing == 0
-            && applied_though_refused == 0
-            && totals_mismatched == 0
-            && foreign == 0,
-        acknowledged_missing,
-        applied_twice,
-        applied_though_refused,
-        applied_without_answer,
-        totals_mismatched,
-        events: events.len(),
-    })
 }

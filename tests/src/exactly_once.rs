@@ -1,0 +1,167 @@
+//! The exactly-once check shared by the load generator and the fault tests: a ledger of every
+//! token sent and every answer, compared with `score_events` and `scores` in PostgreSQL.
+//!
+//! Per token, over all its sends (an original and its replays may race either way):
+//! - answered 200 once → exactly one event; answered 200 twice → a double application;
+//! - answered only with definite refusals (4xx other than 409) → no event;
+//! - answered 409 but never 200 → applied only if some send went unanswered or got a 5xx
+//!   (a `503` promises the token was not consumed by *that* request; after a crash between
+//!   commit and answer the edge cannot know, and the retry then learns it from a 409);
+//! - no event twice, no event from a token the run did not mint, each total = its events.
+
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+
+#[derive(Debug, Default, Clone)]
+struct Answers {
+    ok: usize,
+    replayed: usize,
+    refused: usize,
+    unknown: usize,
+}
+
+/// What a run sent and what it was told.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    minted: HashMap<String, (String, i64)>,
+    answers: HashMap<String, Answers>,
+}
+
+/// The outcome of [`Ledger::verify`]; `ok` sums it up.
+#[derive(Debug, Serialize, Clone)]
+pub struct Verification {
+    pub ok: bool,
+    pub acknowledged_missing: usize,
+    pub applied_twice: usize,
+    pub applied_though_refused: usize,
+    pub applied_without_answer: usize,
+    pub foreign_events: usize,
+    pub totals_mismatched: usize,
+    pub events: usize,
+}
+
+impl Ledger {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A token minted for `player` worth `points`.
+    pub fn minted(&mut self, jti: &str, player: &str, points: i64) {
+        self.minted
+            .insert(jti.to_owned(), (player.to_owned(), points));
+    }
+
+    /// One send of the token `jti` was answered `status` (0: no answer at all).
+    pub fn answered(&mut self, jti: &str, status: u16) {
+        let a = self.answers.entry(jti.to_owned()).or_default();
+        match status {
+            200 => a.ok += 1,
+            409 => a.replayed += 1,
+            0 | 500..=599 => a.unknown += 1,
+            _ => a.refused += 1,
+        }
+    }
+
+    /// Tokens acknowledged with a 200.
+    pub fn acknowledged(&self) -> usize {
+        self.answers.values().filter(|a| a.ok > 0).count()
+    }
+
+    /// Points acknowledged with a 200, per player.
+    pub fn acknowledged_points(&self) -> BTreeMap<String, i64> {
+        let mut out = BTreeMap::new();
+        for (jti, a) in &self.answers {
+            if a.ok > 0 {
+                if let Some((player, pts)) = self.minted.get(jti) {
+                    *out.entry(player.clone()).or_default() += pts;
+                }
+            }
+        }
+        out
+    }
+
+    /// Compares the ledger with the database, for the run's `players` only.
+    pub async fn verify(
+        &self,
+        db: &sqlx::PgPool,
+        players: &[String],
+    ) -> sqlx::Result<Verification> {
+        let events: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT player_id, coalesce(jti, ''), pts FROM score_events WHERE player_id = ANY($1)",
+        )
+        .bind(players)
+        .fetch_all(db)
+        .await?;
+        let totals: Vec<(String, i64)> =
+            sqlx::query_as("SELECT player_id, score FROM scores WHERE player_id = ANY($1)")
+                .bind(players)
+                .fetch_all(db)
+                .await?;
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        let mut expected: BTreeMap<&str, i64> = BTreeMap::new();
+        for (player, jti, pts) in &events {
+            *seen.entry(jti.as_str()).or_default() += 1;
+            *expected.entry(player.as_str()).or_default() += pts;
+        }
+        let applied_twice = seen.values().filter(|&&n| n > 1).count()
+            + self.answers.values().filter(|a| a.ok > 1).count();
+        let (mut acknowledged_missing, mut applied_though_refused, mut applied_without_answer) =
+            (0, 0, 0);
+        for (jti, a) in &self.answers {
+            let applied = seen.contains_key(jti.as_str());
+            if a.ok > 0 && !applied {
+                acknowledged_missing += 1;
+            }
+            if a.ok == 0 && applied {
+                if a.unknown > 0 {
+                    applied_without_answer += 1;
+                } else {
+                    applied_though_refused += 1;
+                }
+            }
+            if a.ok == 0 && a.replayed > 0 && a.unknown == 0 && !applied {
+                // Called a replay although it was never applied.
+                applied_though_refused += 1;
+            }
+        }
+        let foreign_events = seen
+            .keys()
+            .filter(|j| !self.minted.contains_key(**j))
+            .count();
+        let totals_mismatched = totals
+            .iter()
+            .filter(|(p, score)| expected.get(p.as_str()).copied().unwrap_or(0) != *score)
+            .count();
+        Ok(Verification {
+            ok: applied_twice == 0
+                && acknowledged_missing == 0
+                && applied_though_refused == 0
+                && totals_mismatched == 0
+                && foreign_events == 0,
+            acknowledged_missing,
+            applied_twice,
+            applied_though_refused,
+            applied_without_answer,
+            foreign_events,
+            totals_mismatched,
+            events: events.len(),
+        })
+    }
+}
+
+impl std::fmt::Display for Verification {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ({} events; acknowledged but missing {}, applied twice {}, applied though refused {}, applied without an answer {}, foreign {}, totals mismatched {})",
+            if self.ok { "yes" } else { "NO" },
+            self.events,
+            self.acknowledged_missing,
+            self.applied_twice,
+            self.applied_though_refused,
+            self.applied_without_answer,
+            self.foreign_events,
+            self.totals_mismatched
+        )
+    }
+}
