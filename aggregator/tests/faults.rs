@@ -10,6 +10,7 @@
 use scoreboard_protocol::action::{ActionTokens, MintRequest};
 use scoreboard_protocol::jwt::HmacSecret;
 use scoreboard_protocol::{ActionName, PlayerId};
+use scoreboard_tests::client;
 use scoreboard_tests::exactly_once::Ledger;
 use scoreboard_tests::sse::SseClient;
 use scoreboard_tests::stack::{aggregator_vars, ACTION_SECRET, EDGE_SECRET, JWT_SECRET};
@@ -119,19 +120,8 @@ async fn acknowledged_updates_survive_crashes_and_restarts_exactly_once() {
 
     let mut players = Vec::new();
     for i in 0..PLAYERS {
-        let v: Value = http
-            .post(format!("{base}/api/auth/guest"))
-            .json(&json!({"name": format!("Faulty {i}")}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        players.push((
-            v["player_id"].as_str().unwrap().to_owned(),
-            v["token"].as_str().unwrap().to_owned(),
-        ));
+        let g = client::guest(&http, &base, &format!("Faulty {i}")).await;
+        players.push((g.id, g.token));
     }
     let players = Arc::new(players);
     let (status, sse) =
@@ -321,14 +311,7 @@ async fn acknowledged_updates_survive_crashes_and_restarts_exactly_once() {
             .await
             .unwrap();
     for (id, score) in &totals {
-        let view: Value = http
-            .get(format!("{base}/api/players/{id}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let view = client::get_json(&http, &format!("{base}/api/players/{id}")).await;
         assert_eq!(
             view["score"].as_i64(),
             Some(*score),
@@ -339,14 +322,7 @@ async fn acknowledged_updates_survive_crashes_and_restarts_exactly_once() {
     // The SSE client of the edge, never reconnected, ends on the final top 10. (The board's
     // version can be newer than the last snapshot sent: subscribers are woken only when the
     // rows change, so the rows are what must match.)
-    let board: Value = http
-        .get(format!("{base}/api/leaderboard"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let board = client::get_json(&http, &format!("{base}/api/leaderboard")).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut last = Value::Null;
     while last["top"] != board["top"] && Instant::now() < deadline {

@@ -329,15 +329,7 @@ async fn a_real_prometheus_scrapes_the_aggregator() {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let rules: Value = app
-        .http
-        .get(format!("{api}/rules"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let rules = scoreboard_tests::client::get_json(&app.http, &format!("{api}/rules")).await;
     let _ = child.start_kill();
     assert_eq!(up, Some(1.0), "the aggregator target is up");
     // At least this test's update (the recorder is per process: other tests add theirs).

@@ -11,12 +11,14 @@
 //! | [`sse::SseClient`] | reads an SSE stream message by message |
 //! | [`stack::aggregator_vars`] | the configuration of an in-process aggregator, with test secrets |
 //! | [`EdgeServer`] | the edge worker under `wrangler dev` (workerd) on a random port |
+//! | [`client`] | JSON requests and guest sign-in for end-to-end tests |
 //! | [`exactly_once::Ledger`] | what a run sent and was told, checked against PostgreSQL |
 //!
 //! Servers run under a small shell supervisor that watches the test process: when the test
 //! process goes away (panic, `kill -9`, normal exit, whose statics are never dropped), the
 //! supervisor stops the server and deletes its directory.
 
+pub mod client;
 mod edge;
 pub mod exactly_once;
 mod postgres;

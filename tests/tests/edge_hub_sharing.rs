@@ -75,16 +75,8 @@ async fn sse_clients_of_one_hub_share_one_upstream_websocket() {
         .expect("the kept snapshot");
     eventually("a client came back", &metrics, 1.0).await;
     let http = reqwest::Client::new();
-    let guest: serde_json::Value = http
-        .post(format!("{agg}/api/auth/guest"))
-        .json(&serde_json::json!({"name": "Latecomer"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = guest["player_id"].as_str().unwrap();
+    let guest = scoreboard_tests::client::guest(&http, &agg, "Latecomer").await;
+    let id = guest.id.as_str();
     let r = http
         .post(format!("{agg}/admin/players/{id}/adjust"))
         .bearer_auth(ADMIN_KEY)

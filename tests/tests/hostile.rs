@@ -521,17 +521,8 @@ async fn malformed_requests_get_their_documented_errors_and_move_nothing() {
     .await
     .unwrap();
     let http = reqwest::Client::new();
-    let guest: Value = http
-        .post(format!("{agg}/api/auth/guest"))
-        .json(&json!({"name": "Target"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = guest["player_id"].as_str().unwrap().to_owned();
-    let session = guest["token"].as_str().unwrap().to_owned();
+    let scoreboard_tests::client::Guest { id, token: session } =
+        scoreboard_tests::client::guest(&http, &agg, "Target").await;
     let token = local_token(ACTION_SECRET, &id, now(), 300);
 
     let mut failures = Vec::new();
