@@ -4,9 +4,12 @@
 //! Per token, over all its sends (an original and its replays may race either way):
 //! - answered 200 once → exactly one event; answered 200 twice → a double application;
 //! - answered only with definite refusals (4xx other than 409) → no event;
-//! - answered 409 but never 200 → applied only if some send went unanswered or got a 5xx
-//!   (a `503` promises the token was not consumed by *that* request; after a crash between
-//!   commit and answer the edge cannot know, and the retry then learns it from a 409);
+//! - answered 409 but never 200 → it must have been applied (409 says the token was used:
+//!   when the aggregator dies between its commit and its answer, the edge's own retry of that
+//!   very request learns from a 409 that it went through, and passes the 409 on);
+//! - applied with no 200 and no 409 → only if some send went unanswered or got a 5xx (a `503`
+//!   promises nothing was consumed by what the edge saw; a crash between commit and answer is
+//!   the one case where the edge cannot know);
 //! - no event twice, no event from a token the run did not mint, each total = its events.
 
 use serde::Serialize;
@@ -107,16 +110,18 @@ impl Ledger {
             + self.answers.values().filter(|a| a.ok > 1).count();
         let (mut acknowledged_missing, mut applied_though_refused, mut applied_without_answer) =
             (0, 0, 0);
+        let mut applied_through_a_refusal = 0;
         for (jti, a) in &self.answers {
             let applied = seen.contains_key(jti.as_str());
             if a.ok > 0 && !applied {
                 acknowledged_missing += 1;
             }
-            if a.ok == 0 && applied {
+            if a.ok == 0 && applied && a.replayed == 0 {
+                // Applied, yet no send was told 200 or 409: fine only if one went unanswered.
                 if a.unknown > 0 {
                     applied_without_answer += 1;
                 } else {
-                    applied_though_refused += 1;
+                    applied_through_a_refusal += 1;
                 }
             }
             if a.ok == 0 && a.replayed > 0 && a.unknown == 0 && !applied {
@@ -124,6 +129,7 @@ impl Ledger {
                 applied_though_refused += 1;
             }
         }
+        applied_though_refused += applied_through_a_refusal;
         let foreign_events = seen
             .keys()
             .filter(|j| !self.minted.contains_key(**j))
