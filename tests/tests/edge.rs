@@ -4,8 +4,8 @@
 use scoreboard_tests::{fresh_database, fresh_redis, EdgeServer};
 use serde_json::{json, Value};
 
-use scoreboard_tests::stack::{ACTION_SECRET, EDGE_SECRET, JWT_SECRET};
-use support::{aggregator, aggregator_on, local_token};
+use scoreboard_tests::stack::{ACTION_SECRET, EDGE_SECRET};
+use support::{aggregator, aggregator_on, edge_with, local_token};
 
 mod support;
 
@@ -196,19 +196,17 @@ async fn the_edge_forwards_to_the_aggregator_and_degrades_when_it_is_gone() {
 }
 
 async fn edge_for(agg: &str, limit: &str) -> EdgeServer {
-    EdgeServer::start(&[
-        ("AGGREGATOR_URL", agg),
-        ("EDGE_FORWARD_SECRET", EDGE_SECRET),
-        ("JWT_SECRET", JWT_SECRET),
-        ("ACTION_TOKEN_SECRET", ACTION_SECRET),
-        ("RATE_LIMIT_SCORE_UPDATE", limit),
-        (
-            "ACTION_CATALOG",
-            r#"{"tap": {"points": 3, "min_seconds": 0}, "slow": {"points": 5, "min_seconds": 60}}"#,
-        ),
-    ])
+    edge_with(
+        agg,
+        &[
+            ("RATE_LIMIT_SCORE_UPDATE", limit),
+            (
+                "ACTION_CATALOG",
+                r#"{"tap": {"points": 3, "min_seconds": 0}, "slow": {"points": 5, "min_seconds": 60}}"#,
+            ),
+        ],
+    )
     .await
-    .unwrap()
 }
 
 struct Client {
@@ -484,19 +482,17 @@ async fn the_edge_hub_streams_the_top_ten_over_sse() {
     let db = fresh_database().await.unwrap();
     let redis = fresh_redis().await.unwrap();
     let (agg, _stop, _task) = aggregator(&db.url, &redis).await;
-    let edge = EdgeServer::start(&[
-        ("AGGREGATOR_URL", agg.as_str()),
-        ("EDGE_FORWARD_SECRET", EDGE_SECRET),
-        ("JWT_SECRET", JWT_SECRET),
-        ("ACTION_TOKEN_SECRET", ACTION_SECRET),
-        (
-            "ACTION_CATALOG",
-            r#"{"tap": {"points": 3, "min_seconds": 0}}"#,
-        ),
-        ("SSE_PING_INTERVAL", "700"),
-    ])
-    .await
-    .unwrap();
+    let edge = edge_with(
+        &agg,
+        &[
+            (
+                "ACTION_CATALOG",
+                r#"{"tap": {"points": 3, "min_seconds": 0}}"#,
+            ),
+            ("SSE_PING_INTERVAL", "700"),
+        ],
+    )
+    .await;
     let c = Client {
         http: reqwest::Client::new(),
         base: edge.url(),

@@ -3,10 +3,10 @@
 //! headers, path traversal, unknown fields, values out of range. Every answer must be the
 //! documented status with an error in our shape, never a 5xx, and no score may move.
 
-use scoreboard_tests::stack::{ACTION_SECRET, EDGE_SECRET, JWT_SECRET};
-use scoreboard_tests::{fresh_database, fresh_redis, EdgeServer};
+use scoreboard_tests::stack::ACTION_SECRET;
+use scoreboard_tests::{fresh_database, fresh_redis};
 use serde_json::{json, Value};
-use support::{aggregator, local_token};
+use support::{aggregator, edge_with, local_token};
 
 mod support;
 
@@ -507,19 +507,17 @@ async fn malformed_requests_get_their_documented_errors_and_move_nothing() {
     let db = fresh_database().await.unwrap();
     let redis = fresh_redis().await.unwrap();
     let (agg, _stop, _task) = aggregator(&db.url, &redis).await;
-    let edge = EdgeServer::start(&[
-        ("AGGREGATOR_URL", agg.as_str()),
-        ("EDGE_FORWARD_SECRET", EDGE_SECRET),
-        ("JWT_SECRET", JWT_SECRET),
-        ("ACTION_TOKEN_SECRET", ACTION_SECRET),
-        ("RATE_LIMIT_SCORE_UPDATE", "1000"),
-        (
-            "ACTION_CATALOG",
-            r#"{"tap": {"points": 3, "min_seconds": 0}}"#,
-        ),
-    ])
-    .await
-    .unwrap();
+    let edge = edge_with(
+        &agg,
+        &[
+            ("RATE_LIMIT_SCORE_UPDATE", "1000"),
+            (
+                "ACTION_CATALOG",
+                r#"{"tap": {"points": 3, "min_seconds": 0}}"#,
+            ),
+        ],
+    )
+    .await;
     let http = reqwest::Client::new();
     let scoreboard_tests::client::Guest { id, token: session } =
         scoreboard_tests::client::guest(&http, &agg, "Target").await;

@@ -3,9 +3,9 @@
 //! verifies (exactly once, every client saw the final version), never a time.
 
 use scoreboard_tests::stack::{ACTION_SECRET, EDGE_SECRET, JWT_SECRET};
-use scoreboard_tests::{fresh_database, fresh_redis, EdgeServer};
+use scoreboard_tests::{fresh_database, fresh_redis};
 use serde_json::Value;
-use support::aggregator;
+use support::{aggregator, edge_with};
 
 mod support;
 
@@ -57,15 +57,7 @@ async fn every_loadgen_scenario_runs_quick_and_verifies_itself() {
     let db = fresh_database().await.unwrap();
     let redis = fresh_redis().await.unwrap();
     let (agg, _stop, _task) = aggregator(&db.url, &redis).await;
-    let edge = EdgeServer::start(&[
-        ("AGGREGATOR_URL", agg.as_str()),
-        ("EDGE_FORWARD_SECRET", EDGE_SECRET),
-        ("JWT_SECRET", JWT_SECRET),
-        ("ACTION_TOKEN_SECRET", ACTION_SECRET),
-        ("RATE_LIMIT_SCORE_UPDATE", "1000"),
-    ])
-    .await
-    .unwrap();
+    let edge = edge_with(&agg, &[("RATE_LIMIT_SCORE_UPDATE", "1000")]).await;
     let stack = Stack {
         aggregator: agg.clone(),
         edge: edge.url(),

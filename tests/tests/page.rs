@@ -3,12 +3,11 @@
 //! in-process aggregator, PostgreSQL and Redis. This file starts the stack, runs the script and
 //! does to the stack what the script asks for (stop and restart the aggregator).
 
-use scoreboard_tests::stack::{ACTION_SECRET, EDGE_SECRET, JWT_SECRET};
-use scoreboard_tests::{fresh_database, fresh_redis, EdgeServer};
+use scoreboard_tests::{fresh_database, fresh_redis};
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
-use support::{aggregator, aggregator_on};
+use support::{aggregator, aggregator_on, edge_with};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 mod support;
@@ -22,19 +21,14 @@ async fn two_browser_pages_see_a_score_redeemed_through_the_edge() {
     let redis = fresh_redis().await.unwrap();
     let (agg, stop, task) = aggregator(&db.url, &redis).await;
     let port: u16 = agg.rsplit(':').next().unwrap().parse().unwrap();
-    let edge = EdgeServer::start(&[
-        ("AGGREGATOR_URL", agg.as_str()),
-        ("EDGE_FORWARD_SECRET", EDGE_SECRET),
-        ("JWT_SECRET", JWT_SECRET),
-        ("ACTION_TOKEN_SECRET", ACTION_SECRET),
+    let edge = edge_with(&agg, &[
         ("RATE_LIMIT_SCORE_UPDATE", "7"),
         (
             "ACTION_CATALOG",
             r#"{"coin": {"points": 1, "min_seconds": 0}, "quest": {"points": 50, "min_seconds": 2}}"#,
         ),
     ])
-    .await
-    .unwrap();
+    .await;
 
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut node = tokio::process::Command::new("node")

@@ -1,10 +1,9 @@
 //! `deploy/smoke`, the pipeline's check of a deployed base URL, run against the local stack:
 //! the worker in workerd, an aggregator, PostgreSQL and Redis.
 
-use scoreboard_tests::stack::{ACTION_SECRET, EDGE_SECRET, JWT_SECRET};
-use scoreboard_tests::{fresh_database, fresh_redis, EdgeServer};
+use scoreboard_tests::{fresh_database, fresh_redis};
 use std::path::Path;
-use support::aggregator;
+use support::{aggregator, edge_with};
 
 mod support;
 
@@ -26,14 +25,7 @@ async fn the_smoke_script_passes_on_a_healthy_stack_and_fails_without_the_aggreg
     let db = fresh_database().await.unwrap();
     let redis = fresh_redis().await.unwrap();
     let (agg, stop, task) = aggregator(&db.url, &redis).await;
-    let edge = EdgeServer::start(&[
-        ("AGGREGATOR_URL", agg.as_str()),
-        ("EDGE_FORWARD_SECRET", EDGE_SECRET),
-        ("JWT_SECRET", JWT_SECRET),
-        ("ACTION_TOKEN_SECRET", ACTION_SECRET),
-    ])
-    .await
-    .unwrap();
+    let edge = edge_with(&agg, &[]).await;
 
     let out = smoke(&edge.url()).await;
     let stdout = String::from_utf8_lossy(&out.stdout);

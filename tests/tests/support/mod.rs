@@ -5,7 +5,8 @@
 
 use scoreboard_aggregator::config::Config;
 use scoreboard_aggregator::Application;
-use scoreboard_tests::stack::aggregator_vars;
+use scoreboard_tests::stack::{aggregator_vars, ACTION_SECRET, EDGE_SECRET, JWT_SECRET};
+use scoreboard_tests::EdgeServer;
 
 /// A running aggregator: its base URL, the sender that stops it, and its task.
 pub(crate) type Running = (
@@ -71,4 +72,17 @@ pub(crate) fn local_token(secret: &str, player: &str, iat: i64, ttl: i64) -> Str
         )
         .unwrap()
         .token
+}
+
+/// The worker under `wrangler dev` in front of `aggregator`, with the test secrets and the
+/// given variables added (catalog, limits, ...).
+pub(crate) async fn edge_with(aggregator: &str, extra: &[(&str, &str)]) -> EdgeServer {
+    let mut vars = vec![
+        ("AGGREGATOR_URL", aggregator),
+        ("EDGE_FORWARD_SECRET", EDGE_SECRET),
+        ("JWT_SECRET", JWT_SECRET),
+        ("ACTION_TOKEN_SECRET", ACTION_SECRET),
+    ];
+    vars.extend_from_slice(extra);
+    EdgeServer::start(&vars).await.expect("the edge starts")
 }

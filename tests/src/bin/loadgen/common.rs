@@ -44,19 +44,7 @@ pub(crate) async fn sign_in(
     stream::iter(0..n)
         .map(|i| async move {
             let body = json!({"name": format!("load {run} {i}")}).to_string();
-            let path = "/api/auth/guest";
-            let sig = edge_signature::header_value(
-                stack.edge_secret.as_bytes(),
-                now_secs(),
-                "POST",
-                path,
-                body.as_bytes(),
-            );
-            let r = http
-                .post(format!("{}{path}", stack.aggregator))
-                .header(edge_signature::HEADER, sig)
-                .header("content-type", "application/json")
-                .body(body)
+            let r = signed_post(http, stack, "/api/auth/guest", body)
                 .send()
                 .await
                 .context("signing a guest in")?;
@@ -106,7 +94,16 @@ pub(crate) fn internal_score(
     token: &str,
 ) -> reqwest::RequestBuilder {
     let body = json!({"action_token": token, "edge_region": "loadgen"}).to_string();
-    let path = "/internal/scores";
+    signed_post(http, stack, "/internal/scores", body).bearer_auth(session)
+}
+
+/// A JSON `POST` to the aggregator with the edge signature, as the edge sends it.
+fn signed_post(
+    http: &reqwest::Client,
+    stack: &StackArgs,
+    path: &str,
+    body: String,
+) -> reqwest::RequestBuilder {
     let sig = edge_signature::header_value(
         stack.edge_secret.as_bytes(),
         now_secs(),
@@ -117,7 +114,6 @@ pub(crate) fn internal_score(
     http.post(format!("{}{path}", stack.aggregator))
         .header(edge_signature::HEADER, sig)
         .header("content-type", "application/json")
-        .bearer_auth(session)
         .body(body)
 }
 
