@@ -250,12 +250,7 @@ async fn sign_in_is_rate_limited_per_ip() {
     assert_eq!(users, 3, "the refused request created nothing");
     // Reads are not limited.
     assert_eq!(app.get("/api/leaderboard").await.status(), 200);
-    let text = reqwest::get(&app.metrics)
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = scoreboard_tests::client::get_text(&app.http, &app.metrics).await;
     assert!(text.contains("rate_limit_hits_total{endpoint=\"auth\"}"));
 
     // Requests the edge signed were limited per client there: they pass here.

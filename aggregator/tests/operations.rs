@@ -21,12 +21,7 @@ async fn metrics_are_exported_with_the_documented_names() {
     let _ = app.get(format!("/api/players/{}", p.id)).await;
     let (_, sse) = SseClient::connect(&format!("{}/api/leaderboard/stream", app.base), None).await;
     let _sse = sse.unwrap();
-    let text = reqwest::get(&app.metrics)
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = scoreboard_tests::client::get_text(&app.http, &app.metrics).await;
     for needle in [
         "http_requests_total{method=\"POST\",path=\"/internal/scores\",status=\"200\"}",
         "http_requests_total{method=\"GET\",path=\"/api/players/{id}\",status=\"200\"}",

@@ -209,15 +209,7 @@ async fn every_metric_in_the_alerts_and_the_dashboard_is_exported() {
     })
     .await;
     one_applied_update(&app).await;
-    let text = app
-        .http
-        .get(&app.metrics)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = scoreboard_tests::client::get_text(&app.http, &app.metrics).await;
     let families = exported_families(&text);
 
     let rules = std::fs::read_to_string(deploy_dir().join("prometheus/alerts.yml")).unwrap();

@@ -46,12 +46,7 @@ async fn pg_board(app: &TestApp) -> Vec<(String, i64)> {
 }
 
 async fn metric(app: &TestApp, name: &str) -> Option<f64> {
-    let text = reqwest::get(&app.metrics)
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = scoreboard_tests::client::get_text(&app.http, &app.metrics).await;
     text.lines()
         .find(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())

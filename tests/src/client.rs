@@ -14,6 +14,17 @@ pub async fn get_json(http: &reqwest::Client, url: &str) -> Value {
         .unwrap_or_else(|e| panic!("GET {url}: not JSON: {e}"))
 }
 
+/// `GET url` as text (e.g. a Prometheus exposition); panics with the URL on failure.
+pub async fn get_text(http: &reqwest::Client, url: &str) -> String {
+    http.get(url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+        .text()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+}
+
 /// A player signed in as a guest.
 #[derive(Debug, Clone)]
 pub struct Guest {

@@ -13,20 +13,21 @@
 //! - no event twice, no event from a token the run did not mint, each total = its events.
 
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
+/// How the sends of one token were answered; a definite refusal (any other 4xx) needs no
+/// count: it is what remains when none of these is set.
 #[derive(Debug, Default, Clone)]
 struct Answers {
     ok: usize,
     replayed: usize,
-    refused: usize,
     unknown: usize,
 }
 
 /// What a run sent and what it was told.
 #[derive(Debug, Default)]
 pub struct Ledger {
-    minted: HashMap<String, (String, i64)>,
+    minted: HashSet<String>,
     answers: HashMap<String, Answers>,
 }
 
@@ -48,10 +49,9 @@ impl Ledger {
         Self::default()
     }
 
-    /// A token minted for `player` worth `points`.
-    pub fn minted(&mut self, jti: &str, player: &str, points: i64) {
-        self.minted
-            .insert(jti.to_owned(), (player.to_owned(), points));
+    /// A token this run minted (an event from any other token is foreign).
+    pub fn minted(&mut self, jti: &str) {
+        self.minted.insert(jti.to_owned());
     }
 
     /// One send of the token `jti` was answered `status` (0: no answer at all).
@@ -61,26 +61,13 @@ impl Ledger {
             200 => a.ok += 1,
             409 => a.replayed += 1,
             0 | 500..=599 => a.unknown += 1,
-            _ => a.refused += 1,
+            _ => {}
         }
     }
 
     /// Tokens acknowledged with a 200.
     pub fn acknowledged(&self) -> usize {
         self.answers.values().filter(|a| a.ok > 0).count()
-    }
-
-    /// Points acknowledged with a 200, per player.
-    pub fn acknowledged_points(&self) -> BTreeMap<String, i64> {
-        let mut out = BTreeMap::new();
-        for (jti, a) in &self.answers {
-            if a.ok > 0 {
-                if let Some((player, pts)) = self.minted.get(jti) {
-                    *out.entry(player.clone()).or_default() += pts;
-                }
-            }
-        }
-        out
     }
 
     /// Compares the ledger with the database, for the run's `players` only.
@@ -110,7 +97,6 @@ impl Ledger {
             + self.answers.values().filter(|a| a.ok > 1).count();
         let (mut acknowledged_missing, mut applied_though_refused, mut applied_without_answer) =
             (0, 0, 0);
-        let mut applied_through_a_refusal = 0;
         for (jti, a) in &self.answers {
             let applied = seen.contains_key(jti.as_str());
             if a.ok > 0 && !applied {
@@ -121,7 +107,7 @@ impl Ledger {
                 if a.unknown > 0 {
                     applied_without_answer += 1;
                 } else {
-                    applied_through_a_refusal += 1;
+                    applied_though_refused += 1;
                 }
             }
             if a.ok == 0 && a.replayed > 0 && a.unknown == 0 && !applied {
@@ -129,11 +115,7 @@ impl Ledger {
                 applied_though_refused += 1;
             }
         }
-        applied_though_refused += applied_through_a_refusal;
-        let foreign_events = seen
-            .keys()
-            .filter(|j| !self.minted.contains_key(**j))
-            .count();
+        let foreign_events = seen.keys().filter(|j| !self.minted.contains(**j)).count();
         let totals_mismatched = totals
             .iter()
             .filter(|(p, score)| expected.get(p.as_str()).copied().unwrap_or(0) != *score)
