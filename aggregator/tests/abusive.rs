@@ -8,7 +8,7 @@ use common::*;
 use scoreboard_protocol::edge_signature;
 use scoreboard_tests::sse::SseClient;
 use scoreboard_tests::stack::EDGE_SECRET;
-use scoreboard_tests::{client, free_port, fresh_database};
+use scoreboard_tests::{client, free_port, fresh_database, AggregatorProcess};
 use serde_json::json;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -17,20 +17,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_scoreboard-aggregator");
 const STALLED: usize = 1_000;
 const VANISHING: usize = 300;
 const UPDATES: usize = 60;
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))?
-                .split_whitespace()
-                .nth(1)?
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
-}
 
 /// An edge-signed `POST /internal/scores` to the process, which must apply it.
 async fn post_score(
@@ -85,22 +71,10 @@ async fn stalled_and_vanishing_sse_clients_neither_grow_memory_nor_stop_the_othe
     ] {
         vars.insert(k.into(), v);
     }
-    let mut server = tokio::process::Command::new(BIN)
-        .arg("serve")
-        .env_clear()
-        .envs(&vars)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let pid = server.id().unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    let server = AggregatorProcess::start(BIN, &vars).await;
+    let base = server.base.clone();
+    let rss_kib = || server.stats().rss_kib;
     let http = reqwest::Client::new();
-    for _ in 0..100 {
-        if http.get(format!("{base}/health/live")).send().await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     // Nine more players with the longest names, so every snapshot is a full board (~1.3 KB).
     for i in 0..9 {
         let p = client::guest(&http, &base, &format!("{i}-{}", "W".repeat(30))).await;
@@ -111,7 +85,7 @@ async fn stalled_and_vanishing_sse_clients_neither_grow_memory_nor_stop_the_othe
     assert_eq!(status, 200);
     let mut normal = normal.unwrap();
     normal.next_snapshot(Duration::from_secs(10)).await.unwrap();
-    let before = rss_kib(pid);
+    let before = rss_kib();
 
     let mut stalled = Vec::with_capacity(STALLED);
     for _ in 0..STALLED {
@@ -121,7 +95,7 @@ async fn stalled_and_vanishing_sse_clients_neither_grow_memory_nor_stop_the_othe
         drop(open_stream(port).await);
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let connected = rss_kib(pid);
+    let connected = rss_kib();
 
     // Changes the stalled clients cannot take: each would queue in a server that buffered.
     let player = client::guest(&http, &base, "Pusher").await;
@@ -144,7 +118,7 @@ async fn stalled_and_vanishing_sse_clients_neither_grow_memory_nor_stop_the_othe
         "the reading client got the final version"
     );
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let after = rss_kib(pid);
+    let after = rss_kib();
 
     let per_client = (connected.saturating_sub(before)) as f64 * 1024.0 / STALLED as f64;
     let growth = after.saturating_sub(connected);
@@ -159,5 +133,140 @@ async fn stalled_and_vanishing_sse_clients_neither_grow_memory_nor_stop_the_othe
         "memory grew by {growth} KiB while {STALLED} clients stalled"
     );
     drop(stalled);
-    let _ = server.start_kill();
+}
+
+/// Connections to one hub: fewer than straight at the aggregator, because locally every one
+/// also passes through wrangler's dev proxy (BENCHMARKS.md).
+const EDGE_CLIENTS: usize = 200;
+const EDGE_VANISHING: usize = 100;
+
+/// What one run of [`hub_under`] measured, in KiB of resident memory.
+#[derive(Debug)]
+struct HubRun {
+    per_client: u64,
+    worker_growth: u64,
+    proxy_growth: u64,
+}
+
+/// A fresh edge whose hub has `EDGE_CLIENTS` extra clients that read everything (`stall` =
+/// false) or nothing at all (true), plus vanishing ones, while `UPDATES` changes go out; a
+/// normal client must get the last one. Measures the `workerd` that runs the worker (and,
+/// apart, wrangler's dev proxy, which is local tooling and not the product).
+async fn hub_under(base: &str, metrics: &str, stall: bool) -> HubRun {
+    let edge = scoreboard_tests::EdgeServer::start(&[
+        ("AGGREGATOR_URL", base),
+        ("EDGE_FORWARD_SECRET", EDGE_SECRET),
+        ("SSE_PING_INTERVAL", "1000"),
+    ])
+    .await
+    .unwrap();
+    let edge_port: u16 = edge.url().rsplit(':').next().unwrap().parse().unwrap();
+    let worker = edge
+        .workerd_pid()
+        .expect("wrangler dev runs the worker in workerd");
+    let proxy = edge.dev_proxy_pid().expect("wrangler dev runs its proxy");
+    let rss = |pid| scoreboard_tests::ProcStats::of(pid).rss_kib;
+    let http = reqwest::Client::new();
+    let (status, normal) =
+        SseClient::connect(&format!("{}/api/leaderboard/stream", edge.url()), None).await;
+    assert_eq!(status, 200);
+    let mut normal = normal.unwrap();
+    normal.next_snapshot(Duration::from_secs(15)).await.unwrap();
+    let (before, proxy_before) = (rss(worker), rss(proxy));
+
+    let mut clients = Vec::with_capacity(EDGE_CLIENTS);
+    for _ in 0..EDGE_CLIENTS {
+        let mut stream = open_stream(edge_port).await;
+        clients.push(tokio::spawn(async move {
+            if stall {
+                std::future::pending::<()>().await;
+            }
+            use tokio::io::AsyncReadExt;
+            let mut buf = vec![0u8; 16 * 1024];
+            while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
+        }));
+    }
+    for _ in 0..EDGE_VANISHING {
+        drop(open_stream(edge_port).await);
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let connected = rss(worker);
+
+    let player = client::guest(&http, base, &format!("Edge pusher {stall}")).await;
+    let mut last_version = 0;
+    for i in 0..UPDATES {
+        let token = mint(&player.id, 1_000 + i as i64, 0, 300, now());
+        let v = post_score(&http, base, &player.token, &token).await;
+        last_version = v["leaderboard_version"].as_i64().unwrap();
+    }
+    let mut seen = 0;
+    while seen < last_version {
+        match normal.next_snapshot(Duration::from_secs(15)).await {
+            Some((v, _)) => seen = v,
+            None => break,
+        }
+    }
+    assert_eq!(
+        seen, last_version,
+        "the normal client of the hub got the final version"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let text = client::get_text(&http, metrics).await;
+    assert!(
+        text.lines().any(|l| l == "ws_subscribers_active 1"),
+        "one upstream for the whole hub"
+    );
+    let run = HubRun {
+        per_client: connected.saturating_sub(before) * 1024 / EDGE_CLIENTS as u64,
+        worker_growth: rss(worker).saturating_sub(connected),
+        proxy_growth: rss(proxy).saturating_sub(proxy_before),
+    };
+    for c in clients {
+        c.abort();
+    }
+    run
+}
+
+/// The same abuse through the edge: stalled clients of a hub cost the worker no more memory
+/// than clients that read everything (nothing queues per client in the hub), its other
+/// clients still get the final version, and the aggregator sees one subscriber per hub.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_clients_of_an_edge_hub_cost_no_more_than_readers_and_stop_nobody() {
+    let db = fresh_database().await.unwrap();
+    let mut vars = base_vars(&db.url);
+    for (k, v) in [
+        ("PORT", free_port().to_string()),
+        ("METRICS_PORT", free_port().to_string()),
+        ("LOG_LEVEL", "error".into()),
+    ] {
+        vars.insert(k.into(), v);
+    }
+    let server = AggregatorProcess::start(BIN, &vars).await;
+    let http = reqwest::Client::new();
+    for i in 0..9 {
+        let p = client::guest(&http, &server.base, &format!("{i}-{}", "E".repeat(30))).await;
+        post_score(
+            &http,
+            &server.base,
+            &p.token,
+            &mint(&p.id, 10 + i, 0, 300, now()),
+        )
+        .await;
+    }
+    // Each on a fresh workerd, so neither inherits the other's heap.
+    let readers = hub_under(&server.base, &server.metrics, false).await;
+    let stalled = hub_under(&server.base, &server.metrics, true).await;
+    for (what, run) in [("reading", &readers), ("stalled", &stalled)] {
+        println!(
+            "{EDGE_CLIENTS} {what} hub clients: {} bytes each in the worker's workerd, which \
+             grew {} KiB over {UPDATES} changes (wrangler's dev proxy: +{} KiB)",
+            run.per_client, run.worker_growth, run.proxy_growth
+        );
+    }
+    // A hub that queued every snapshot for each stalled client would hold EDGE_CLIENTS ×
+    // UPDATES × ~1.4 KB (~17 MB) more than for readers, whose snapshots are gone.
+    assert!(
+        stalled.worker_growth <= readers.worker_growth + readers.worker_growth / 2 + 8 * 1024,
+        "stalled clients cost the worker more than readers: {stalled:?} vs {readers:?}"
+    );
 }

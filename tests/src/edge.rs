@@ -1,6 +1,7 @@
 //! The edge worker under `wrangler dev` (workerd), on a random port, for end-to-end tests.
 //! The worker must have been built (`scripts/build-edge`; `scripts/test` does it first).
 
+use crate::hosts::HostsFile;
 use crate::process::{scratch_dir, Supervised};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -24,6 +25,17 @@ fn repo_root() -> PathBuf {
 impl EdgeServer {
     /// Starts the worker with `vars` (name, value) overriding `wrangler.toml`'s.
     pub async fn start(vars: &[(&str, &str)]) -> Result<Self> {
+        Self::start_inner(vars, None).await
+    }
+
+    /// Like [`start`](Self::start), but the worker resolves host names with `hosts` instead
+    /// of `/etc/hosts`: `wrangler dev` runs in a mount namespace of its own where that file is
+    /// bind-mounted over `/etc/hosts` (root, or unprivileged user namespaces, needed).
+    pub async fn start_with_hosts(vars: &[(&str, &str)], hosts: &HostsFile) -> Result<Self> {
+        Self::start_inner(vars, Some(hosts.path())).await
+    }
+
+    async fn start_inner(vars: &[(&str, &str)], hosts: Option<&Path>) -> Result<Self> {
         let root = repo_root();
         let wrangler = root.join("node_modules/.bin/wrangler");
         if !wrangler.exists() || !root.join("edge-worker/build/worker/shim.mjs").exists() {
@@ -31,15 +43,32 @@ impl EdgeServer {
         }
         let dir = scratch_dir("edge")?;
         let port = crate::free_port();
-        let mut args: Vec<String> = [
-            "WRANGLER_SEND_METRICS=false",
-            "CLOUDFLARE_CF_FETCH_ENABLED=false",
-            "WRANGLER_HIDE_BANNER=true",
-            "CI=true",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let mut args: Vec<String> = Vec::new();
+        if let Some(hosts) = hosts {
+            for a in [
+                "--mount",
+                "--propagation",
+                "private",
+                "--",
+                "sh",
+                "-c",
+                // Same pid all the way down (exec), so the supervisor still stops the server.
+                r#"mount --bind "$0" /etc/hosts && exec env "$@""#,
+                &hosts.to_string_lossy(),
+            ] {
+                args.push(a.to_owned());
+            }
+        }
+        args.extend(
+            [
+                "WRANGLER_SEND_METRICS=false",
+                "CLOUDFLARE_CF_FETCH_ENABLED=false",
+                "WRANGLER_HIDE_BANNER=true",
+                "CI=true",
+            ]
+            .iter()
+            .map(|s| s.to_string()),
+        );
         args.push(format!("WRANGLER_LOG_PATH={}", dir.join("logs").display()));
         args.push(wrangler.to_string_lossy().into_owned());
         for a in [
@@ -63,8 +92,9 @@ impl EdgeServer {
             args.push("--var".into());
             args.push(format!("{k}:{v}"));
         }
+        let program = if hosts.is_some() { "unshare" } else { "env" };
         let server = Supervised::spawn(
-            Path::new("env"),
+            Path::new(program),
             &args,
             None,
             dir.join("server.pid"),
@@ -95,6 +125,30 @@ impl EdgeServer {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    /// The `workerd` process that runs the worker and its Durable Objects, to measure it.
+    /// `wrangler dev` starts two: one for its own dev proxy, which owns the public port and
+    /// relays every request, and this one (the only one with an inspector).
+    pub fn workerd_pid(&self) -> Option<u32> {
+        self.workerd_with(true)
+    }
+
+    /// The `workerd` of wrangler's dev proxy: local tooling in front of the worker, absent in
+    /// production, measured apart so that its buffers are not counted as the worker's.
+    pub fn dev_proxy_pid(&self) -> Option<u32> {
+        self.workerd_with(false)
+    }
+
+    fn workerd_with(&self, inspector: bool) -> Option<u32> {
+        let wrangler = self.server.as_ref()?.server_pid()?;
+        crate::aggregator_process::descendants_named(wrangler, "workerd")
+            .into_iter()
+            .find(|p| {
+                std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| {
+                    String::from_utf8_lossy(&c).contains("--inspector-addr") == inspector
+                })
+            })
     }
 
     pub fn url(&self) -> String {

@@ -13,21 +13,29 @@
 //! | [`EdgeServer`] | the edge worker under `wrangler dev` (workerd) on a random port |
 //! | [`client`] | JSON requests and guest sign-in for end-to-end tests |
 //! | [`exactly_once::Ledger`] | what a run sent and was told, checked against PostgreSQL |
+//! | [`player_load::PlayerLoad`] | players redeeming fresh and replayed tokens through the edge |
+//! | [`AggregatorProcess`] | the aggregator binary as a process: kill, SIGTERM, `/proc` stats |
+//! | [`HostsFile`] | a host name the edge resolves, moved between addresses by the test |
 //!
 //! Servers run under a small shell supervisor that watches the test process: when the test
 //! process goes away (panic, `kill -9`, normal exit, whose statics are never dropped), the
 //! supervisor stops the server and deletes its directory.
 
+mod aggregator_process;
 pub mod client;
 mod edge;
 pub mod exactly_once;
+mod hosts;
+pub mod player_load;
 mod postgres;
 mod process;
 mod redis_server;
 pub mod sse;
 pub mod stack;
 
+pub use aggregator_process::{descendants_named, AggregatorProcess, ProcStats};
 pub use edge::EdgeServer;
+pub use hosts::HostsFile;
 pub use postgres::{fresh_database, PgServer, TestDatabase};
 pub use process::free_port;
 pub use redis_server::{fresh_redis, RedisServer, TestRedis};

@@ -1,0 +1,200 @@
+//! Players redeeming fresh and replayed action tokens through the edge, concurrently, for the
+//! fault, failover and soak tests: every token minted, every send and every answer goes into an
+//! exactly-once [`Ledger`], so whatever happens to the servers meanwhile can be checked after.
+
+use crate::client::Guest;
+use crate::exactly_once::Ledger;
+use crate::stack::ACTION_SECRET;
+use scoreboard_protocol::action::{ActionTokens, MintRequest};
+use scoreboard_protocol::jwt::HmacSecret;
+use scoreboard_protocol::{ActionName, PlayerId};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How the load behaves.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Concurrent senders.
+    pub workers: usize,
+    /// Share of requests that resend a token already sent (0.0–1.0).
+    pub replay_share: f64,
+    /// A sender's pause after each answer: `None` sends as fast as answers come, a pause
+    /// makes a steady load (about `workers / pause` requests per second).
+    pub pause: Option<Duration>,
+}
+
+/// What the load saw, once stopped.
+#[derive(Debug)]
+pub struct LoadReport {
+    pub ledger: Ledger,
+    pub requests: usize,
+    pub replays: usize,
+    /// Requests the client gave up on after 30 s: a server left them hanging.
+    pub timed_out: usize,
+    /// Answers by status (0: no answer at all).
+    pub statuses: BTreeMap<u16, usize>,
+    /// When each `503` or unanswered request ended.
+    pub unavailable_at: Vec<Instant>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    ledger: Mutex<Ledger>,
+    /// (player index, jti, token) of every token sent so far, for replays.
+    sent: Mutex<Vec<(usize, String, String)>>,
+    statuses: Mutex<BTreeMap<u16, usize>>,
+    unavailable_at: Mutex<Vec<Instant>>,
+    requests: AtomicUsize,
+    replays: AtomicUsize,
+    timed_out: AtomicUsize,
+    stop: AtomicBool,
+}
+
+/// The running load; [`stop`](Self::stop) ends it and hands over what it saw.
+#[derive(Debug)]
+pub struct PlayerLoad {
+    shared: Arc<Shared>,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+impl PlayerLoad {
+    /// Starts `options.workers` senders posting to `{edge}/api/scores` for `players`, tokens
+    /// for 1–9 points each, signed with the test action secret.
+    pub fn start(edge: &str, players: &[Guest], options: LoadOptions) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("a client");
+        let shared = Arc::new(Shared::default());
+        let players = Arc::new(players.to_vec());
+        let tokens = Arc::new(ActionTokens::from_secret(HmacSecret::new(
+            ACTION_SECRET.as_bytes(),
+        )));
+        let url = format!("{edge}/api/scores");
+        let workers = (0..options.workers)
+            .map(|w| {
+                let (shared, players, tokens, http, url, options) = (
+                    shared.clone(),
+                    players.clone(),
+                    tokens.clone(),
+                    http.clone(),
+                    url.clone(),
+                    options.clone(),
+                );
+                tokio::spawn(async move {
+                    let mut n = 0usize;
+                    while !shared.stop.load(Ordering::Relaxed) {
+                        n += 1;
+                        let (p, jti, token) = shared.next_token(w, n, &players, &tokens, &options);
+                        let r = http
+                            .post(&url)
+                            // A fresh address per request: the per-IP binding is not under test.
+                            .header(
+                                "cf-connecting-ip",
+                                format!("10.{}.{}.{}", w % 256, n / 256 % 256, n % 256),
+                            )
+                            .bearer_auth(&players[p].token)
+                            .json(&json!({ "action_token": token }))
+                            .send()
+                            .await;
+                        let status = match r {
+                            Ok(r) => r.status().as_u16(),
+                            Err(e) => {
+                                if e.is_timeout() {
+                                    shared.timed_out.fetch_add(1, Ordering::Relaxed);
+                                }
+                                0
+                            }
+                        };
+                        shared.requests.fetch_add(1, Ordering::Relaxed);
+                        shared.ledger.lock().unwrap().answered(&jti, status);
+                        *shared.statuses.lock().unwrap().entry(status).or_default() += 1;
+                        if status == 503 || status == 0 {
+                            shared.unavailable_at.lock().unwrap().push(Instant::now());
+                            // Back off a little, as a client told Retry-After would.
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                        if let Some(pause) = options.pause {
+                            tokio::time::sleep(pause).await;
+                        }
+                    }
+                })
+            })
+            .collect();
+        Self { shared, workers }
+    }
+
+    /// Requests answered so far.
+    pub fn requests(&self) -> usize {
+        self.shared.requests.load(Ordering::Relaxed)
+    }
+
+    /// Answers by status so far.
+    pub fn statuses(&self) -> BTreeMap<u16, usize> {
+        self.shared.statuses.lock().unwrap().clone()
+    }
+
+    /// Stops the senders (each finishes its request in flight) and reports.
+    pub async fn stop(self) -> LoadReport {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        for w in self.workers {
+            w.await.expect("a load worker panicked");
+        }
+        let shared = &self.shared;
+        LoadReport {
+            ledger: std::mem::take(&mut *shared.ledger.lock().unwrap()),
+            requests: shared.requests.load(Ordering::Relaxed),
+            replays: shared.replays.load(Ordering::Relaxed),
+            timed_out: shared.timed_out.load(Ordering::Relaxed),
+            statuses: shared.statuses.lock().unwrap().clone(),
+            unavailable_at: std::mem::take(&mut *shared.unavailable_at.lock().unwrap()),
+        }
+    }
+}
+
+impl Shared {
+    /// A token sent before (a replay), or a new one for the next player in turn.
+    fn next_token(
+        &self,
+        w: usize,
+        n: usize,
+        players: &[Guest],
+        tokens: &ActionTokens,
+        options: &LoadOptions,
+    ) -> (usize, String, String) {
+        if rand::random::<f64>() < options.replay_share {
+            let sent = self.sent.lock().unwrap();
+            if !sent.is_empty() {
+                self.replays.fetch_add(1, Ordering::Relaxed);
+                return sent[rand::random::<usize>() % sent.len()].clone();
+            }
+        }
+        let p = (w * 7 + n) % players.len();
+        let minted = tokens
+            .mint(
+                &MintRequest {
+                    player: &PlayerId::parse(players[p].id.as_str()).expect("a player id"),
+                    action: &ActionName::parse("load").expect("an action name"),
+                    points: 1 + (n as i64 % 9),
+                    min_seconds: 0,
+                    ttl_secs: 3_600,
+                },
+                &rand::random::<[u8; 16]>(),
+                now(),
+            )
+            .expect("minting works");
+        self.ledger.lock().unwrap().minted(&minted.claims.jti);
+        let entry = (p, minted.claims.jti, minted.token);
+        self.sent.lock().unwrap().push(entry.clone());
+        entry
+    }
+}
