@@ -13,14 +13,20 @@ use tokio::sync::watch;
 pub struct Frame {
     pub snapshot: Snapshot,
     pub json: Arc<str>,
+    /// The same JSON as a response body: `GET /api/leaderboard` answers with a reference
+    /// count instead of a copy (it is the hottest read).
+    pub body: axum::body::Bytes,
 }
 
 impl Frame {
     pub fn new(snapshot: Snapshot) -> Arc<Self> {
-        let json = serde_json::to_string(&snapshot)
-            .expect("snapshots serialize")
-            .into();
-        Arc::new(Self { snapshot, json })
+        let json = serde_json::to_string(&snapshot).expect("snapshots serialize");
+        let body = axum::body::Bytes::from(json.clone().into_bytes());
+        Arc::new(Self {
+            snapshot,
+            json: json.into(),
+            body,
+        })
     }
 }
 

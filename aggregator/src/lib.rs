@@ -65,6 +65,9 @@ pub async fn migrate(database_url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How often histogram observations are folded into their buckets when nobody scrapes.
+const METRICS_UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The process-wide Prometheus recorder (a global, so installed once however many
 /// applications a test process builds).
 pub fn metrics_handle() -> PrometheusHandle {
@@ -99,6 +102,17 @@ pub fn metrics_handle() -> PrometheusHandle {
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
             let _ = metrics::set_global_recorder(recorder);
+            // Histograms keep every observation until they are drained, which a scrape does;
+            // where nobody scrapes (a small deployment without Prometheus) memory would grow
+            // with every request. A thread, not a task: test processes build applications on
+            // many short-lived runtimes, and this recorder outlives them all.
+            let upkeep = handle.clone();
+            let _ = std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || loop {
+                    std::thread::sleep(METRICS_UPKEEP_INTERVAL);
+                    upkeep.run_upkeep();
+                });
             handle
         })
         .clone()

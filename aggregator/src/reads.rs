@@ -13,10 +13,9 @@ use serde_json::json;
 use std::time::Duration;
 
 pub async fn leaderboard(State(state): State<AppState>) -> Response {
-    let frame = state.board.current();
     (
         [(axum::http::header::CONTENT_TYPE, "application/json")],
-        frame.json.to_string(),
+        state.board.current().body.clone(),
     )
         .into_response()
 }

@@ -5,7 +5,8 @@
 //! nothing refused was applied, totals match, Redis agrees with PostgreSQL, and an SSE client
 //! of the edge ends on the final version without reconnecting.
 //!
-//! `FAULTS_SECONDS` (default 12) stretches the run for the longer form in RELIABILITY.md.
+//! `FAULTS_SECONDS` (default 12) stretches the run and `FAULTS_WORKERS` (default 16 concurrent
+//! players' clients) raises the load, for the longer form in RELIABILITY.md.
 
 use scoreboard_tests::client;
 use scoreboard_tests::player_load::{LoadOptions, PlayerLoad};
@@ -17,6 +18,7 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_scoreboard-aggregator");
 const PLAYERS: usize = 20;
+/// Concurrent senders unless `FAULTS_WORKERS` says otherwise.
 const WORKERS: usize = 16;
 /// Share of requests that resend a token already sent.
 const REPLAY_SHARE: f64 = 0.35;
@@ -83,7 +85,10 @@ async fn acknowledged_updates_survive_crashes_and_restarts_exactly_once() {
         &edge.url(),
         &players,
         LoadOptions {
-            workers: WORKERS,
+            workers: std::env::var("FAULTS_WORKERS")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(WORKERS),
             replay_share: REPLAY_SHARE,
             pause: None,
         },

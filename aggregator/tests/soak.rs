@@ -17,7 +17,6 @@ use scoreboard_tests::{
     free_port, fresh_database, AggregatorProcess, EdgeServer, ProcStats, RedisServer,
 };
 use serde::Serialize;
-use serde_json::Value;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -145,15 +144,22 @@ async fn a_steady_load_holds_memory_and_descriptors_level_and_gives_back_every_c
     }
     let ids: Vec<String> = players.iter().map(|p| p.id.clone()).collect();
 
-    // One client on each path stays for the whole run and must end on the final board.
+    // One client on each path stays for the whole run, reading as a page does, and must end
+    // on the final board without reconnecting.
     let stream = |base: &str| format!("{base}/api/leaderboard/stream");
     let mut steady = Vec::new();
     for base in [edge.url(), agg.base.clone()] {
         let (status, c) = SseClient::connect(&stream(&base), None).await;
         assert_eq!(status, 200);
         let mut c = c.unwrap();
-        c.next_snapshot(Duration::from_secs(15)).await.unwrap();
-        steady.push(c);
+        let (_, first) = c.next_snapshot(Duration::from_secs(15)).await.unwrap();
+        let (tx, rx) = tokio::sync::watch::channel(first["top"].clone());
+        tokio::spawn(async move {
+            while let Some((_, snap)) = c.next_snapshot(Duration::from_secs(3600)).await {
+                let _ = tx.send(snap["top"].clone());
+            }
+        });
+        steady.push((base, rx));
     }
     let idle = agg.stats();
 
@@ -274,18 +280,18 @@ async fn a_steady_load_holds_memory_and_descriptors_level_and_gives_back_every_c
 
     // The steady clients end on the final top 10.
     let board = client::get_json(&http, &format!("{}/api/leaderboard", agg.base)).await;
-    for mut c in steady {
-        let mut last = Value::Null;
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while last["top"] != board["top"] && Instant::now() < deadline {
-            match c.next_snapshot(Duration::from_secs(20)).await {
-                Some((_, snap)) => last = snap,
-                None => break,
-            }
-        }
-        assert_eq!(
-            last["top"], board["top"],
-            "a steady SSE client missed the end"
+    for (base, mut rx) in steady {
+        let reached = tokio::time::timeout(
+            Duration::from_secs(20),
+            rx.wait_for(|top| *top == board["top"]),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok());
+        assert!(
+            reached,
+            "the steady SSE client of {base} missed the end: {} vs {}",
+            *rx.borrow(),
+            board["top"]
         );
     }
 }
