@@ -14,9 +14,8 @@
 use scoreboard_tests::client;
 use scoreboard_tests::player_load::{LoadOptions, PlayerLoad};
 use scoreboard_tests::sse::SseClient;
-use scoreboard_tests::stack::{aggregator_vars, ACTION_SECRET, EDGE_SECRET, JWT_SECRET};
+use scoreboard_tests::stack::aggregator_vars;
 use scoreboard_tests::{AggregatorProcess, EdgeServer, HostsFile, PgServer, RedisServer};
-use serde_json::Value;
 use std::collections::HashMap;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
@@ -130,19 +129,9 @@ async fn the_edge_follows_a_dns_failover_between_regions_and_loses_nothing() {
 
     let hosts = HostsFile::new(NAME, REGION_A).unwrap();
     let url = format!("http://{NAME}:{port}");
-    let edge = EdgeServer::start_with_hosts(
-        &[
-            ("AGGREGATOR_URL", url.as_str()),
-            ("EDGE_FORWARD_SECRET", EDGE_SECRET),
-            ("JWT_SECRET", JWT_SECRET),
-            ("ACTION_TOKEN_SECRET", ACTION_SECRET),
-            ("RATE_LIMIT_SCORE_UPDATE", "1000000"),
-            ("SSE_PING_INTERVAL", "1000"),
-        ],
-        &hosts,
-    )
-    .await
-    .unwrap();
+    let edge = EdgeServer::start_for_load(&url, Some(&hosts))
+        .await
+        .unwrap();
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
@@ -265,14 +254,7 @@ async fn the_edge_follows_a_dns_failover_between_regions_and_loses_nothing() {
     // The SSE client of the edge, never reconnected, ends on the final top 10 (rows, not the
     // version: subscribers are woken only when the rows change).
     let board = client::get_json(&http, &format!("{}/api/leaderboard", a.base)).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut last = Value::Null;
-    while last["top"] != board["top"] && Instant::now() < deadline {
-        match sse.next_snapshot(Duration::from_secs(30)).await {
-            Some((_, snap)) => last = snap,
-            None => break,
-        }
-    }
+    let last = sse.until_top(&board["top"], Duration::from_secs(30)).await;
     assert_eq!(
         last["top"], board["top"],
         "the SSE client through the edge reached the final top 10"

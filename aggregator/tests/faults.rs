@@ -11,10 +11,9 @@
 use scoreboard_tests::client;
 use scoreboard_tests::player_load::{LoadOptions, PlayerLoad};
 use scoreboard_tests::sse::SseClient;
-use scoreboard_tests::stack::{aggregator_vars, ACTION_SECRET, EDGE_SECRET, JWT_SECRET};
+use scoreboard_tests::stack::aggregator_vars;
 use scoreboard_tests::{free_port, AggregatorProcess, EdgeServer, PgServer, RedisServer};
-use serde_json::Value;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_scoreboard-aggregator");
 const PLAYERS: usize = 20;
@@ -60,16 +59,7 @@ async fn acknowledged_updates_survive_crashes_and_restarts_exactly_once() {
         .unwrap();
     let mut agg = AggregatorProcess::start(BIN, &vars).await;
     let base = agg.base.clone();
-    let edge = EdgeServer::start(&[
-        ("AGGREGATOR_URL", base.as_str()),
-        ("EDGE_FORWARD_SECRET", EDGE_SECRET),
-        ("JWT_SECRET", JWT_SECRET),
-        ("ACTION_TOKEN_SECRET", ACTION_SECRET),
-        ("RATE_LIMIT_SCORE_UPDATE", "1000000"),
-        ("SSE_PING_INTERVAL", "1000"),
-    ])
-    .await
-    .unwrap();
+    let edge = EdgeServer::start_for_load(&base, None).await.unwrap();
 
     let mut players = Vec::new();
     for i in 0..PLAYERS {
@@ -178,14 +168,7 @@ async fn acknowledged_updates_survive_crashes_and_restarts_exactly_once() {
     // version can be newer than the last snapshot sent: subscribers are woken only when the
     // rows change, so the rows are what must match.)
     let board = client::get_json(&http, &format!("{base}/api/leaderboard")).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut last = Value::Null;
-    while last["top"] != board["top"] && Instant::now() < deadline {
-        match sse.next_snapshot(Duration::from_secs(30)).await {
-            Some((_, snap)) => last = snap,
-            None => break,
-        }
-    }
+    let last = sse.until_top(&board["top"], Duration::from_secs(30)).await;
     assert_eq!(
         last["top"], board["top"],
         "the SSE client through the edge reached the final top 10"

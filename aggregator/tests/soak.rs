@@ -12,7 +12,7 @@
 use scoreboard_tests::client;
 use scoreboard_tests::player_load::{LoadOptions, PlayerLoad};
 use scoreboard_tests::sse::SseClient;
-use scoreboard_tests::stack::{aggregator_vars, ACTION_SECRET, EDGE_SECRET, JWT_SECRET};
+use scoreboard_tests::stack::aggregator_vars;
 use scoreboard_tests::{
     free_port, fresh_database, AggregatorProcess, EdgeServer, ProcStats, RedisServer,
 };
@@ -126,16 +126,7 @@ async fn a_steady_load_holds_memory_and_descriptors_level_and_gives_back_every_c
         vars.insert(k.into(), v);
     }
     let agg = AggregatorProcess::start(BIN, &vars).await;
-    let edge = EdgeServer::start(&[
-        ("AGGREGATOR_URL", agg.base.as_str()),
-        ("EDGE_FORWARD_SECRET", EDGE_SECRET),
-        ("JWT_SECRET", JWT_SECRET),
-        ("ACTION_TOKEN_SECRET", ACTION_SECRET),
-        ("RATE_LIMIT_SCORE_UPDATE", "1000000"),
-        ("SSE_PING_INTERVAL", "1000"),
-    ])
-    .await
-    .unwrap();
+    let edge = EdgeServer::start_for_load(&agg.base, None).await.unwrap();
     let workerd = edge.workerd_pid();
     let http = reqwest::Client::new();
     let mut players = Vec::new();

@@ -28,11 +28,22 @@ impl EdgeServer {
         Self::start_inner(vars, None).await
     }
 
-    /// Like [`start`](Self::start), but the worker resolves host names with `hosts` instead
-    /// of `/etc/hosts`: `wrangler dev` runs in a mount namespace of its own where that file is
-    /// bind-mounted over `/etc/hosts` (root, or unprivileged user namespaces, needed).
-    pub async fn start_with_hosts(vars: &[(&str, &str)], hosts: &HostsFile) -> Result<Self> {
-        Self::start_inner(vars, Some(hosts.path())).await
+    /// The worker in front of `aggregator` with the test secrets, no practical per-player
+    /// limit and a 1 s ping: what the load, fault and soak tests need. With `hosts`, it
+    /// resolves host names with that file instead of `/etc/hosts`: `wrangler dev` runs in a
+    /// mount namespace of its own where the file is bind-mounted over `/etc/hosts` (root, or
+    /// unprivileged user namespaces, needed).
+    pub async fn start_for_load(aggregator: &str, hosts: Option<&HostsFile>) -> Result<Self> {
+        use crate::stack::{ACTION_SECRET, EDGE_SECRET, JWT_SECRET};
+        let vars = [
+            ("AGGREGATOR_URL", aggregator),
+            ("EDGE_FORWARD_SECRET", EDGE_SECRET),
+            ("JWT_SECRET", JWT_SECRET),
+            ("ACTION_TOKEN_SECRET", ACTION_SECRET),
+            ("RATE_LIMIT_SCORE_UPDATE", "1000000"),
+            ("SSE_PING_INTERVAL", "1000"),
+        ];
+        Self::start_inner(&vars, hosts.map(HostsFile::path)).await
     }
 
     async fn start_inner(vars: &[(&str, &str)], hosts: Option<&Path>) -> Result<Self> {

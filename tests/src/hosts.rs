@@ -1,6 +1,6 @@
 //! A name that a test can move from one address to another, as an operator's DNS change moves
 //! a region's host name: a hosts file of the test's own, bind-mounted over `/etc/hosts` in a
-//! private mount namespace of the edge process only (see [`crate::EdgeServer::start_with_hosts`]).
+//! private mount namespace of the edge process only (see [`crate::EdgeServer::start_for_load`]).
 
 use anyhow::{Context, Result};
 use std::io::Write;

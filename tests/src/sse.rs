@@ -101,4 +101,24 @@ impl SseClient {
             }
         }
     }
+
+    /// Reads snapshots until one has the rows `top` (not the version: subscribers are woken
+    /// only when the rows change, so the board's version may be newer than the last sent) or
+    /// `within` has passed; returns the last snapshot read (`Null` if none).
+    pub async fn until_top(
+        &mut self,
+        top: &serde_json::Value,
+        within: std::time::Duration,
+    ) -> serde_json::Value {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut last = serde_json::Value::Null;
+        while last["top"] != *top {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next_snapshot(left).await {
+                Some((_, snap)) => last = snap,
+                None => break,
+            }
+        }
+        last
+    }
 }
