@@ -12,7 +12,6 @@ use crate::cache::{BoardRow, Cache};
 use anyhow::Context;
 use scoreboard_protocol::action::ActionClaims;
 use scoreboard_protocol::snapshot::Snapshot;
-use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -101,37 +100,9 @@ pub fn spawn(
     settings: BatchSettings,
 ) -> (Applier, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(settings.queue.max(1));
-    // The batcher is the one serial part of every update, and it makes seven round trips
-    // per batch. As a task among the request handlers, it waited behind all of them to be
-    // polled after each round trip, which under load cost more than the round trips
-    // themselves. So it runs on a thread and runtime of its own, with connections of its own
-    // whose replies wake that thread at once.
-    let handle = tokio::task::spawn_blocking(move || {
-        let runtime = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .thread_name("batcher")
-            .build()
-        {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!(error = %e, "the batcher's runtime could not start");
-                return;
-            }
-        };
-        runtime.block_on(async move {
-            let own = PgPoolOptions::new()
-                .max_connections(BATCHER_CONNECTIONS)
-                .acquire_timeout(Duration::from_secs(5))
-                .connect_lazy_with((*db.connect_options()).clone());
-            run(own, board, cache, settings, rx).await;
-        });
-    });
+    let handle = tokio::spawn(run(db, board, cache, settings, rx));
     (Applier { tx }, handle)
 }
-
-/// The batcher's own connections: one batch at a time, one spare while a broken connection
-/// is replaced.
-const BATCHER_CONNECTIONS: u32 = 2;
 
 async fn run(
     db: PgPool,

@@ -31,8 +31,8 @@ impl EdgeServer {
     /// The worker in front of `aggregator` with the test secrets, no practical per-player
     /// limit and a 1 s ping: what the load, fault and soak tests need. With `hosts`, it
     /// resolves host names with that file instead of `/etc/hosts`: `wrangler dev` runs in a
-    /// mount namespace of its own where the file is bind-mounted over `/etc/hosts` (root, or
-    /// unprivileged user namespaces, needed).
+    /// mount namespace of its own where the file is bind-mounted over `/etc/hosts` (as root,
+    /// or else in a user namespace of its own: unprivileged user namespaces must be allowed).
     pub async fn start_for_load(aggregator: &str, hosts: Option<&HostsFile>) -> Result<Self> {
         use crate::stack::{ACTION_SECRET, EDGE_SECRET, JWT_SECRET};
         let vars = [
@@ -56,6 +56,10 @@ impl EdgeServer {
         let port = crate::free_port();
         let mut args: Vec<String> = Vec::new();
         if let Some(hosts) = hosts {
+            if !crate::process::running_as_root() {
+                // Unprivileged: a user namespace of its own, where it may mount.
+                args.extend(["--user".to_owned(), "--map-root-user".to_owned()]);
+            }
             for a in [
                 "--mount",
                 "--propagation",
