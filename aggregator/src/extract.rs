@@ -42,6 +42,12 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     if bytes.len() > MAX_BODY_BYTES {
         return Err(AppError::code(ErrorCode::PayloadTooLarge));
     }
+    if !scoreboard_protocol::error::body_is_object(bytes) {
+        return Err(AppError::with_message(
+            ErrorCode::BadRequest,
+            "The body must be a JSON object.",
+        ));
+    }
     serde_json::from_slice(bytes).map_err(|e| {
         let what = match e.classify() {
             serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {

@@ -99,6 +99,9 @@ async fn json_body<T: for<'de> Deserialize<'de>>(
     if bytes.len() > MAX_BODY_BYTES {
         return Err(ClientError(ErrorCode::PayloadTooLarge, None));
     }
+    if !scoreboard_protocol::error::body_is_object(&bytes) {
+        return Err(ClientError(ErrorCode::BadRequest, None));
+    }
     serde_json::from_slice(&bytes).map_err(|_| ClientError(ErrorCode::BadRequest, None))
 }
 
