@@ -50,12 +50,7 @@ fn free_port_on(address: &str) -> u16 {
 
 /// A metric's value (the sum over its label sets), 0 when absent.
 async fn metric(http: &reqwest::Client, metrics_url: &str, name: &str) -> f64 {
-    client::get_text(http, metrics_url)
-        .await
-        .lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    client::metric(&client::get_text(http, metrics_url).await, name)
 }
 
 /// Waits until `metric` on the region is `want` (hubs reconnect with backoff and jitter).

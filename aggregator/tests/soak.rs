@@ -45,15 +45,6 @@ struct Sample {
     phase: &'static str,
 }
 
-/// A gauge's value from a Prometheus text exposition, 0 when absent.
-fn gauge(metrics: &str, name: &str) -> f64 {
-    metrics
-        .lines()
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap_or(0.0)
-}
-
 fn env_f64(name: &str, default: f64) -> f64 {
     std::env::var(name)
         .ok()
@@ -185,8 +176,8 @@ async fn a_steady_load_holds_memory_and_descriptors_level_and_gives_back_every_c
                 t: started.elapsed().as_secs_f64(),
                 aggregator: agg.stats(),
                 workerd: workerd.map(ProcStats::of).unwrap_or_default(),
-                sse_connections_active: gauge(&metrics, "sse_connections_active"),
-                ws_subscribers_active: gauge(&metrics, "ws_subscribers_active"),
+                sse_connections_active: client::metric(&metrics, "sse_connections_active"),
+                ws_subscribers_active: client::metric(&metrics, "ws_subscribers_active"),
                 requests,
                 sse_sessions: sessions.load(Ordering::Relaxed),
                 phase,

@@ -25,6 +25,16 @@ pub async fn get_text(http: &reqwest::Client, url: &str) -> String {
         .unwrap_or_else(|e| panic!("GET {url}: {e}"))
 }
 
+/// A metric's value in a Prometheus text exposition, summed over its label sets (so a plain
+/// gauge reads as itself); 0 when absent.
+pub fn metric(exposition: &str, name: &str) -> f64 {
+    exposition
+        .lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 /// A player signed in as a guest.
 #[derive(Debug, Clone)]
 pub struct Guest {

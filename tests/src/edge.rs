@@ -157,7 +157,7 @@ impl EdgeServer {
 
     fn workerd_with(&self, inspector: bool) -> Option<u32> {
         let wrangler = self.server.as_ref()?.server_pid()?;
-        crate::aggregator_process::descendants_named(wrangler, "workerd")
+        crate::process::descendants_named(wrangler, "workerd")
             .into_iter()
             .find(|p| {
                 std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| {

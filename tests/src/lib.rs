@@ -33,7 +33,7 @@ mod redis_server;
 pub mod sse;
 pub mod stack;
 
-pub use aggregator_process::{descendants_named, AggregatorProcess, ProcStats};
+pub use aggregator_process::{AggregatorProcess, ProcStats};
 pub use edge::EdgeServer;
 pub use hosts::HostsFile;
 pub use postgres::{fresh_database, PgServer, TestDatabase};

@@ -1,6 +1,7 @@
 //! Starting server processes that cannot outlive the test process that started them.
 
 use anyhow::{bail, Context, Result};
+use std::collections::HashMap;
 use std::fs;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -186,4 +187,49 @@ pub(crate) fn run(cmd: &mut Command, what: &str) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The descendants of `pid` whose command name is `name` (e.g. the `workerd` processes that
+/// `wrangler dev` starts), oldest first, found by walking `/proc`.
+pub(crate) fn descendants_named(pid: u32, name: &str) -> Vec<u32> {
+    let mut parents: HashMap<u32, (u32, String)> = HashMap::new();
+    let Ok(proc) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    for entry in proc.flatten() {
+        let Ok(p) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid ...": comm may hold spaces, so split at the last ')'.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = stat[open + 1..close].to_owned();
+        let ppid = stat[close + 1..]
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        parents.insert(p, (ppid, comm));
+    }
+    let descends = |mut p: u32| {
+        for _ in 0..64 {
+            match parents.get(&p) {
+                Some((pp, _)) if *pp == pid => return true,
+                Some((pp, _)) if *pp > 1 => p = *pp,
+                _ => return false,
+            }
+        }
+        false
+    };
+    let mut found: Vec<u32> = parents
+        .iter()
+        .filter(|(p, (_, comm))| comm == name && descends(**p))
+        .map(|(p, _)| *p)
+        .collect();
+    found.sort_unstable();
+    found
 }

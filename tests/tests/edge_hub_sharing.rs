@@ -12,10 +12,7 @@ use scoreboard_tests::stack::{aggregator_vars, ADMIN_KEY, EDGE_SECRET};
 
 async fn gauge(metrics: &str, name: &str) -> f64 {
     let text = reqwest::get(metrics).await.unwrap().text().await.unwrap();
-    text.lines()
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap_or(0.0)
+    scoreboard_tests::client::metric(&text, name)
 }
 
 async fn eventually(what: &str, metrics: &str, want: f64) {
