@@ -3,14 +3,14 @@
 
 use scoreboard_protocol::jwt::{HmacKeys, HmacSecret};
 use scoreboard_protocol::session::{
-    SessionIssuer, SessionPolicy, SessionSigningKey, SessionVerifier, SessionVerifyingKeys,
+    SessionIssuer, SessionPolicy, SessionSigningKey, SessionVerifier,
 };
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::HashMap;
 use std::time::Duration;
 
 /// Secrets shorter than this are refused.
-pub const MIN_SECRET_BYTES: usize = 32;
+const MIN_SECRET_BYTES: usize = 32;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -21,38 +21,36 @@ pub enum LogFormat {
 /// Everything `serve` needs. Built by [`Config::from_env`] or by tests.
 #[derive(Debug)]
 pub struct Config {
-    pub port: u16,
-    pub metrics_port: u16,
+    pub(crate) port: u16,
+    pub(crate) metrics_port: u16,
     /// Address to bind both listeners to (`BIND_ADDR`, default `0.0.0.0`).
-    pub bind_addr: String,
-    pub database_url: SecretString,
-    pub database_replica_url: Option<SecretString>,
-    pub database_pool_max: u32,
-    pub redis_url: Option<SecretString>,
+    pub(crate) bind_addr: String,
+    pub(crate) database_url: SecretString,
+    pub(crate) database_replica_url: Option<SecretString>,
+    pub(crate) database_pool_max: u32,
+    pub(crate) redis_url: Option<SecretString>,
     /// Prefix of every Redis key, so several deployments (or tests) can share one Redis.
-    pub redis_key_prefix: String,
-    pub session_issuer: SessionIssuer,
-    pub session_verifier: SessionVerifier,
+    pub(crate) redis_key_prefix: String,
+    pub(crate) session_issuer: SessionIssuer,
+    pub(crate) session_verifier: SessionVerifier,
     pub action_keys: HmacKeys,
     pub action_token_ttl_secs: i64,
-    pub edge_keys: HmacKeys,
-    pub admin_api_key: SecretString,
-    pub rate_limit_score_update: u32,
-    pub rate_limit_window_ms: u64,
+    pub(crate) edge_keys: HmacKeys,
+    pub(crate) admin_api_key: SecretString,
+    pub(crate) rate_limit_window_ms: u64,
     /// Sign-in requests per IP per window.
-    pub rate_limit_ip: u32,
-    pub sse_ping_interval: Duration,
-    pub sse_max_clients: usize,
-    pub redis_sync_interval: Duration,
-    pub apply_batch_max: usize,
-    pub apply_batch_wait: Duration,
-    pub request_timeout: Duration,
-    pub shutdown_grace_period: Duration,
-    pub cors_origin: Option<String>,
-    pub allow_guests: bool,
+    pub(crate) rate_limit_ip: u32,
+    pub(crate) sse_ping_interval: Duration,
+    pub(crate) sse_max_clients: usize,
+    pub(crate) redis_sync_interval: Duration,
+    pub(crate) apply_batch_max: usize,
+    pub(crate) apply_batch_wait: Duration,
+    pub(crate) request_timeout: Duration,
+    pub(crate) shutdown_grace_period: Duration,
+    pub(crate) cors_origin: Option<String>,
+    pub(crate) allow_guests: bool,
     pub log_level: String,
     pub log_format: LogFormat,
-    pub app_env: String,
 }
 
 /// Every problem found in the environment, one per line.
@@ -286,7 +284,6 @@ impl Config {
                 LogFormat::Json
             }
         };
-        let app_env = r.get("APP_ENV").unwrap_or("development").to_owned();
 
         if !r.problems.is_empty() {
             return Err(ConfigErrors(r.problems));
@@ -316,7 +313,6 @@ impl Config {
             edge_keys: HmacKeys::new(HmacSecret::new(edge_secret.expect("checked").as_bytes()))
                 .with_previous(edge_previous.map(|s| HmacSecret::new(s.as_bytes()))),
             admin_api_key: admin_key.expect("checked").into(),
-            rate_limit_score_update,
             rate_limit_window_ms,
             rate_limit_ip,
             sse_ping_interval,
@@ -330,15 +326,10 @@ impl Config {
             allow_guests,
             log_level,
             log_format,
-            app_env,
         })
     }
 
     pub fn database_url(&self) -> &str {
         self.database_url.expose_secret()
-    }
-
-    pub fn session_verifying_keys(&self) -> &SessionVerifyingKeys {
-        &self.session_verifier.keys
     }
 }

@@ -7,10 +7,10 @@ use axum::response::{IntoResponse, Response};
 use scoreboard_protocol::{ErrorBody, ErrorCode};
 use std::sync::Arc;
 
-pub type Result<T, E = AppError> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = AppError> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
-pub enum AppError {
+pub(crate) enum AppError {
     /// The caller's fault (any 4xx), or a deliberate 503, with a sentence for them.
     #[error("{code}: {message}")]
     Client {
@@ -25,7 +25,7 @@ pub enum AppError {
 }
 
 impl AppError {
-    pub fn code(code: ErrorCode) -> Self {
+    pub(crate) fn code(code: ErrorCode) -> Self {
         Self::Client {
             code,
             message: code.default_message().to_owned(),
@@ -34,7 +34,7 @@ impl AppError {
         }
     }
 
-    pub fn with_message(code: ErrorCode, message: impl Into<String>) -> Self {
+    pub(crate) fn with_message(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::Client {
             code,
             message: message.into(),
@@ -43,7 +43,7 @@ impl AppError {
         }
     }
 
-    pub fn retry_after(mut self, secs: u64) -> Self {
+    pub(crate) fn retry_after(mut self, secs: u64) -> Self {
         if let Self::Client {
             retry_after_secs, ..
         } = &mut self
@@ -53,7 +53,15 @@ impl AppError {
         self
     }
 
-    pub fn error_code(&self) -> ErrorCode {
+    /// Adds the player's current score to the body (a replay's answer).
+    pub(crate) fn with_score(mut self, current: i64) -> Self {
+        if let Self::Client { score, .. } = &mut self {
+            *score = Some(current);
+        }
+        self
+    }
+
+    pub(crate) fn error_code(&self) -> ErrorCode {
         match self {
             Self::Client { code, .. } => *code,
             Self::Internal(_) => ErrorCode::InternalError,
@@ -69,10 +77,10 @@ impl From<sqlx::Error> for AppError {
 
 /// The cause of a 500, for the logging middleware.
 #[derive(Debug, Clone)]
-pub struct InternalCause(pub Arc<anyhow::Error>);
+pub(crate) struct InternalCause(pub(crate) Arc<anyhow::Error>);
 
 /// Builds the documented error response for `code`.
-pub fn error_response(body: ErrorBody, retry_after: Option<u64>) -> Response {
+pub(crate) fn error_response(body: ErrorBody, retry_after: Option<u64>) -> Response {
     let status =
         StatusCode::from_u16(body.error.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut resp = (status, axum::Json(body)).into_response();

@@ -4,42 +4,32 @@
 //! | module | what |
 //! | --- | --- |
 //! | [`config`] | typed configuration from the environment, refusing every problem at once |
-//! | [`admin`] | `/admin/`: ban, unban, audited adjustment, Redis rebuild, a player's events |
-//! | [`apply`] | the group-commit batcher: exactly-once application in one transaction per batch |
-//! | [`board`] | the live snapshot (`watch`, latest value) and the top-10 / rank SQL |
-//! | [`cache`] | the optional Redis copy: scores, ranks, fan-out between instances, rebuild, drift |
-//! | [`scores`] | `POST /internal/scores`, edge-signed |
-//! | [`auth`] | guest, register, login, logout |
-//! | [`reads`] | leaderboard, player, health |
-//! | [`stream`] | SSE and the edge-signed WebSocket |
-//! | [`http`] | router, middleware (request ids, logs, metrics, timeout, CORS) |
-//! | [`janitor`] | deletes consumed tokens and sessions long past expiry |
-//! | [`limit`] | per-IP rate limit of the sign-in routes |
-//! | [`telemetry`] | JSON log lines |
-//! | [`probes`] | metric descriptions, zeroed series, the `database_up` probe |
-//! | [`error`] | the error type and its one response shape |
+//! | `http` | the route table, middleware, extractors, one file per resource |
+//! | `apply` | the group-commit batcher: a pure plan, the SQL of a batch, the queue |
+//! | `board` | the live snapshot (`watch`, latest value), the tie rule and board SQL, the poller |
+//! | `cache` | the optional Redis copy: scripts, connection and health, rebuild and drift, pub/sub |
+//! | `jobs` | timers until shutdown: expired-row clean-up, the `database_up` probe |
+//! | `prometheus` | the Prometheus recorder, metric descriptions, zeroed series |
+//! | [`telemetry`] | JSON log lines, each carrying its request's id |
+//! | `state`, `error`, `clock`, `ratelimit` | shared state, the error type, the wall clock, the per-IP limiter |
 
-pub mod admin;
-pub mod apply;
-pub mod auth;
-pub mod board;
-pub mod cache;
+mod apply;
+mod board;
+mod cache;
+mod clock;
 pub mod config;
-pub mod error;
-pub mod extract;
-pub mod http;
-pub mod janitor;
-pub mod limit;
-pub mod probes;
-pub mod reads;
-pub mod scores;
-pub mod state;
-pub mod stream;
+mod error;
+mod http;
+mod jobs;
+mod prometheus;
+mod ratelimit;
+mod state;
 pub mod telemetry;
+
+pub use jobs::janitor::sweep as sweep_expired_rows;
 
 use anyhow::Context;
 use config::Config;
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use scoreboard_protocol::action::ActionTokens;
 use secrecy::ExposeSecret;
 use sqlx::postgres::PgPoolOptions;
@@ -47,11 +37,11 @@ use sqlx::PgPool;
 use state::{AppState, Inner};
 use std::future::Future;
 use std::sync::atomic::AtomicUsize;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use tokio::net::TcpListener;
 
 /// The migrations in `migrations/`, embedded in the binary.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
 /// Connects and applies pending migrations.
 pub async fn migrate(database_url: &str) -> anyhow::Result<()> {
@@ -63,59 +53,6 @@ pub async fn migrate(database_url: &str) -> anyhow::Result<()> {
     MIGRATOR.run(&pool).await.context("applying migrations")?;
     pool.close().await;
     Ok(())
-}
-
-/// How often histogram observations are folded into their buckets when nobody scrapes.
-const METRICS_UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// The process-wide Prometheus recorder (a global, so installed once however many
-/// applications a test process builds).
-pub fn metrics_handle() -> PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            let builder = PrometheusBuilder::new()
-                .set_buckets_for_metric(
-                    Matcher::Full("http_request_duration_seconds".into()),
-                    &[
-                        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                        10.0,
-                    ],
-                )
-                .and_then(|b| {
-                    b.set_buckets_for_metric(
-                        Matcher::Full("apply_batch_size".into()),
-                        &[
-                            1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
-                        ],
-                    )
-                })
-                .and_then(|b| {
-                    b.set_buckets_for_metric(
-                        Matcher::Full("apply_batch_duration_seconds".into()),
-                        &[
-                            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
-                        ],
-                    )
-                })
-                .expect("bucket lists are non-empty");
-            let recorder = builder.build_recorder();
-            let handle = recorder.handle();
-            let _ = metrics::set_global_recorder(recorder);
-            // Histograms keep every observation until they are drained, which a scrape does;
-            // where nobody scrapes (a small deployment without Prometheus) memory would grow
-            // with every request. A thread, not a task: test processes build applications on
-            // many short-lived runtimes, and this recorder outlives them all.
-            let upkeep = handle.clone();
-            let _ = std::thread::Builder::new()
-                .name("metrics-upkeep".into())
-                .spawn(move || loop {
-                    std::thread::sleep(METRICS_UPKEEP_INTERVAL);
-                    upkeep.run_upkeep();
-                });
-            handle
-        })
-        .clone()
 }
 
 /// A built, bound, migrated aggregator, ready to run.
@@ -155,7 +92,7 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         // First: what start-up records (e.g. `redis_up` after the initial rebuild) must reach
         // the exporter, not the no-op recorder that exists before it.
-        metrics_handle();
+        prometheus::handle();
         let db = connect_pool(config.database_url(), config.database_pool_max)
             .await
             .context("connecting to the database")?;
@@ -168,7 +105,7 @@ impl Application {
         };
         let initial = {
             let mut conn = db.acquire().await?;
-            board::load_snapshot(&mut conn).await?
+            board::sql::load_snapshot(&mut conn).await?
         };
         let board = board::Board::new(initial);
         let cache = match &config.redis_url {
@@ -206,29 +143,29 @@ impl Application {
             .with_context(|| format!("binding metrics port {}", config.metrics_port))?;
         let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
         let actions = ActionTokens::new(config.action_keys.clone());
-        probes::register(
+        prometheus::register(
             config.sse_max_clients,
             cache.as_ref().map(|c| c.is_healthy()),
         );
         let mut tasks = vec![
-            janitor::spawn(db.clone(), shutdown.clone()),
-            probes::spawn_database_probe(db.clone(), shutdown.clone()),
-            cache::spawn_poller(db.clone(), board.clone(), shutdown.clone()),
+            jobs::janitor::spawn(db.clone(), shutdown.clone()),
+            jobs::probe::spawn(db.clone(), shutdown.clone()),
+            board::poller::spawn(db.clone(), board.clone(), shutdown.clone()),
         ];
         if let Some(c) = &cache {
-            tasks.push(cache::spawn_supervisor(
+            tasks.push(cache::rebuild::spawn_supervisor(
                 c.clone(),
                 db.clone(),
                 config.redis_sync_interval,
                 shutdown.clone(),
             ));
-            tasks.push(cache::spawn_subscriber(
+            tasks.push(cache::pubsub::spawn_subscriber(
                 c.clone(),
                 board.clone(),
                 shutdown.clone(),
             ));
         }
-        let ip_limiter = limit::IpLimiter::new(
+        let ip_limiter = ratelimit::IpLimiter::new(
             scoreboard_protocol::gcra::Quota::per_window(
                 config.rate_limit_ip,
                 config.rate_limit_window_ms,
@@ -288,7 +225,7 @@ impl Application {
             ..
         } = self;
         let grace = state.config.shutdown_grace_period;
-        let handle = metrics_handle();
+        let handle = prometheus::handle();
         let metrics_app = axum::Router::new().route(
             "/metrics",
             axum::routing::get(move || {

@@ -1,18 +1,23 @@
 //! Logs: one JSON object per line with the keys every service of ours uses: `timestamp`,
 //! `level`, `service`, `requestId`, `userId`, `message`, `data`. Fields named `requestId` and
-//! `userId` go to the top level, every other field into `data`.
+//! `userId` go to the top level, every other field into `data`. A line written inside a
+//! request's span takes `requestId` and `userId` from the span when it does not name them
+//! itself, so every line of a request carries its id, wherever in the code it is written.
 
 use std::fmt;
 use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::config::LogFormat;
 
-pub const SERVICE: &str = "scoreboard-aggregator";
+const SERVICE: &str = "scoreboard-aggregator";
 
 #[derive(Default)]
 struct Fields {
@@ -60,6 +65,64 @@ impl Fields {
     }
 }
 
+/// What a span says about the request it belongs to, kept in the span's extensions.
+#[derive(Debug, Default, Clone)]
+struct RequestContext {
+    request_id: Option<String>,
+    user_id: Option<String>,
+}
+
+impl RequestContext {
+    fn absorb(&mut self, f: Fields) {
+        self.request_id = f.request_id.or(self.request_id.take());
+        self.user_id = f.user_id.or(self.user_id.take());
+    }
+}
+
+/// Records each span's `requestId` and `userId` (also when recorded later, as `userId` is
+/// once the session is verified) for the formatter.
+struct ContextLayer;
+
+impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for ContextLayer {
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let mut f = Fields::default();
+        attrs.record(&mut f);
+        if let Some(span) = ctx.span(id) {
+            let mut cx = RequestContext::default();
+            cx.absorb(f);
+            span.extensions_mut().insert(cx);
+        }
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let mut f = Fields::default();
+        values.record(&mut f);
+        if let Some(span) = ctx.span(id) {
+            if let Some(cx) = span.extensions_mut().get_mut::<RequestContext>() {
+                cx.absorb(f);
+            }
+        }
+    }
+}
+
+/// The innermost span's request context, if the event happened inside one.
+fn context_of<S, N>(ctx: &FmtContext<'_, S, N>) -> RequestContext
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    let mut found = RequestContext::default();
+    if let Some(scope) = ctx.event_scope() {
+        for span in scope {
+            if let Some(cx) = span.extensions().get::<RequestContext>() {
+                found.request_id = found.request_id.or(cx.request_id.clone());
+                found.user_id = found.user_id.or(cx.user_id.clone());
+            }
+        }
+    }
+    found
+}
+
 /// The JSON line format.
 struct JsonLines;
 
@@ -70,12 +133,15 @@ where
 {
     fn format_event(
         &self,
-        _: &FmtContext<'_, S, N>,
+        ctx: &FmtContext<'_, S, N>,
         mut w: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
         let mut f = Fields::default();
         event.record(&mut f);
+        let span = context_of(ctx);
+        f.request_id = f.request_id.or(span.request_id);
+        f.user_id = f.user_id.or(span.user_id);
         let line = serde_json::json!({
             "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             "level": event.metadata().level().as_str().to_ascii_lowercase(),
@@ -93,11 +159,12 @@ where
 pub fn init(level: &str, format: LogFormat) {
     let filter = EnvFilter::try_new(format!("{level},sqlx=warn,hyper=warn,tower_http=warn"))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stdout);
+    let registry = tracing_subscriber::registry()
+        .with(filter)
+        .with(ContextLayer);
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stdout);
     let _ = match format {
-        LogFormat::Json => builder.event_format(JsonLines).try_init(),
-        LogFormat::Pretty => builder.try_init(),
+        LogFormat::Json => registry.with(fmt.event_format(JsonLines)).try_init(),
+        LogFormat::Pretty => registry.with(fmt).try_init(),
     };
 }

@@ -204,7 +204,7 @@ async fn the_janitor_deletes_only_long_expired_rows() {
                  ('old', $1, now() - interval '1 hour'), ('recent', $1, now() - interval '1 minute'),
                  ('live', $1, now() + interval '5 minutes')")
         .bind(&p.id).execute(&app.db).await.unwrap();
-    let (tokens, _) = scoreboard_aggregator::janitor::sweep(&app.db)
+    let (tokens, _) = scoreboard_aggregator::sweep_expired_rows(&app.db)
         .await
         .unwrap();
     assert_eq!(tokens, 1);

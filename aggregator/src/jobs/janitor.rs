@@ -7,7 +7,7 @@ use std::time::Duration;
 
 /// How long past `exp` a consumed token is kept: far beyond the verifier's leeway and any
 /// clock skew between the aggregator and the database.
-pub const CONSUMED_TOKEN_MARGIN: &str = "10 minutes";
+const CONSUMED_TOKEN_MARGIN: &str = "10 minutes";
 const EVERY: Duration = Duration::from_secs(60);
 
 /// One sweep; returns (tokens, sessions) deleted.
@@ -25,17 +25,13 @@ pub async fn sweep(db: &PgPool) -> sqlx::Result<(u64, u64)> {
     Ok((tokens, sessions))
 }
 
-pub fn spawn(
+pub(crate) fn spawn(
     db: PgPool,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(EVERY);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = shutdown.wait_for(|s| *s) => return,
-            }
+    super::every(EVERY, shutdown, move || {
+        let db = db.clone();
+        async move {
             match sweep(&db).await {
                 Ok((t, s)) if t + s > 0 => {
                     tracing::info!(tokens = t, sessions = s, "expired rows deleted")

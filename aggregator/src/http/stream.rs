@@ -2,9 +2,9 @@
 //! for edge hubs (`/internal/leaderboard/ws`). Both read the board's `watch` channel, so a slow
 //! reader only ever has the newest snapshot waiting, never a queue.
 
+use super::extract::EdgeSigned;
 use crate::board::Frame;
 use crate::error::AppError;
-use crate::extract::now_secs;
 use crate::state::AppState;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
@@ -12,7 +12,7 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::{Stream, StreamExt};
-use scoreboard_protocol::{edge_signature, ErrorCode};
+use scoreboard_protocol::ErrorCode;
 use serde::Deserialize;
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
@@ -24,7 +24,7 @@ use tokio_stream::wrappers::WatchStream;
 const SSE_RETRY: Duration = Duration::from_millis(3000);
 
 #[derive(Debug, Deserialize)]
-pub struct StreamQuery {
+pub(crate) struct StreamQuery {
     last_event_id: Option<String>,
 }
 
@@ -71,7 +71,7 @@ fn frames(
         .take_until(Box::pin(stop))
 }
 
-pub async fn sse(
+pub(crate) async fn sse(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(q): Query<StreamQuery>,
@@ -115,28 +115,18 @@ pub async fn sse(
 }
 
 #[derive(Debug, Deserialize)]
-pub struct WsQuery {
+pub(crate) struct WsQuery {
     since: Option<i64>,
-    t: Option<String>,
-    sig: Option<String>,
 }
 
-pub async fn ws(
+pub(crate) async fn ws(
     State(state): State<AppState>,
     Query(q): Query<WsQuery>,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+    signed: Result<EdgeSigned, AppError>,
 ) -> Response {
-    if let Err(e) = edge_signature::verify_query(
-        &state.config.edge_keys,
-        q.t.as_deref(),
-        q.sig.as_deref(),
-        "GET",
-        "/internal/leaderboard/ws",
-        b"",
-        now_secs(),
-    ) {
-        tracing::warn!(reason = %e, "edge signature refused");
-        return AppError::code(ErrorCode::EdgeSignatureInvalid).into_response();
+    if let Err(refused) = signed {
+        return refused.into_response();
     }
     let Ok(upgrade) = upgrade else {
         return AppError::with_message(

@@ -2,48 +2,18 @@
 //! in constant time): ban and unban, an audited manual adjustment, a Redis rebuild, and a
 //! player's score events. Every change is written to `admin_audit`.
 
-use crate::apply::WRITER_LOCK;
-use crate::board;
-use crate::cache::BoardRow;
+use super::extract::{parse_json, require_json, Admin, JsonBody, RequestId};
+use crate::apply::{Outcome, Source, SubmitError, Update};
+use crate::board::sql;
+use crate::cache::pubsub::{announce, Replace};
 use crate::error::{AppError, Result};
-use crate::extract::{bearer, JsonBody};
 use crate::state::AppState;
-use anyhow::Context;
-use axum::extract::{FromRequestParts, Path, Query, State};
-use axum::http::request::Parts;
+use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::Json;
 use scoreboard_protocol::{ErrorCode, PlayerId};
-use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use subtle::ConstantTimeEq;
-
-/// Proof that the request carried the admin key.
-#[derive(Debug)]
-pub struct Admin;
-
-impl FromRequestParts<AppState> for Admin {
-    type Rejection = AppError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
-        let given = bearer(&parts.headers).unwrap_or_default().as_bytes();
-        let wanted = state.config.admin_api_key.expose_secret().as_bytes();
-        if bool::from(given.ct_eq(wanted)) {
-            Ok(Admin)
-        } else {
-            tracing::warn!("auth failed: admin key missing or wrong");
-            Err(AppError::code(ErrorCode::Unauthenticated))
-        }
-    }
-}
-
-fn request_id(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-}
 
 fn player_id(raw: String) -> Result<PlayerId> {
     PlayerId::parse(raw).map_err(|_| AppError::code(ErrorCode::PlayerNotFound))
@@ -51,13 +21,13 @@ fn player_id(raw: String) -> Result<PlayerId> {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Reason {
+pub(crate) struct Reason {
     #[serde(default)]
     reason: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
-pub struct BanState {
+pub(crate) struct BanState {
     player_id: String,
     banned: bool,
 }
@@ -67,7 +37,7 @@ async fn audit(
     action: &str,
     player: &str,
     detail: serde_json::Value,
-    request_id: Option<String>,
+    request_id: &str,
 ) -> Result<()> {
     sqlx::query(
         "INSERT INTO admin_audit (action, player_id, detail, request_id) VALUES ($1, $2, $3, $4)",
@@ -85,13 +55,14 @@ async fn audit(
 /// every instance.
 async fn republish(state: &AppState) -> Result<()> {
     let mut conn = state.db.acquire().await?;
-    let snapshot = board::load_snapshot(&mut conn).await?;
-    if let Some(cache) = &state.cache {
-        if let Ok(json) = serde_json::to_string(&snapshot) {
-            cache.publish(&json).await;
-        }
-    }
-    state.board.force(snapshot);
+    let snapshot = sql::load_snapshot(&mut conn).await?;
+    announce(
+        state.cache.as_deref(),
+        &state.board,
+        snapshot,
+        Replace::Always,
+    )
+    .await;
     Ok(())
 }
 
@@ -111,32 +82,19 @@ async fn set_banned(state: &AppState, id: &PlayerId, banned: bool) -> Result<()>
         if banned {
             cache.remove(id.as_str()).await;
         } else {
-            let row: Option<(String, i64, i64)> = sqlx::query_as(
-                "SELECT u.name, s.score, s.reached_version FROM users u JOIN scores s USING (player_id)
-                 WHERE u.player_id = $1",
-            )
-            .bind(id.as_str())
-            .fetch_optional(&state.db)
-            .await?;
-            if let Some((name, score, version)) = row {
-                cache
-                    .upsert(&[BoardRow {
-                        player_id: id.to_string(),
-                        name,
-                        score,
-                        version,
-                    }])
-                    .await;
+            if let Some(row) = sql::load_row(&state.db, id.as_str()).await? {
+                cache.upsert(&[row]).await;
             }
         }
     }
     republish(state).await
 }
 
-pub async fn ban(
+pub(crate) async fn ban(
     _: Admin,
     State(state): State<AppState>,
     Path(id): Path<String>,
+    RequestId(rid): RequestId,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Json<BanState>> {
@@ -145,8 +103,8 @@ pub async fn ban(
     let reason = if body.is_empty() {
         None
     } else {
-        crate::extract::require_json(&headers)?;
-        crate::extract::parse_json::<Reason>(&body)?.reason
+        require_json(&headers)?;
+        parse_json::<Reason>(&body)?.reason
     };
     set_banned(&state, &id, true).await?;
     audit(
@@ -154,7 +112,7 @@ pub async fn ban(
         "ban",
         id.as_str(),
         json!({ "reason": reason }),
-        request_id(&headers),
+        &rid,
     )
     .await?;
     Ok(Json(BanState {
@@ -163,22 +121,15 @@ pub async fn ban(
     }))
 }
 
-pub async fn unban(
+pub(crate) async fn unban(
     _: Admin,
     State(state): State<AppState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    RequestId(rid): RequestId,
 ) -> Result<Json<BanState>> {
     let id = player_id(id)?;
     set_banned(&state, &id, false).await?;
-    audit(
-        &state,
-        "unban",
-        id.as_str(),
-        json!({}),
-        request_id(&headers),
-    )
-    .await?;
+    audit(&state, "unban", id.as_str(), json!({}), &rid).await?;
     Ok(Json(BanState {
         player_id: id.to_string(),
         banned: false,
@@ -187,25 +138,26 @@ pub async fn unban(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Adjustment {
+pub(crate) struct Adjustment {
     points: i64,
     reason: String,
 }
 
 #[derive(Debug, Serialize)]
-pub struct Adjusted {
+pub(crate) struct Adjusted {
     player_id: String,
     score: i64,
     leaderboard_version: i64,
 }
 
 /// Adds `points` (either sign) to a player's total as a score event of its own
-/// (`action = 'admin:adjust'`), under the writers' lock like any batch, and audits it.
-pub async fn adjust(
+/// (`action = 'admin:adjust'`), through the same batcher as every score update, audited in
+/// the same transaction.
+pub(crate) async fn adjust(
     _: Admin,
     State(state): State<AppState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    RequestId(request_id): RequestId,
     JsonBody(adj): JsonBody<Adjustment>,
 ) -> Result<Json<Adjusted>> {
     let id = player_id(id)?;
@@ -216,84 +168,38 @@ pub async fn adjust(
             "An adjustment needs non-zero points and a reason of at most 500 characters.",
         ));
     }
-    let rid = request_id(&headers);
-    let mut tx = state.db.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(WRITER_LOCK)
-        .execute(&mut *tx)
-        .await?;
-    let row: Option<(String, Option<i64>)> = sqlx::query_as(
-        "SELECT u.name, s.score FROM users u LEFT JOIN scores s USING (player_id) WHERE u.player_id = $1",
-    )
-    .bind(id.as_str())
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some((name, current)) = row else {
-        return Err(AppError::code(ErrorCode::PlayerNotFound));
+    let update = Update {
+        player: id.clone(),
+        points: adj.points,
+        source: Source::Adjustment {
+            reason: reason.to_owned(),
+        },
+        request_id,
     };
-    let total = current
-        .unwrap_or(0)
-        .checked_add(adj.points)
-        .filter(|t| t.abs() <= crate::apply::MAX_TOTAL)
-        .ok_or_else(|| {
-            AppError::with_message(
-                ErrorCode::BadRequest,
-                "The total would leave the supported range.",
-            )
-        })?;
-    let version: i64 = sqlx::query_scalar(
-        "INSERT INTO score_events (player_id, jti, action, pts, score_after, edge_region, request_id)
-         VALUES ($1, NULL, 'admin:adjust', $2, $3, NULL, $4) RETURNING id",
-    )
-    .bind(id.as_str())
-    .bind(adj.points)
-    .bind(total)
-    .bind(&rid)
-    .fetch_one(&mut *tx)
-    .await?;
-    sqlx::query(
-        "INSERT INTO scores (player_id, score, reached_version) VALUES ($1, $2, $3)
-         ON CONFLICT (player_id) DO UPDATE SET score = $2, reached_version = $3, reached_at = now()",
-    )
-    .bind(id.as_str())
-    .bind(total)
-    .bind(version)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query("INSERT INTO admin_audit (action, player_id, detail, request_id) VALUES ('adjust', $1, $2, $3)")
-        .bind(id.as_str())
-        .bind(json!({"points": adj.points, "reason": reason, "event_id": version}))
-        .bind(&rid)
-        .execute(&mut *tx)
-        .await?;
-    let snapshot = board::load_snapshot(&mut tx).await?;
-    tx.commit().await.context("committing an adjustment")?;
-    if let Some(cache) = &state.cache {
-        cache
-            .upsert(&[BoardRow {
-                player_id: id.to_string(),
-                name,
-                score: total,
-                version,
-            }])
-            .await;
-        if let Ok(json) = serde_json::to_string(&snapshot) {
-            cache.publish(&json).await;
-        }
+    let outcome = state.applier.apply(update).await.map_err(|e| match e {
+        SubmitError::QueueFull => AppError::code(ErrorCode::Overloaded).retry_after(1),
+        SubmitError::ShuttingDown => AppError::code(ErrorCode::UpstreamUnavailable).retry_after(1),
+    })?;
+    match outcome {
+        Outcome::Applied { score, version, .. } => Ok(Json(Adjusted {
+            player_id: id.to_string(),
+            score,
+            leaderboard_version: version,
+        })),
+        Outcome::OutOfRange => Err(AppError::with_message(
+            ErrorCode::BadRequest,
+            "The total would leave the supported range.",
+        )),
+        Outcome::Unavailable => Err(AppError::code(ErrorCode::UpstreamUnavailable).retry_after(1)),
+        _ => Err(AppError::code(ErrorCode::PlayerNotFound)),
     }
-    state.board.offer(snapshot);
-    Ok(Json(Adjusted {
-        player_id: id.to_string(),
-        score: total,
-        leaderboard_version: version,
-    }))
 }
 
 /// Rewrites the Redis board from PostgreSQL now.
-pub async fn rebuild(
+pub(crate) async fn rebuild(
     _: Admin,
     State(state): State<AppState>,
-    headers: HeaderMap,
+    RequestId(rid): RequestId,
 ) -> Result<Json<serde_json::Value>> {
     let Some(cache) = &state.cache else {
         return Err(AppError::with_message(
@@ -305,25 +211,18 @@ pub async fn rebuild(
         tracing::error!(error = format!("{e:#}"), "Redis error: rebuild failed");
         AppError::code(ErrorCode::UpstreamUnavailable).retry_after(5)
     })?;
-    audit(
-        &state,
-        "rebuild",
-        "",
-        json!({ "players": players }),
-        request_id(&headers),
-    )
-    .await?;
+    audit(&state, "rebuild", "", json!({ "players": players }), &rid).await?;
     Ok(Json(json!({ "players": players })))
 }
 
 #[derive(Debug, Deserialize)]
-pub struct EventsQuery {
+pub(crate) struct EventsQuery {
     limit: Option<i64>,
     before: Option<i64>,
 }
 
 #[derive(Debug, Serialize, sqlx::FromRow)]
-pub struct EventRow {
+pub(crate) struct EventRow {
     id: i64,
     action: String,
     pts: i64,
@@ -334,7 +233,7 @@ pub struct EventRow {
 }
 
 /// A player's score events, newest first (`?limit=`, at most 500; `?before=<id>` to page).
-pub async fn events(
+pub(crate) async fn events(
     _: Admin,
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -1,18 +1,68 @@
-//! The metrics contract at start-up: every metric described, every labelled counter that an
-//! alert divides by created at zero (so `rate()` has a series before the first event), the
-//! capacity gauges set, and a periodic PostgreSQL probe behind `database_up`.
+//! The metrics contract: the process-wide Prometheus recorder and its buckets, every metric
+//! described, and every labelled counter that an alert divides by created at zero at start-up
+//! (so `rate()` has a series before the first event).
 
-use sqlx::PgPool;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::sync::OnceLock;
 use std::time::Duration;
 
-/// How often `database_up` is refreshed: well inside the alert's one minute.
-const PROBE_EVERY: Duration = Duration::from_secs(5);
-const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often histogram observations are folded into their buckets when nobody scrapes.
+const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The process-wide Prometheus recorder (a global, so installed once however many
+/// applications a test process builds).
+pub(crate) fn handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full("http_request_duration_seconds".into()),
+                    &[
+                        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                        10.0,
+                    ],
+                )
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full("apply_batch_size".into()),
+                        &[
+                            1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+                        ],
+                    )
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full("apply_batch_duration_seconds".into()),
+                        &[
+                            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                        ],
+                    )
+                })
+                .expect("bucket lists are non-empty");
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            let _ = metrics::set_global_recorder(recorder);
+            // Histograms keep every observation until they are drained, which a scrape does;
+            // where nobody scrapes (a small deployment without Prometheus) memory would grow
+            // with every request. A thread, not a task: test processes build applications on
+            // many short-lived runtimes, and this recorder outlives them all.
+            let upkeep = handle.clone();
+            let _ = std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || loop {
+                    std::thread::sleep(METRICS_UPKEEP_INTERVAL);
+                    upkeep.run_upkeep();
+                });
+            handle
+        })
+        .clone()
+}
 
 /// Outcomes of `POST /internal/scores`, as counted in `score_updates_total{status}`.
-pub const SCORE_STATUSES: [&str; 4] = ["applied", "replayed", "rejected", "error"];
+pub(crate) const SCORE_STATUSES: [&str; 4] = ["applied", "replayed", "rejected", "error"];
 /// Results of action-token checks, as counted in `action_token_validations_total{result}`.
-pub const TOKEN_RESULTS: [&str; 6] = [
+pub(crate) const TOKEN_RESULTS: [&str; 6] = [
     "valid",
     "invalid",
     "expired",
@@ -23,7 +73,7 @@ pub const TOKEN_RESULTS: [&str; 6] = [
 
 /// Describes the metrics and creates the series the alerts need; call once the recorder exists.
 /// `redis` is `None` without Redis, else whether it answered at start-up.
-pub fn register(sse_max_clients: usize, redis: Option<bool>) {
+pub(crate) fn register(sse_max_clients: usize, redis: Option<bool>) {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_counter!(
         "http_requests_total",
@@ -95,25 +145,4 @@ pub fn register(sse_max_clients: usize, redis: Option<bool>) {
         metrics::gauge!("redis_leaderboard_sync_drift").set(0.0);
         metrics::gauge!("redis_up").set(if up { 1.0 } else { 0.0 });
     }
-}
-
-/// Keeps `database_up` current until shutdown.
-pub fn spawn_database_probe(
-    db: PgPool,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(PROBE_EVERY);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = shutdown.wait_for(|s| *s) => return,
-            }
-            let ok = matches!(
-                tokio::time::timeout(PROBE_TIMEOUT, sqlx::query("SELECT 1").execute(&db)).await,
-                Ok(Ok(_))
-            );
-            metrics::gauge!("database_up").set(if ok { 1.0 } else { 0.0 });
-        }
-    })
 }

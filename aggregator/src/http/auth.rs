@@ -1,8 +1,9 @@
 //! Sign-in routes: guest, register, login, logout. Passwords are hashed with Argon2id on a
 //! blocking thread (it is deliberately slow CPU work that would stall the async workers).
 
+use super::extract::{Authenticated, JsonBody};
+use crate::clock::now_secs;
 use crate::error::{AppError, Result};
-use crate::extract::{now_secs, Authenticated, JsonBody};
 use crate::state::AppState;
 use anyhow::Context;
 use argon2::password_hash::{
@@ -18,13 +19,13 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct GuestRequest {
+pub(crate) struct GuestRequest {
     name: String,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Credentials {
+pub(crate) struct Credentials {
     name: String,
     password: String,
 }
@@ -39,7 +40,7 @@ impl std::fmt::Debug for Credentials {
 }
 
 #[derive(Debug, Serialize)]
-pub struct SessionResponse {
+pub(crate) struct SessionResponse {
     player_id: String,
     name: String,
     token: String,
@@ -71,7 +72,7 @@ fn new_jti() -> String {
 }
 
 /// The case-insensitive identity of a name (full Unicode lowercase).
-pub fn name_key(name: &str) -> String {
+pub(crate) fn name_key(name: &str) -> String {
     name.to_lowercase()
 }
 
@@ -123,7 +124,7 @@ async fn start_session(state: &AppState, player: &PlayerId, name: &str) -> Resul
     })
 }
 
-pub async fn guest(
+pub(crate) async fn guest(
     State(state): State<AppState>,
     JsonBody(req): JsonBody<GuestRequest>,
 ) -> Result<(StatusCode, Json<SessionResponse>)> {
@@ -151,7 +152,7 @@ fn check_password(p: &str) -> Result<()> {
     Ok(())
 }
 
-pub async fn register(
+pub(crate) async fn register(
     State(state): State<AppState>,
     JsonBody(req): JsonBody<Credentials>,
 ) -> Result<(StatusCode, Json<SessionResponse>)> {
@@ -187,7 +188,7 @@ fn dummy_hash() -> &'static str {
     })
 }
 
-pub async fn login(
+pub(crate) async fn login(
     State(state): State<AppState>,
     JsonBody(req): JsonBody<Credentials>,
 ) -> Result<Json<SessionResponse>> {
@@ -223,7 +224,7 @@ pub async fn login(
     Ok(Json(start_session(&state, &id, &name).await?))
 }
 
-pub async fn logout(
+pub(crate) async fn logout(
     State(state): State<AppState>,
     Authenticated(session): Authenticated,
 ) -> Result<StatusCode> {

@@ -1,0 +1,129 @@
+//! The batcher task: takes updates from the queue in batches, commits each batch through
+//! [`write`](super::write), then copies the changed rows to Redis (which also answers the
+//! ranks), announces the new snapshot, and answers every request with its own outcome.
+
+use super::write::{self, Committed};
+use super::{Applier, BatchSettings, Outcome, Update};
+use crate::board::{sql, Board};
+use crate::cache::pubsub::{announce, Replace};
+use crate::cache::Cache;
+use sqlx::PgPool;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::{mpsc, oneshot};
+
+type Queued = (Update, oneshot::Sender<Outcome>);
+
+/// What a batch needs besides its updates.
+struct Sinks {
+    db: PgPool,
+    board: Board,
+    cache: Option<Arc<Cache>>,
+}
+
+/// Starts the batcher task. It ends when every [`Applier`] is dropped and the queue is
+/// drained, which is how shutdown flushes it.
+pub(crate) fn spawn(
+    db: PgPool,
+    board: Board,
+    cache: Option<Arc<Cache>>,
+    settings: BatchSettings,
+) -> (Applier, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(settings.queue.max(1));
+    let sinks = Sinks { db, board, cache };
+    (Applier { tx }, tokio::spawn(run(sinks, settings, rx)))
+}
+
+async fn run(sinks: Sinks, settings: BatchSettings, mut rx: mpsc::Receiver<Queued>) {
+    let mut batch = Vec::with_capacity(settings.max);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        fill(&mut batch, &mut rx, settings).await;
+        metrics::histogram!("apply_batch_size").record(batch.len() as f64);
+        let started = Instant::now();
+        let (updates, replies): (Vec<Update>, Vec<_>) =
+            std::mem::take(&mut batch).into_iter().unzip();
+        let outcomes = apply(&sinks, &updates).await;
+        for (reply, outcome) in replies.into_iter().zip(outcomes) {
+            let _ = reply.send(outcome);
+        }
+        metrics::histogram!("apply_batch_duration_seconds").record(started.elapsed().as_secs_f64());
+    }
+}
+
+/// Adds what is queued to `batch`, waiting at most `settings.wait` for more, up to
+/// `settings.max`.
+async fn fill(batch: &mut Vec<Queued>, rx: &mut mpsc::Receiver<Queued>, settings: BatchSettings) {
+    let deadline = tokio::time::Instant::now() + settings.wait;
+    while batch.len() < settings.max {
+        match rx.try_recv() {
+            Ok(r) => batch.push(r),
+            Err(mpsc::error::TryRecvError::Disconnected) => break,
+            Err(mpsc::error::TryRecvError::Empty) => {
+                match tokio::time::timeout_at(deadline, rx.recv()).await {
+                    Ok(Some(r)) => batch.push(r),
+                    Ok(None) | Err(_) => break,
+                }
+            }
+        }
+    }
+}
+
+/// Commits one batch and finishes it; on a database error every update is unavailable (and
+/// nothing of the batch was applied).
+async fn apply(sinks: &Sinks, updates: &[Update]) -> Vec<Outcome> {
+    let refs: Vec<&Update> = updates.iter().collect();
+    match write::commit(&sinks.db, &refs).await {
+        Ok(committed) => finish(sinks, updates, committed).await,
+        Err(err) => {
+            let request_ids: Vec<&str> = updates.iter().map(|u| u.request_id.as_str()).collect();
+            tracing::error!(
+                error = format!("{err:#}"),
+                batch = updates.len(),
+                requestIds = %request_ids.join(","),
+                "database error: a batch was not applied"
+            );
+            vec![Outcome::Unavailable; updates.len()]
+        }
+    }
+}
+
+/// After the commit: copy the absolute scores to Redis (which also answers the ranks), fill
+/// in ranks from PostgreSQL when Redis cannot, and announce the snapshot.
+async fn finish(sinks: &Sinks, updates: &[Update], done: Committed) -> Vec<Outcome> {
+    let Committed {
+        mut outcomes,
+        rows,
+        snapshot,
+    } = done;
+    if rows.is_empty() {
+        return outcomes;
+    }
+    let ranks = match sinks.cache.as_deref() {
+        Some(cache) => cache.upsert(&rows).await,
+        None => None,
+    };
+    let ranks = match ranks {
+        Some(r) => Some(r),
+        None => sql::ranks_of(&sinks.db, &rows)
+            .await
+            .inspect_err(|e| tracing::error!(error = %e, "database error: computing ranks"))
+            .ok(),
+    };
+    if let Some(ranks) = ranks {
+        let rank_of: std::collections::HashMap<&str, u64> = rows
+            .iter()
+            .map(|r| r.player_id.as_str())
+            .zip(ranks)
+            .collect();
+        for (u, outcome) in updates.iter().zip(outcomes.iter_mut()) {
+            if let Outcome::Applied { rank, .. } = outcome {
+                *rank = rank_of.get(u.player.as_str()).copied().unwrap_or(0);
+            }
+        }
+    }
+    if let Some(s) = snapshot {
+        announce(sinks.cache.as_deref(), &sinks.board, s, Replace::IfNewer).await;
+    }
+    outcomes
+}

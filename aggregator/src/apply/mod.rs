@@ -1,0 +1,151 @@
+//! Exactly-once score application through a group-commit batcher.
+//!
+//! Requests wait in a bounded queue; one task takes up to `APPLY_BATCH_MAX` of them (waiting
+//! at most `APPLY_BATCH_WAIT_US` for the batch to fill) and applies them in one transaction.
+//! Redeemed action tokens from the edge and operators' adjustments take the same path, so
+//! there is one writer of `score_events` and `scores`.
+//!
+//! | module | what |
+//! | --- | --- |
+//! | [`plan`] | pure: the batch and the rows read → each request's outcome |
+//! | [`write`] | the SQL of one batch, in one transaction under the writers' lock |
+//! | [`batcher`] | the queue, the batch cycle, the answers, and what follows a commit |
+
+mod batcher;
+pub(crate) mod plan;
+mod write;
+
+pub(crate) use batcher::spawn;
+
+use scoreboard_protocol::PlayerId;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// Where an update comes from.
+#[derive(Debug)]
+pub(crate) enum Source {
+    /// A verified action token, forwarded by the edge with the player's session.
+    Token {
+        jti: String,
+        action: String,
+        /// The token's `exp` (unix seconds): until then its redemption is remembered.
+        expires_at: i64,
+        /// The session's `jti`, to refuse revoked sessions in the same transaction.
+        session_jti: String,
+        edge_region: String,
+    },
+    /// An operator's audited adjustment (`POST /admin/players/{id}/adjust`).
+    Adjustment { reason: String },
+}
+
+impl Source {
+    fn jti(&self) -> Option<&str> {
+        match self {
+            Self::Token { jti, .. } => Some(jti),
+            Self::Adjustment { .. } => None,
+        }
+    }
+
+    fn session_jti(&self) -> Option<&str> {
+        match self {
+            Self::Token { session_jti, .. } => Some(session_jti),
+            Self::Adjustment { .. } => None,
+        }
+    }
+
+    fn action(&self) -> &str {
+        match self {
+            Self::Token { action, .. } => action,
+            Self::Adjustment { .. } => "admin:adjust",
+        }
+    }
+
+    fn edge_region(&self) -> Option<&str> {
+        match self {
+            Self::Token { edge_region, .. } => Some(edge_region),
+            Self::Adjustment { .. } => None,
+        }
+    }
+}
+
+/// One validated update waiting to be applied.
+#[derive(Debug)]
+pub(crate) struct Update {
+    pub(crate) player: PlayerId,
+    pub(crate) points: i64,
+    pub(crate) source: Source,
+    pub(crate) request_id: String,
+}
+
+impl Update {
+    fn ask(&self) -> plan::Ask<'_> {
+        plan::Ask {
+            player: self.player.as_str(),
+            points: self.points,
+            jti: self.source.jti(),
+        }
+    }
+}
+
+/// What happened to one update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Applied; `score` and `rank` are the player's after the batch, `version` the batch's
+    /// newest event id.
+    Applied {
+        score: i64,
+        rank: u64,
+        version: i64,
+    },
+    /// The token was redeemed before; `score` is the player's current total.
+    Replayed {
+        score: i64,
+    },
+    Banned,
+    /// The session was revoked (logout), or its player no longer exists.
+    Unauthenticated,
+    /// An adjustment for a player who does not exist.
+    UnknownPlayer,
+    /// Applying would take the total beyond ±2^53.
+    OutOfRange,
+    /// The database failed; nothing of this update was applied.
+    Unavailable,
+}
+
+/// Why an update could not even be queued.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum SubmitError {
+    QueueFull,
+    ShuttingDown,
+}
+
+/// The sending side, held by the HTTP handlers.
+#[derive(Debug, Clone)]
+pub(crate) struct Applier {
+    tx: mpsc::Sender<(Update, oneshot::Sender<Outcome>)>,
+}
+
+impl Applier {
+    /// Queues `update` and waits for its outcome (after the commit).
+    pub(crate) async fn apply(&self, update: Update) -> Result<Outcome, SubmitError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx.try_send((update, reply)).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => SubmitError::QueueFull,
+            mpsc::error::TrySendError::Closed(_) => SubmitError::ShuttingDown,
+        })?;
+        Ok(answer.await.unwrap_or(Outcome::Unavailable))
+    }
+}
+
+/// Updates that may wait for the batcher; beyond this a request gets `503` at once, which
+/// bounds memory and tells the edge to retry elsewhere or later.
+pub(crate) const QUEUE_CAPACITY: usize = 8192;
+
+/// Settings of the batcher.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BatchSettings {
+    pub(crate) max: usize,
+    pub(crate) wait: Duration,
+    /// Queue length; beyond it requests get `503` at once rather than waiting unboundedly.
+    pub(crate) queue: usize,
+}
