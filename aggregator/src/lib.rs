@@ -11,6 +11,7 @@
 //! | `jobs` | timers until shutdown: expired-row clean-up, the `database_up` probe |
 //! | `prometheus` | the Prometheus recorder, metric descriptions, zeroed series |
 //! | [`telemetry`] | JSON log lines, each carrying its request's id |
+//! | `names` | when two names are one: NFKC case fold and confusable skeleton; the backfill |
 //! | `state`, `error`, `clock`, `ratelimit` | shared state, the error type, the wall clock, the per-IP limiter |
 
 mod apply;
@@ -21,6 +22,7 @@ pub mod config;
 mod error;
 mod http;
 mod jobs;
+mod names;
 mod prometheus;
 mod ratelimit;
 mod state;
@@ -51,6 +53,9 @@ pub async fn migrate(database_url: &str) -> anyhow::Result<()> {
         .await
         .context("connecting to the database")?;
     MIGRATOR.run(&pool).await.context("applying migrations")?;
+    names::backfill(&pool)
+        .await
+        .context("bringing names to the current rules")?;
     pool.close().await;
     Ok(())
 }
@@ -97,6 +102,9 @@ impl Application {
             .await
             .context("connecting to the database")?;
         MIGRATOR.run(&db).await.context("applying migrations")?;
+        names::backfill(&db)
+            .await
+            .context("bringing names to the current rules")?;
         let read_db = match &config.database_replica_url {
             Some(url) => connect_pool(url.expose_secret(), config.database_pool_max)
                 .await

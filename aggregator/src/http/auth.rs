@@ -4,6 +4,7 @@
 use super::extract::{Authenticated, JsonBody};
 use crate::clock::now_secs;
 use crate::error::{AppError, Result};
+use crate::names;
 use crate::state::AppState;
 use anyhow::Context;
 use argon2::password_hash::{
@@ -50,8 +51,10 @@ pub(crate) struct SessionResponse {
 const MIN_PASSWORD_CHARS: usize = 8;
 const MAX_PASSWORD_BYTES: usize = 256;
 
+/// The name as it will be shown: valid, and composed (NFC) so one visible name is one string.
 fn display_name(raw: &str) -> Result<DisplayName> {
-    DisplayName::parse(raw).map_err(|e| AppError::with_message(ErrorCode::BadRequest, e.0))
+    DisplayName::parse(names::display(raw))
+        .map_err(|e| AppError::with_message(ErrorCode::BadRequest, e.0))
 }
 
 fn new_player_id() -> PlayerId {
@@ -71,12 +74,8 @@ fn new_jti() -> String {
     hex::encode(b)
 }
 
-/// The case-insensitive identity of a name (full Unicode lowercase).
-pub(crate) fn name_key(name: &str) -> String {
-    name.to_lowercase()
-}
-
-/// Creates the user; `409 NAME_TAKEN` when the name exists in any case.
+/// Creates the user; `409 NAME_TAKEN` when the name exists in any case or form, or looks
+/// like one that does.
 async fn create_user(
     state: &AppState,
     name: &DisplayName,
@@ -84,17 +83,25 @@ async fn create_user(
 ) -> Result<PlayerId> {
     let id = new_player_id();
     let res = sqlx::query(
-        "INSERT INTO users (player_id, name, name_key, password_hash) VALUES ($1, $2, $3, $4)",
+        "INSERT INTO users (player_id, name, name_key, name_skeleton, name_rules, password_hash)
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(id.as_str())
     .bind(name.as_str())
-    .bind(name_key(name.as_str()))
+    .bind(names::key(name.as_str()))
+    .bind(names::skeleton(name.as_str()))
+    .bind(names::RULES)
     .bind(password_hash)
     .execute(&state.db)
     .await;
     match res {
         Ok(_) => Ok(id),
-        Err(sqlx::Error::Database(e)) if e.constraint() == Some("users_name_key") => {
+        Err(sqlx::Error::Database(e))
+            if matches!(
+                e.constraint(),
+                Some("users_name_key" | "users_name_skeleton")
+            ) =>
+        {
             Err(AppError::code(ErrorCode::NameTaken))
         }
         Err(e) => Err(e.into()),
@@ -192,10 +199,16 @@ pub(crate) async fn login(
     State(state): State<AppState>,
     JsonBody(req): JsonBody<Credentials>,
 ) -> Result<Json<SessionResponse>> {
+    // The name's key, or for a player registered before the current name rules whose new key
+    // another player holds, their old key (the name lowercased as typed); that exact match wins.
+    let typed = req.name.trim();
+    let legacy_key = typed.to_lowercase();
     let row: Option<(String, String, Option<String>, bool)> = sqlx::query_as(
-        "SELECT player_id, name, password_hash, banned_at IS NOT NULL FROM users WHERE name_key = $1",
+        "SELECT player_id, name, password_hash, banned_at IS NOT NULL FROM users
+         WHERE name_key = $1 OR name_key = $2 ORDER BY name_key = $2 AND name_key <> $1 DESC LIMIT 1",
     )
-    .bind(name_key(req.name.trim()))
+    .bind(names::key(typed))
+    .bind(&legacy_key)
     .fetch_optional(&state.read_db)
     .await?;
     let stored = row.as_ref().and_then(|r| r.2.clone());
