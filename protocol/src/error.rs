@@ -146,18 +146,8 @@ impl std::fmt::Display for ErrorCode {
     }
 }
 
-/// The largest request body any public route accepts.
-pub const MAX_BODY_BYTES: usize = 4 * 1024;
-
-/// Whether a request body is a JSON object, as every body of the API is. serde would also
-/// read a struct from an array of its fields in order (`["token"]` for `{"action_token":
-/// "token"}`); no client means that, so such a body is refused as malformed before parsing.
-pub fn body_is_object(bytes: &[u8]) -> bool {
-    bytes
-        .iter()
-        .find(|b| !b.is_ascii_whitespace())
-        .is_some_and(|b| *b == b'{')
-}
+// The body rules moved to `http`, with the other request rules; the old paths stay.
+pub use crate::http::{body_is_object, MAX_BODY_BYTES};
 
 /// `{"error": {"code", "message"}}`, plus the player's current `score` on
 /// `ACTION_TOKEN_REPLAYED`, so a client that retried after a lost response learns where it
@@ -198,22 +188,6 @@ impl ErrorBody {
 
 #[cfg(test)]
 mod tests {
-
-    #[test]
-    fn only_a_json_object_counts_as_a_body() {
-        assert!(body_is_object(br#"{"action_token":"t"}"#));
-        assert!(body_is_object(b" \n\t{}"));
-        for not in [
-            &b"[\"t\"]"[..],
-            b"\"t\"",
-            b"null",
-            b"",
-            b"  ",
-            b"\xef\xbb\xbf{}",
-        ] {
-            assert!(!body_is_object(not), "{not:?}");
-        }
-    }
     use super::*;
 
     #[test]

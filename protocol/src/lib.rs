@@ -15,15 +15,23 @@
 //! | [`error`] | the error codes of the public API, their statuses, the error body |
 //! | [`gcra`] | a GCRA rate limiter as a pure function of (state, now) |
 //! | [`jwt`] | the JWT plumbing the two token kinds share |
+//! | [`http`] | request rules: bearer header, JSON bodies, client request ids, internal paths |
+//! | [`defaults`] | the default limits and intervals, and the duration syntax of settings |
+//! | [`log`] | the JSON log line every service prints |
+//! | [`sse`] | Server-Sent Events framing |
 
 pub mod action;
+pub mod defaults;
 pub mod edge_signature;
 pub mod error;
 pub mod gcra;
+pub mod http;
 pub mod ids;
 pub mod jwt;
+pub mod log;
 pub mod session;
 pub mod snapshot;
+pub mod sse;
 
 pub use error::{ErrorBody, ErrorCode};
 pub use ids::{ActionName, DisplayName, PlayerId};
