@@ -1,6 +1,7 @@
 //! Typed configuration from the environment. Reading it collects *every* problem before
 //! refusing to start, and secrets are wrapped so they cannot end up in a log line.
 
+use scoreboard_protocol::defaults;
 use scoreboard_protocol::jwt::{HmacKeys, HmacSecret};
 use scoreboard_protocol::session::{
     SessionIssuer, SessionPolicy, SessionSigningKey, SessionVerifier,
@@ -91,19 +92,14 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// A duration: plain numbers are in `unit_ms` milliseconds, or a suffixed value such as
-    /// `500ms`, `30s`, `24h`.
+    /// A duration, by the syntax both services share: plain numbers in `unit_ms`
+    /// milliseconds, or a suffixed value such as `500ms`, `30s`, `24h`.
     fn duration(&mut self, name: &str, default: Duration, unit_ms: u64) -> Duration {
         let Some(v) = self.get(name) else {
             return default;
         };
-        if let Ok(n) = v.parse::<u64>() {
-            return Duration::from_millis(n.saturating_mul(unit_ms));
-        }
-        humantime::parse_duration(v).unwrap_or_else(|_| {
-            self.problems.push(format!(
-                "{name} must be a duration such as 30s, 5m or 24h, got {v:?}"
-            ));
+        defaults::parse_duration(v, unit_ms).unwrap_or_else(|e| {
+            self.problems.push(format!("{name} {e}, got {v:?}"));
             default
         })
     }
@@ -215,7 +211,11 @@ impl Config {
 
         let action_secret = r.secret("ACTION_TOKEN_SECRET", true);
         let action_previous = r.secret("ACTION_TOKEN_SECRET_PREVIOUS", false);
-        let action_ttl = r.parsed("ACTION_TOKEN_TTL", 300i64, "a number of seconds");
+        let action_ttl = r.parsed(
+            "ACTION_TOKEN_TTL",
+            defaults::ACTION_TOKEN_TTL_SECS,
+            "a number of seconds",
+        );
         if !(1..=scoreboard_protocol::action::MAX_TTL_SECS).contains(&action_ttl) {
             r.problems
                 .push("ACTION_TOKEN_TTL must be between 1 and 86400 seconds".to_owned());
@@ -244,19 +244,34 @@ impl Config {
             }
         }
 
-        let rate_limit_score_update =
-            r.parsed("RATE_LIMIT_SCORE_UPDATE", 10u32, "a positive integer");
-        let rate_limit_window_ms = r.parsed("RATE_LIMIT_WINDOW_MS", 60_000u64, "milliseconds");
+        let rate_limit_score_update = r.parsed(
+            "RATE_LIMIT_SCORE_UPDATE",
+            defaults::RATE_LIMIT_SCORE_UPDATE,
+            "a positive integer",
+        );
+        let rate_limit_window_ms = r.parsed(
+            "RATE_LIMIT_WINDOW_MS",
+            defaults::RATE_LIMIT_WINDOW_MS,
+            "milliseconds",
+        );
         if rate_limit_score_update == 0 || rate_limit_window_ms == 0 {
             r.problems.push(
                 "RATE_LIMIT_SCORE_UPDATE and RATE_LIMIT_WINDOW_MS must be positive".to_owned(),
             );
         }
-        let rate_limit_ip = r.parsed("RATE_LIMIT_IP", 100u32, "a positive integer");
+        let rate_limit_ip = r.parsed(
+            "RATE_LIMIT_IP",
+            defaults::RATE_LIMIT_IP,
+            "a positive integer",
+        );
         if rate_limit_ip == 0 {
             r.problems.push("RATE_LIMIT_IP must be positive".to_owned());
         }
-        let sse_ping_interval = r.duration("SSE_PING_INTERVAL", Duration::from_secs(30), 1);
+        let sse_ping_interval = r.duration(
+            "SSE_PING_INTERVAL",
+            defaults::SSE_PING_INTERVAL,
+            defaults::SSE_PING_INTERVAL_UNIT_MS,
+        );
         let sse_max_clients = r.parsed("SSE_MAX_CLIENTS_PER_INSTANCE", 10_000usize, "a number");
         let redis_sync_interval = r.duration("REDIS_SYNC_INTERVAL", Duration::from_secs(300), 1);
         let apply_batch_max = r.parsed("APPLY_BATCH_MAX", 512usize, "a positive integer");

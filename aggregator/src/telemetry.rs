@@ -16,6 +16,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::config::LogFormat;
+use scoreboard_protocol::log::{Level, LogLine};
 
 const SERVICE: &str = "scoreboard-aggregator";
 
@@ -142,15 +143,24 @@ where
         let span = context_of(ctx);
         f.request_id = f.request_id.or(span.request_id);
         f.user_id = f.user_id.or(span.user_id);
-        let line = serde_json::json!({
-            "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            "level": event.metadata().level().as_str().to_ascii_lowercase(),
-            "service": SERVICE,
-            "requestId": f.request_id,
-            "userId": f.user_id,
-            "message": f.message,
-            "data": f.data,
-        });
+        let level = match *event.metadata().level() {
+            tracing::Level::TRACE => Level::Trace,
+            tracing::Level::DEBUG => Level::Debug,
+            tracing::Level::INFO => Level::Info,
+            tracing::Level::WARN => Level::Warn,
+            tracing::Level::ERROR => Level::Error,
+        };
+        let line = LogLine {
+            request_id: f.request_id.as_deref(),
+            user_id: f.user_id.as_deref(),
+            data: serde_json::Value::Object(f.data),
+            ..LogLine::new(
+                chrono::Utc::now().timestamp_millis(),
+                level,
+                SERVICE,
+                &f.message,
+            )
+        };
         writeln!(w, "{line}")
     }
 }

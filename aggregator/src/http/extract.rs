@@ -8,7 +8,7 @@ use crate::state::AppState;
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::{header, request::Parts, HeaderMap};
-use scoreboard_protocol::error::MAX_BODY_BYTES;
+use scoreboard_protocol::http::{self as http_rules, BodyError, MAX_BODY_BYTES};
 use scoreboard_protocol::session::Session;
 use scoreboard_protocol::{edge_signature, ErrorCode};
 use secrecy::ExposeSecret;
@@ -26,38 +26,24 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, AppError> {
 /// `415` unless the content type is `application/json` (parameters such as `charset`
 /// allowed).
 pub(crate) fn require_json(headers: &HeaderMap) -> Result<(), AppError> {
-    let ok = headers
+    let content_type = headers
         .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-    if ok {
+        .and_then(|v| v.to_str().ok());
+    if http_rules::is_json_content_type(content_type) {
         Ok(())
     } else {
-        Err(AppError::code(ErrorCode::UnsupportedMediaType))
+        Err(refused(BodyError::NotJson))
     }
 }
 
-/// Parses a JSON body, with a message that names what is wrong but echoes nothing back.
+fn refused(e: BodyError) -> AppError {
+    AppError::with_message(e.code(), e.message())
+}
+
+/// Parses a JSON body by the rules both services share, with a message that names what is
+/// wrong but echoes nothing back.
 pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
-    if bytes.len() > MAX_BODY_BYTES {
-        return Err(AppError::code(ErrorCode::PayloadTooLarge));
-    }
-    if !scoreboard_protocol::error::body_is_object(bytes) {
-        return Err(AppError::with_message(
-            ErrorCode::BadRequest,
-            "The body must be a JSON object.",
-        ));
-    }
-    serde_json::from_slice(bytes).map_err(|e| {
-        let what = match e.classify() {
-            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
-                "The body is not valid JSON."
-            }
-            _ => "The body does not have the expected fields.",
-        };
-        AppError::with_message(ErrorCode::BadRequest, what)
-    })
+    http_rules::parse_json_bytes(bytes).map_err(refused)
 }
 
 /// A JSON body of at most 4 KiB, as `application/json`.
@@ -76,12 +62,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
 
 /// The bearer token of the `Authorization` header, if any.
 fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = v.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
+    http_rules::bearer_token(
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+    )
 }
 
 /// Verifies the session in `headers` (signature and times; revocation is checked where it

@@ -28,6 +28,7 @@ use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::middleware;
 use axum::routing::{get, post};
 use axum::Router;
+use scoreboard_protocol::http::{INTERNAL_LEADERBOARD_WS_PATH, INTERNAL_SCORES_PATH};
 use scoreboard_protocol::{ErrorBody, ErrorCode};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -46,8 +47,8 @@ fn routes(state: &AppState) -> Router<AppState> {
         .route("/api/leaderboard", get(boards::leaderboard))
         .route("/api/leaderboard/stream", get(stream::sse))
         .route("/api/players/{id}", get(players::player))
-        .route("/internal/scores", post(scores::internal_scores))
-        .route("/internal/leaderboard/ws", get(stream::ws))
+        .route(INTERNAL_SCORES_PATH, post(scores::internal_scores))
+        .route(INTERNAL_LEADERBOARD_WS_PATH, get(stream::ws))
         .route("/admin/players/{id}/ban", post(admin::ban))
         .route("/admin/players/{id}/unban", post(admin::unban))
         .route("/admin/players/{id}/adjust", post(admin::adjust))

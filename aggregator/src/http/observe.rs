@@ -12,6 +12,7 @@ use axum::http::{header, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body::{Body as _, Frame, SizeHint};
+use scoreboard_protocol::http::{request_id_from_client, REQUEST_ID_HEADER};
 use scoreboard_protocol::ErrorCode;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,14 +25,9 @@ use tracing::Instrument;
 fn settle_request_id(req: &Request) -> String {
     let given = req
         .headers()
-        .get("x-request-id")
+        .get(REQUEST_ID_HEADER)
         .and_then(|v| v.to_str().ok());
-    given
-        .filter(|v| {
-            (1..=64).contains(&v.len())
-                && v.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
-        })
+    request_id_from_client(given)
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
@@ -76,7 +72,7 @@ pub(crate) async fn observe(
         tracing::info!(method = %method, path = %route, status, duration_ms = elapsed * 1000.0, "request completed");
     });
     if let Ok(v) = HeaderValue::from_str(&request_id) {
-        resp.headers_mut().insert("x-request-id", v);
+        resp.headers_mut().insert(REQUEST_ID_HEADER, v);
     }
     if body_read.is_some_and(|read| !read.load(Ordering::Relaxed)) {
         // hyper closes a connection whose request body was left unread; a keep-alive client

@@ -12,16 +12,13 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::{Stream, StreamExt};
+use scoreboard_protocol::defaults::SSE_RETRY;
 use scoreboard_protocol::ErrorCode;
 use serde::Deserialize;
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio_stream::wrappers::WatchStream;
-
-/// What browsers wait before reconnecting (`retry:`).
-const SSE_RETRY: Duration = Duration::from_millis(3000);
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct StreamQuery {
