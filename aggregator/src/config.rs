@@ -117,6 +117,66 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// One of `allowed`, else a problem (and the default).
+    fn one_of(&mut self, name: &str, allowed: &[&str], default: &str) -> String {
+        let v = self.get(name).unwrap_or(default);
+        if allowed.contains(&v) {
+            return v.to_owned();
+        }
+        self.problems.push(format!(
+            "{name} must be one of {}, got {v:?}",
+            allowed.join(", ")
+        ));
+        default.to_owned()
+    }
+
+    /// A URL must use one of `schemes`.
+    fn check_scheme(&mut self, name: &str, url: &Option<String>, schemes: &[&str]) {
+        let Some(url) = url else { return };
+        if !schemes.iter().any(|s| url.starts_with(&format!("{s}://"))) {
+            let listed: Vec<String> = schemes.iter().map(|s| format!("{s}://")).collect();
+            self.problems
+                .push(format!("{name} must be a {} URL", listed.join(" or ")));
+        }
+    }
+
+    /// Two roles sharing one secret would let a leak of one forge the other.
+    fn check_distinct(&mut self, named: &[(&str, &Option<String>)]) {
+        for (i, (a, va)) in named.iter().enumerate() {
+            for (b, vb) in &named[i + 1..] {
+                if let (Some(x), Some(y)) = (va, vb) {
+                    if x == y {
+                        self.problems.push(format!("{a} and {b} must differ"));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The session signing key: HS256 with `JWT_SECRET`, or EdDSA with the PEM file at
+    /// `JWT_PRIVATE_KEY_PATH`; exactly one of the two.
+    fn signing_key(&mut self, jwt_secret: Option<&str>) -> Option<SessionSigningKey> {
+        let private_key_path = self.get("JWT_PRIVATE_KEY_PATH").map(str::to_owned);
+        let problem = match (jwt_secret, &private_key_path) {
+            (Some(s), None) => {
+                return Some(SessionSigningKey::Hs256(HmacSecret::new(s.as_bytes())))
+            }
+            (Some(_), Some(_)) => {
+                "set JWT_SECRET (HS256) or JWT_PRIVATE_KEY_PATH (EdDSA), not both".to_owned()
+            }
+            (None, None) => "JWT_SECRET or JWT_PRIVATE_KEY_PATH is required".to_owned(),
+            (None, Some(path)) => match std::fs::read_to_string(path) {
+                Ok(pem) => match SessionSigningKey::ed25519_from_pem(&pem) {
+                    Ok(k) => return Some(k),
+                    Err(e) => format!("JWT_PRIVATE_KEY_PATH: {e}"),
+                },
+                Err(e) => format!("JWT_PRIVATE_KEY_PATH {path:?} cannot be read: {e}"),
+            },
+        };
+        self.problems.push(problem);
+        None
+    }
+
     /// A secret: at least [`MIN_SECRET_BYTES`]; never echoed in a problem.
     fn secret(&mut self, name: &str, required: bool) -> Option<String> {
         let v = if required {
@@ -134,13 +194,21 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// HMAC keys from a current secret (checked present) and an optional previous one.
+fn hmac_keys(current: Option<String>, previous: Option<String>) -> HmacKeys {
+    HmacKeys::new(HmacSecret::new(current.expect("checked").as_bytes()))
+        .with_previous(previous.map(|s| HmacSecret::new(s.as_bytes())))
+}
+
 impl Config {
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigErrors> {
         Self::from_vars(&std::env::vars().collect())
     }
 
-    /// Reads a map of variables (the process environment, or a test's).
+    /// Reads a map of variables (the process environment, or a test's). One linear list of
+    /// every variable, longer than a screen on purpose: it is the table of settings, read in
+    /// one pass so that every problem is collected before refusing.
     pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigErrors> {
         let mut r = Reader {
             vars,
@@ -151,21 +219,11 @@ impl Config {
         let metrics_port = r.parsed("METRICS_PORT", 9100u16, "a port number");
         let bind_addr = r.get("BIND_ADDR").unwrap_or("0.0.0.0").to_owned();
         let database_url = r.required("DATABASE_URL");
-        if let Some(url) = &database_url {
-            if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
-                r.problems
-                    .push("DATABASE_URL must be a postgres:// URL".to_owned());
-            }
-        }
+        r.check_scheme("DATABASE_URL", &database_url, &["postgres", "postgresql"]);
         let database_replica_url = r.get("DATABASE_REPLICA_URL").map(str::to_owned);
         let database_pool_max = r.parsed("DATABASE_POOL_MAX", 20u32, "a positive integer");
         let redis_url = r.get("REDIS_URL").map(str::to_owned);
-        if let Some(url) = &redis_url {
-            if !url.starts_with("redis://") && !url.starts_with("rediss://") {
-                r.problems
-                    .push("REDIS_URL must be a redis:// or rediss:// URL".to_owned());
-            }
-        }
+        r.check_scheme("REDIS_URL", &redis_url, &["redis", "rediss"]);
         let redis_key_prefix = r
             .get("REDIS_KEY_PREFIX")
             .unwrap_or("scoreboard:")
@@ -174,35 +232,7 @@ impl Config {
         // Sessions: HS256 with JWT_SECRET, or EdDSA with JWT_PRIVATE_KEY_PATH.
         let jwt_secret = r.secret("JWT_SECRET", false);
         let jwt_secret_previous = r.secret("JWT_SECRET_PREVIOUS", false);
-        let private_key_path = r.get("JWT_PRIVATE_KEY_PATH").map(str::to_owned);
-        let signing_key = match (&jwt_secret, &private_key_path) {
-            (Some(_), Some(_)) => {
-                r.problems.push(
-                    "set JWT_SECRET (HS256) or JWT_PRIVATE_KEY_PATH (EdDSA), not both".to_owned(),
-                );
-                None
-            }
-            (None, None) => {
-                r.problems
-                    .push("JWT_SECRET or JWT_PRIVATE_KEY_PATH is required".to_owned());
-                None
-            }
-            (Some(s), None) => Some(SessionSigningKey::Hs256(HmacSecret::new(s.as_bytes()))),
-            (None, Some(path)) => match std::fs::read_to_string(path) {
-                Ok(pem) => match SessionSigningKey::ed25519_from_pem(&pem) {
-                    Ok(k) => Some(k),
-                    Err(e) => {
-                        r.problems.push(format!("JWT_PRIVATE_KEY_PATH: {e}"));
-                        None
-                    }
-                },
-                Err(e) => {
-                    r.problems
-                        .push(format!("JWT_PRIVATE_KEY_PATH {path:?} cannot be read: {e}"));
-                    None
-                }
-            },
-        };
+        let signing_key = r.signing_key(jwt_secret.as_deref());
         let policy = SessionPolicy {
             issuer: r.get("JWT_ISSUER").map(str::to_owned),
             audience: r.get("JWT_AUDIENCE").map(str::to_owned),
@@ -224,8 +254,7 @@ impl Config {
         let edge_previous = r.secret("EDGE_FORWARD_SECRET_PREVIOUS", false);
         let admin_key = r.secret("ADMIN_API_KEY", true);
 
-        // Two roles sharing one secret would let a leak of one forge the other.
-        let named: Vec<(&str, &Option<String>)> = vec![
+        r.check_distinct(&[
             ("JWT_SECRET", &jwt_secret),
             ("JWT_SECRET_PREVIOUS", &jwt_secret_previous),
             ("ACTION_TOKEN_SECRET", &action_secret),
@@ -233,16 +262,7 @@ impl Config {
             ("EDGE_FORWARD_SECRET", &edge_secret),
             ("EDGE_FORWARD_SECRET_PREVIOUS", &edge_previous),
             ("ADMIN_API_KEY", &admin_key),
-        ];
-        for (i, (a, va)) in named.iter().enumerate() {
-            for (b, vb) in &named[i + 1..] {
-                if let (Some(x), Some(y)) = (va, vb) {
-                    if x == y {
-                        r.problems.push(format!("{a} and {b} must differ"));
-                    }
-                }
-            }
-        }
+        ]);
 
         let rate_limit_score_update = r.parsed(
             "RATE_LIMIT_SCORE_UPDATE",
@@ -284,20 +304,14 @@ impl Config {
         let shutdown_grace_period = r.duration("SHUTDOWN_GRACE_PERIOD", Duration::from_secs(30), 1);
         let cors_origin = r.get("CORS_ORIGIN").map(str::to_owned);
         let allow_guests = r.bool("ALLOW_GUESTS", true);
-        let log_level = r.get("LOG_LEVEL").unwrap_or("info").to_owned();
-        if !["trace", "debug", "info", "warn", "error"].contains(&log_level.as_str()) {
-            r.problems.push(format!(
-                "LOG_LEVEL must be one of trace, debug, info, warn, error, got {log_level:?}"
-            ));
-        }
-        let log_format = match r.get("LOG_FORMAT").unwrap_or("json") {
-            "json" => LogFormat::Json,
+        let log_level = r.one_of(
+            "LOG_LEVEL",
+            &["trace", "debug", "info", "warn", "error"],
+            "info",
+        );
+        let log_format = match r.one_of("LOG_FORMAT", &["json", "pretty"], "json").as_str() {
             "pretty" => LogFormat::Pretty,
-            other => {
-                r.problems
-                    .push(format!("LOG_FORMAT must be json or pretty, got {other:?}"));
-                LogFormat::Json
-            }
+            _ => LogFormat::Json,
         };
 
         if !r.problems.is_empty() {
@@ -322,11 +336,9 @@ impl Config {
                 ttl_secs: jwt_expiry.as_secs().max(1) as i64,
             },
             session_verifier: SessionVerifier::new(verifying, policy),
-            action_keys: HmacKeys::new(HmacSecret::new(action_secret.expect("checked").as_bytes()))
-                .with_previous(action_previous.map(|s| HmacSecret::new(s.as_bytes()))),
+            action_keys: hmac_keys(action_secret, action_previous),
             action_token_ttl_secs: action_ttl,
-            edge_keys: HmacKeys::new(HmacSecret::new(edge_secret.expect("checked").as_bytes()))
-                .with_previous(edge_previous.map(|s| HmacSecret::new(s.as_bytes()))),
+            edge_keys: hmac_keys(edge_secret, edge_previous),
             admin_api_key: admin_key.expect("checked").into(),
             rate_limit_window_ms,
             rate_limit_ip,

@@ -92,6 +92,52 @@ async fn connect_pool(url: &str, max: u32) -> sqlx::Result<PgPool> {
         .await
 }
 
+/// The Redis copy, warm when Redis answers; otherwise the supervisor keeps trying and reads
+/// go to PostgreSQL meanwhile.
+async fn warm_cache(url: &str, prefix: &str, db: &PgPool) -> anyhow::Result<Arc<cache::Cache>> {
+    let cache = cache::Cache::new(url, prefix)?;
+    if cache.ping().await {
+        if let Err(e) = cache.rebuild(db).await {
+            tracing::error!(
+                error = format!("{e:#}"),
+                "Redis error: initial rebuild failed"
+            );
+        }
+    }
+    Ok(cache)
+}
+
+/// The background tasks: clean-up, the database probe, the board poller, and with Redis its
+/// supervisor and the subscriber to other instances' snapshots. They end on shutdown.
+fn spawn_jobs(
+    config: &Config,
+    db: &PgPool,
+    board: &board::Board,
+    cache: Option<&Arc<cache::Cache>>,
+    shutdown: &tokio::sync::watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = vec![
+        jobs::janitor::spawn(db.clone(), shutdown.clone()),
+        jobs::probe::spawn(db.clone(), shutdown.clone()),
+        board::poller::spawn(db.clone(), board.clone(), shutdown.clone()),
+    ];
+    if let Some(c) = cache {
+        let sync = config.redis_sync_interval;
+        tasks.push(cache::rebuild::spawn_supervisor(
+            c.clone(),
+            db.clone(),
+            sync,
+            shutdown.clone(),
+        ));
+        tasks.push(cache::pubsub::spawn_subscriber(
+            c.clone(),
+            board.clone(),
+            shutdown.clone(),
+        ));
+    }
+    tasks
+}
+
 impl Application {
     /// Connects, migrates, loads the board and binds both ports (`0` picks free ones).
     pub async fn build(config: Config) -> anyhow::Result<Self> {
@@ -118,18 +164,7 @@ impl Application {
         let board = board::Board::new(initial);
         let cache = match &config.redis_url {
             Some(url) => {
-                let cache = cache::Cache::new(url.expose_secret(), &config.redis_key_prefix)?;
-                // Start with a warm copy when Redis answers; otherwise the supervisor keeps
-                // trying and reads go to PostgreSQL meanwhile.
-                if cache.ping().await {
-                    if let Err(e) = cache.rebuild(&db).await {
-                        tracing::error!(
-                            error = format!("{e:#}"),
-                            "Redis error: initial rebuild failed"
-                        );
-                    }
-                }
-                Some(cache)
+                Some(warm_cache(url.expose_secret(), &config.redis_key_prefix, &db).await?)
             }
             None => None,
         };
@@ -155,24 +190,7 @@ impl Application {
             config.sse_max_clients,
             cache.as_ref().map(|c| c.is_healthy()),
         );
-        let mut tasks = vec![
-            jobs::janitor::spawn(db.clone(), shutdown.clone()),
-            jobs::probe::spawn(db.clone(), shutdown.clone()),
-            board::poller::spawn(db.clone(), board.clone(), shutdown.clone()),
-        ];
-        if let Some(c) = &cache {
-            tasks.push(cache::rebuild::spawn_supervisor(
-                c.clone(),
-                db.clone(),
-                config.redis_sync_interval,
-                shutdown.clone(),
-            ));
-            tasks.push(cache::pubsub::spawn_subscriber(
-                c.clone(),
-                board.clone(),
-                shutdown.clone(),
-            ));
-        }
+        let tasks = spawn_jobs(&config, &db, &board, cache.as_ref(), &shutdown);
         let ip_limiter = ratelimit::IpLimiter::new(
             scoreboard_protocol::gcra::Quota::per_window(
                 config.rate_limit_ip,
