@@ -52,11 +52,17 @@ pub async fn migrate(database_url: &str) -> anyhow::Result<()> {
         .connect(database_url)
         .await
         .context("connecting to the database")?;
-    MIGRATOR.run(&pool).await.context("applying migrations")?;
-    names::backfill(&pool)
+    prepare(&pool).await?;
+    pool.close().await;
+    Ok(())
+}
+
+/// Applies pending migrations, then the data steps they leave to the application.
+async fn prepare(db: &PgPool) -> anyhow::Result<()> {
+    MIGRATOR.run(db).await.context("applying migrations")?;
+    names::backfill(db)
         .await
         .context("bringing names to the current rules")?;
-    pool.close().await;
     Ok(())
 }
 
@@ -147,10 +153,7 @@ impl Application {
         let db = connect_pool(config.database_url(), config.database_pool_max)
             .await
             .context("connecting to the database")?;
-        MIGRATOR.run(&db).await.context("applying migrations")?;
-        names::backfill(&db)
-            .await
-            .context("bringing names to the current rules")?;
+        prepare(&db).await?;
         let read_db = match &config.database_replica_url {
             Some(url) => connect_pool(url.expose_secret(), config.database_pool_max)
                 .await

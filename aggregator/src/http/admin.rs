@@ -90,6 +90,23 @@ async fn set_banned(state: &AppState, id: &PlayerId, banned: bool) -> Result<()>
     republish(state).await
 }
 
+/// Bans or unbans, audits, and answers the new state.
+async fn ban_state(
+    state: &AppState,
+    id: PlayerId,
+    banned: bool,
+    detail: serde_json::Value,
+    request_id: &str,
+) -> Result<Json<BanState>> {
+    set_banned(state, &id, banned).await?;
+    let action = if banned { "ban" } else { "unban" };
+    audit(state, action, id.as_str(), detail, request_id).await?;
+    Ok(Json(BanState {
+        player_id: id.to_string(),
+        banned,
+    }))
+}
+
 pub(crate) async fn ban(
     _: Admin,
     State(state): State<AppState>,
@@ -106,19 +123,7 @@ pub(crate) async fn ban(
         require_json(&headers)?;
         parse_json::<Reason>(&body)?.reason
     };
-    set_banned(&state, &id, true).await?;
-    audit(
-        &state,
-        "ban",
-        id.as_str(),
-        json!({ "reason": reason }),
-        &rid,
-    )
-    .await?;
-    Ok(Json(BanState {
-        player_id: id.to_string(),
-        banned: true,
-    }))
+    ban_state(&state, id, true, json!({ "reason": reason }), &rid).await
 }
 
 pub(crate) async fn unban(
@@ -127,13 +132,7 @@ pub(crate) async fn unban(
     Path(id): Path<String>,
     RequestId(rid): RequestId,
 ) -> Result<Json<BanState>> {
-    let id = player_id(id)?;
-    set_banned(&state, &id, false).await?;
-    audit(&state, "unban", id.as_str(), json!({}), &rid).await?;
-    Ok(Json(BanState {
-        player_id: id.to_string(),
-        banned: false,
-    }))
+    ban_state(&state, player_id(id)?, false, json!({}), &rid).await
 }
 
 #[derive(Debug, Deserialize)]
