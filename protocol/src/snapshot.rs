@@ -29,15 +29,6 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// An empty board at version 0.
-    pub fn empty(updated_at_ms: i64) -> Self {
-        Self {
-            version: 0,
-            updated_at: rfc3339_millis(updated_at_ms),
-            top: Vec::new(),
-        }
-    }
-
     /// Whether two snapshots show the same board (ignoring when they were taken).
     pub fn same_board(&self, other: &Snapshot) -> bool {
         self.top == other.top
