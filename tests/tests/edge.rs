@@ -613,23 +613,23 @@ async fn the_edge_rides_out_an_aggregator_restart() {
     assert_eq!(snap["top"][0]["player_id"], pid.as_str());
 }
 
-/// A player who gives up while the aggregator hangs (the worker's request is cancelled in the
-/// middle of the forward, so nothing the worker meant to do after it runs) can redeem the
-/// same token once the aggregator is back: the edge never keeps a token marked as redeemed
-/// that the aggregator did not apply.
+/// The worker dies while a redemption waits on a hung aggregator (a crash, or a redeploy of
+/// the machine: nothing the worker meant to do after the forward runs, neither an answer nor
+/// undoing its mark at the player's gate). Once both are back, the same token applies: the
+/// edge never keeps a token marked as redeemed that the aggregator did not apply.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_token_whose_redemption_was_cut_short_stays_redeemable() {
+async fn a_token_whose_redemption_died_with_the_worker_stays_redeemable() {
     use std::time::Duration;
     let db = fresh_database().await.unwrap();
     let redis = fresh_redis().await.unwrap();
     let (agg, stop, task) = aggregator(&db.url, &redis).await;
     let port: u16 = agg.rsplit(':').next().unwrap().parse().unwrap();
-    let edge = edge_for(&agg, "50").await;
+    let mut edge = edge_for(&agg, "50").await;
     let c = Client {
         http: reqwest::Client::new(),
         base: edge.url(),
     };
-    let (_, session) = c.guest("Impatient").await;
+    let (_, session) = c.guest("Unlucky").await;
     let (_, m) = c.action(&session, "tap").await;
     let token = m["action_token"].as_str().unwrap().to_owned();
     let _ = stop.send(());
@@ -645,17 +645,30 @@ async fn a_token_whose_redemption_was_cut_short_stays_redeemable() {
             held.push(conn);
         }
     });
-    let gave_up = c
-        .http
-        .post(format!("{}/api/scores", c.base))
-        .bearer_auth(&session)
-        .json(&json!({"action_token": token}))
-        .timeout(Duration::from_secs(2))
-        .send()
-        .await;
-    assert!(gave_up.is_err(), "the player gave up first: {gave_up:?}");
-    // Past every forward attempt of a request that would not have been cancelled.
-    tokio::time::sleep(Duration::from_secs(20)).await;
+    let in_flight = tokio::spawn({
+        let (http, url, session, token) = (
+            c.http.clone(),
+            format!("{}/api/scores", c.base),
+            session.clone(),
+            token.clone(),
+        );
+        async move {
+            http.post(url)
+                .bearer_auth(session)
+                .json(&json!({"action_token": token}))
+                .timeout(Duration::from_secs(30))
+                .send()
+                .await
+        }
+    });
+    // The forward's first attempt waits 5 s on the hung aggregator: the worker dies in it.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    edge.crash_and_restart().await.unwrap();
+    let died = in_flight.await.unwrap();
+    assert!(
+        died.as_ref().map_or(true, |r| r.status() != 200),
+        "{died:?}"
+    );
     holding.abort();
     let _ = holding.await;
 
