@@ -10,10 +10,10 @@
 //!   (200) or was already (409); from now on a replay is refused here without asking it.
 //!
 //! Why "pending" and not "redeemed, released on failure": the release was a second call
-//! after a failed forward, and when it failed too (the gate overloaded or reset, or the
-//! worker cancelled because the client gave up on a slow aggregator) the token stayed marked
-//! and the player's retry got `409` for a token never applied. A pending token is let
-//! through again, so nothing needs undoing when a forward fails: the aggregator's
+//! after a failed forward, and when it did not happen (the gate call failed, or the worker
+//! died or was redeployed in the middle of a slow forward) the token stayed marked and the
+//! player's retry got `409` for a token never applied. A pending token is let through
+//! again, so nothing needs undoing when a forward fails: the aggregator's
 //! `consumed_tokens` is the authority for exactly-once, and this set only spares it the
 //! replays it already answered. Two racing redemptions both reach the aggregator, which
 //! applies one and answers `409` to the other.
