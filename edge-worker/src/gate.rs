@@ -229,3 +229,59 @@ pub(crate) async fn call<T: Serialize, A: for<'de> Deserialize<'de>>(
     }
     resp.json().await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ask(state: &mut GateState, now_ms: u64, jti: Option<&str>) -> AdmitAnswer {
+        let req = AdmitRequest {
+            now_ms,
+            limit: 2,
+            window_ms: 60_000,
+            token: jti.map(|j| TokenRef {
+                jti: j.to_owned(),
+                exp: 2_000_000_000,
+            }),
+        };
+        admit(state, &req).unwrap()
+    }
+
+    fn settle(state: &mut GateState, jti: &str) {
+        state.tokens.insert(
+            jti.to_owned(),
+            TokenState {
+                exp: 2_000_000_000,
+                settled: true,
+            },
+        );
+    }
+
+    #[test]
+    fn a_token_whose_forward_never_settled_is_let_through_again() {
+        let mut s = GateState::default();
+        assert!(!ask(&mut s, 0, Some("t1")).replayed);
+        // No settle: the forward failed, or the worker died before it could say.
+        let again = ask(&mut s, 1_000, Some("t1"));
+        assert!(again.allow && !again.replayed);
+    }
+
+    #[test]
+    fn a_settled_token_is_refused_as_a_replay() {
+        let mut s = GateState::default();
+        ask(&mut s, 0, Some("t1"));
+        settle(&mut s, "t1");
+        let replay = ask(&mut s, 1_000, Some("t1"));
+        assert!(replay.allow && replay.replayed);
+    }
+
+    #[test]
+    fn over_the_limit_nothing_is_marked_and_the_wait_is_said() {
+        let mut s = GateState::default();
+        ask(&mut s, 0, None);
+        ask(&mut s, 0, None);
+        let denied = ask(&mut s, 0, Some("t2"));
+        assert!(!denied.allow && denied.retry_after_ms > 0);
+        assert!(!s.tokens.contains_key("t2"));
+    }
+}
