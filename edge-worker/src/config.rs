@@ -12,14 +12,12 @@ use scoreboard_protocol::action::{ActionTokens, MAX_POINTS, MAX_TTL_SECS};
 use scoreboard_protocol::defaults;
 use scoreboard_protocol::jwt::{HmacKeys, HmacSecret};
 use scoreboard_protocol::session::{SessionPolicy, SessionVerifier, SessionVerifyingKeys};
+use scoreboard_protocol::settings::Settings;
 use scoreboard_protocol::ActionName;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 use worker::Env;
-
-/// Secrets shorter than this are refused, as by the aggregator.
-const MIN_SECRET_BYTES: usize = 32;
 
 /// Everything the worker and its Durable Objects read from the environment.
 #[derive(Debug)]
@@ -81,75 +79,58 @@ fn lookup(env: &Env, name: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-/// Reads variables through a lookup, recording problems instead of stopping at the first.
-struct Reader<'a> {
-    lookup: &'a dyn Fn(&str) -> Option<String>,
-    problems: Vec<String>,
-}
+/// The shared settings reader, with the edge's two extras: counts that must be positive,
+/// durations that must not be zero.
+struct Reader<'a>(Settings<'a>);
 
 impl Reader<'_> {
     fn get(&self, name: &str) -> Option<String> {
-        (self.lookup)(name)
+        self.0.get(name)
     }
 
-    fn number<T: std::str::FromStr + PartialOrd>(&mut self, name: &str, default: T, min: T) -> T {
-        let Some(v) = self.get(name) else {
+    fn problem(&mut self, problem: String) {
+        self.0.problem(problem);
+    }
+
+    fn positive<T>(&mut self, name: &str, default: T) -> T
+    where
+        T: std::str::FromStr + PartialOrd + From<u8> + std::fmt::Display + Copy,
+    {
+        let n = self.0.parsed(name, default, "a positive integer");
+        if n < T::from(1) {
+            self.problem(format!("{name} must be a positive integer, got {n}"));
             return default;
-        };
-        match v.parse::<T>() {
-            Ok(n) if n >= min => n,
-            _ => {
-                self.problems
-                    .push(format!("{name} must be a positive integer, got {v:?}"));
-                default
-            }
         }
+        n
     }
 
     fn duration(&mut self, name: &str, default: Duration, unit_ms: u64) -> Duration {
-        let Some(v) = self.get(name) else {
+        let d = self.0.duration(name, default, unit_ms);
+        if d.is_zero() {
+            self.problem(format!("{name} must not be zero"));
             return default;
-        };
-        match defaults::parse_duration(&v, unit_ms) {
-            Ok(d) if !d.is_zero() => d,
-            Ok(_) => {
-                self.problems.push(format!("{name} must not be zero"));
-                default
-            }
-            Err(e) => {
-                self.problems.push(format!("{name} {e}, got {v:?}"));
-                default
-            }
         }
+        d
     }
 
-    /// A secret: at least [`MIN_SECRET_BYTES`]; its value never appears in a problem.
     fn secret(&mut self, name: &str) -> Option<HmacSecret> {
-        let v = self.get(name)?;
-        if v.len() < MIN_SECRET_BYTES {
-            self.problems.push(format!(
-                "{name} is shorter than {MIN_SECRET_BYTES} bytes ({} given)",
-                v.len()
-            ));
-        }
-        Some(HmacSecret::new(v.into_bytes()))
+        self.0
+            .secret(name, false)
+            .map(|v| HmacSecret::new(v.into_bytes()))
     }
 }
 
 impl EdgeConfig {
     /// Reads every setting through `lookup` (unset or empty: `None`).
     pub(crate) fn read(lookup: &dyn Fn(&str) -> Option<String>) -> Self {
-        let mut r = Reader {
-            lookup,
-            problems: Vec::new(),
-        };
+        let mut r = Reader(Settings::new(lookup));
         let aggregator_url = r
             .get("AGGREGATOR_URL")
             .map(|u| u.trim_end_matches('/').to_owned());
         if let Some(url) = &aggregator_url {
             let ok = worker::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
             if !ok {
-                r.problems.push(format!(
+                r.problem(format!(
                     "AGGREGATOR_URL must be an http(s) URL, got {url:?}"
                 ));
             }
@@ -160,23 +141,26 @@ impl EdgeConfig {
             let previous = r.secret("ACTION_TOKEN_SECRET_PREVIOUS");
             ActionTokens::new(HmacKeys::new(current).with_previous(previous))
         });
-        distinct_secrets(&mut r);
+        // Two roles sharing one secret would let a leak of one forge the other.
+        r.0.distinct_secrets(&[
+            "JWT_SECRET",
+            "JWT_SECRET_PREVIOUS",
+            "ACTION_TOKEN_SECRET",
+            "ACTION_TOKEN_SECRET_PREVIOUS",
+            "EDGE_FORWARD_SECRET",
+        ]);
         let catalog = catalog(&mut r);
-        let action_token_ttl_secs =
-            r.number("ACTION_TOKEN_TTL", defaults::ACTION_TOKEN_TTL_SECS, 1);
+        let action_token_ttl_secs = r.positive("ACTION_TOKEN_TTL", defaults::ACTION_TOKEN_TTL_SECS);
         if action_token_ttl_secs > MAX_TTL_SECS {
-            r.problems.push(format!(
+            r.problem(format!(
                 "ACTION_TOKEN_TTL must be at most {MAX_TTL_SECS} seconds"
             ));
         }
-        let rate_limit_score_update = r.number(
-            "RATE_LIMIT_SCORE_UPDATE",
-            defaults::RATE_LIMIT_SCORE_UPDATE,
-            1,
-        );
+        let rate_limit_score_update =
+            r.positive("RATE_LIMIT_SCORE_UPDATE", defaults::RATE_LIMIT_SCORE_UPDATE);
         let rate_limit_window_ms =
-            r.number("RATE_LIMIT_WINDOW_MS", defaults::RATE_LIMIT_WINDOW_MS, 1);
-        let hub_shards = r.number("HUB_SHARDS", defaults::HUB_SHARDS, 1);
+            r.positive("RATE_LIMIT_WINDOW_MS", defaults::RATE_LIMIT_WINDOW_MS);
+        let hub_shards = r.positive("HUB_SHARDS", defaults::HUB_SHARDS);
         let sse_ping_interval = r.duration(
             "SSE_PING_INTERVAL",
             defaults::SSE_PING_INTERVAL,
@@ -197,7 +181,7 @@ impl EdgeConfig {
             sse_ping_interval,
             cors_origin,
             edge_region,
-            problems: r.problems,
+            problems: r.0.into_problems(),
         }
     }
 }
@@ -215,7 +199,7 @@ fn sessions(r: &mut Reader<'_>) -> Option<SessionVerifier> {
         match SessionVerifyingKeys::ed25519_from_pem(&pem) {
             Ok(k) => k,
             Err(e) => {
-                r.problems.push(format!("JWT_PUBLIC_KEY: {e}"));
+                r.problem(format!("JWT_PUBLIC_KEY: {e}"));
                 return None;
             }
         }
@@ -227,28 +211,6 @@ fn sessions(r: &mut Reader<'_>) -> Option<SessionVerifier> {
     Some(SessionVerifier::new(keys, policy))
 }
 
-/// Two roles sharing one secret would let a leak of one forge the other.
-fn distinct_secrets(r: &mut Reader<'_>) {
-    let names = [
-        "JWT_SECRET",
-        "JWT_SECRET_PREVIOUS",
-        "ACTION_TOKEN_SECRET",
-        "ACTION_TOKEN_SECRET_PREVIOUS",
-        "EDGE_FORWARD_SECRET",
-    ];
-    let values: Vec<(&str, String)> = names
-        .iter()
-        .filter_map(|n| r.get(n).map(|v| (*n, v)))
-        .collect();
-    for (i, (a, va)) in values.iter().enumerate() {
-        for (b, vb) in &values[i + 1..] {
-            if va == vb {
-                r.problems.push(format!("{a} and {b} must differ"));
-            }
-        }
-    }
-}
-
 /// `ACTION_CATALOG`: JSON `{"name": {"points": n, "min_seconds": s}}`. Entries that could
 /// never be minted are problems (they used to fail at the first mint with a 500).
 fn catalog(r: &mut Reader<'_>) -> BTreeMap<String, CatalogEntry> {
@@ -258,7 +220,7 @@ fn catalog(r: &mut Reader<'_>) -> BTreeMap<String, CatalogEntry> {
     let mut catalog: BTreeMap<String, CatalogEntry> = match serde_json::from_str(&json) {
         Ok(c) => c,
         Err(e) => {
-            r.problems.push(format!(
+            r.problem(format!(
                 "ACTION_CATALOG must be JSON like {{\"quest\": {{\"points\": 50, \"min_seconds\": 5}}}}: {e}"
             ));
             return BTreeMap::new();
@@ -275,8 +237,7 @@ fn catalog(r: &mut Reader<'_>) -> BTreeMap<String, CatalogEntry> {
             None
         };
         if let Some(p) = problem {
-            r.problems
-                .push(format!("ACTION_CATALOG entry {name:?} {p}"));
+            r.problem(format!("ACTION_CATALOG entry {name:?} {p}"));
         }
         problem.is_none()
     });
