@@ -46,8 +46,8 @@ pub(crate) struct EdgeConfig {
 }
 
 thread_local! {
-    // One isolate runs one request at a time per thread and the vars do not change while it
-    // lives (a new deploy is a new isolate), so reading them once is enough.
+    // An isolate runs on one thread, and its vars and secrets do not change while it lives
+    // (a new deploy or secret is a new isolate): reading them once per isolate is enough.
     static CONFIG: std::cell::OnceCell<Rc<EdgeConfig>> = const { std::cell::OnceCell::new() };
 }
 
@@ -69,14 +69,13 @@ pub(crate) fn get(env: &Env) -> Rc<EdgeConfig> {
     })
 }
 
-/// A var or a secret by name; empty counts as unset (wrangler.toml writes `CORS_ORIGIN = ""`).
+/// A var or a secret by name (`Settings` treats empty as unset: wrangler.toml writes
+/// `CORS_ORIGIN = ""`).
 fn lookup(env: &Env, name: &str) -> Option<String> {
     env.var(name)
         .map(|v| v.to_string())
         .or_else(|_| env.secret(name).map(|v| v.to_string()))
         .ok()
-        .map(|v| v.trim().to_owned())
-        .filter(|v| !v.is_empty())
 }
 
 /// The shared settings reader, with the edge's two extras: counts that must be positive,
