@@ -4,9 +4,11 @@
 //! reconnects with backoff and jitter, resuming from the last version it has, and closes the
 //! upstream when its last client leaves.
 
+use crate::Cx;
 use futures_util::{Stream, StreamExt};
-use scoreboard_protocol::edge_signature;
+use scoreboard_protocol::http::INTERNAL_LEADERBOARD_WS_PATH;
 use scoreboard_protocol::snapshot::Snapshot;
+use scoreboard_protocol::{defaults, edge_signature, sse};
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
@@ -15,8 +17,6 @@ use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::Duration;
 use worker::*;
 
-/// What browsers wait before reconnecting (`retry:`), as the aggregator says.
-const SSE_RETRY_MS: u64 = 3000;
 const MAX_BACKOFF_MS: u64 = 10_000;
 
 #[derive(Default)]
@@ -81,9 +81,7 @@ impl DurableObject for LeaderboardHub {
                     .headers()
                     .get("last-event-id")?
                     .and_then(|v| v.trim().parse::<i64>().ok());
-                let ping_ms = crate::var(&self.env, "SSE_PING_INTERVAL")
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(30_000u64);
+                let ping_ms = crate::config::get(&self.env).sse_ping_interval.as_millis() as u64;
                 self.shared.clients.set(self.shared.clients.get() + 1);
                 self.ensure_upstream();
                 let stream = ClientStream {
@@ -111,8 +109,9 @@ impl LeaderboardHub {
         }
         self.shared.running.set(true);
         let shared = self.shared.clone();
-        let base = crate::var(&self.env, "AGGREGATOR_URL");
-        let secret = crate::var(&self.env, "EDGE_FORWARD_SECRET");
+        let config = crate::config::get(&self.env);
+        let base = config.aggregator_url.clone();
+        let secret = config.edge_secret.as_ref().map(|s| s.expose().to_vec());
         wasm_bindgen_futures::spawn_local(async move {
             let mut backoff = 250u64;
             while shared.clients.get() > 0 {
@@ -157,10 +156,10 @@ impl LeaderboardHub {
 }
 
 /// Opens the edge-signed WebSocket, resuming after the version the hub already has.
-async fn connect(base: &str, secret: &str, shared: &Shared) -> Result<WebSocket> {
-    let path = "/internal/leaderboard/ws";
-    let t = (Date::now().as_millis() / 1000) as i64;
-    let sig = edge_signature::sign(secret.as_bytes(), t, "GET", path, b"");
+async fn connect(base: &str, secret: &[u8], shared: &Shared) -> Result<WebSocket> {
+    let path = INTERNAL_LEADERBOARD_WS_PATH;
+    let t = crate::upstream::now_secs();
+    let sig = edge_signature::sign(secret, t, "GET", path, b"");
     let since = shared
         .latest
         .borrow()
@@ -189,7 +188,7 @@ impl Stream for ClientStream {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
         if !self.greeted {
             self.greeted = true;
-            return Poll::Ready(Some(Ok(format!("retry: {SSE_RETRY_MS}\n\n").into_bytes())));
+            return Poll::Ready(Some(Ok(sse::retry(defaults::SSE_RETRY).into_bytes())));
         }
         let latest = self.shared.latest.borrow().clone();
         if let Some((version, json)) = latest {
@@ -197,15 +196,13 @@ impl Stream for ClientStream {
             if self.sent.is_none_or(|s| version > s) {
                 self.sent = Some(version);
                 self.ping = Box::pin(Delay::from(Duration::from_millis(self.ping_ms)));
-                return Poll::Ready(Some(Ok(format!(
-                    "id: {version}\nevent: leaderboard\ndata: {json}\n\n"
-                )
-                .into_bytes())));
+                let frame = sse::event(&version.to_string(), "leaderboard", &json);
+                return Poll::Ready(Some(Ok(frame.into_bytes())));
             }
         }
         if self.ping.as_mut().poll(cx).is_ready() {
             self.ping = Box::pin(Delay::from(Duration::from_millis(self.ping_ms)));
-            return Poll::Ready(Some(Ok(b": ping\n\n".to_vec())));
+            return Poll::Ready(Some(Ok(sse::PING.as_bytes().to_vec())));
         }
         let mut wakers = self.shared.wakers.borrow_mut();
         if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
@@ -226,4 +223,45 @@ impl Drop for ClientStream {
             }
         }
     }
+}
+
+/// The hub named `<colo>:<shard>` (`local` under `wrangler dev` without a location).
+fn hub_stub(env: &Env, colo: Option<String>, shard: u32) -> Result<Stub> {
+    let colo = colo.unwrap_or_else(|| "local".into());
+    env.durable_object("LEADERBOARD_HUB")?
+        .id_from_name(&format!("{colo}:{shard}"))?
+        .get_stub()
+}
+
+/// This location's first hub's snapshot, when it has a live one.
+pub(crate) async fn live_snapshot(req: &Request, env: &Env) -> Option<Response> {
+    let hub = hub_stub(env, crate::colo(req), 0).ok()?;
+    let resp = hub.fetch_with_str("http://hub/snapshot").await.ok()?;
+    (resp.status_code() == 200).then_some(resp)
+}
+
+/// `GET /api/leaderboard/stream`: served by one of this location's hubs.
+pub(crate) async fn stream(req: &Request, cx: &Cx<'_>) -> Result<Response> {
+    // Spread clients over shards by request id, which is random per request.
+    let shard = cx
+        .rid
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
+        % cx.config.hub_shards.max(1);
+    let last_seen = req.headers().get("last-event-id")?.or_else(|| {
+        req.url().ok().and_then(|u| {
+            u.query_pairs()
+                .find(|(k, _)| k == "last_event_id")
+                .map(|(_, v)| v.into_owned())
+        })
+    });
+    let headers = Headers::new();
+    if let Some(id) = last_seen {
+        headers.set("last-event-id", &id)?;
+    }
+    let mut init = RequestInit::new();
+    init.with_method(Method::Get).with_headers(headers);
+    let hub = hub_stub(cx.env, crate::colo(req), shard)?;
+    hub.fetch_with_request(Request::new_with_init("http://hub/sse", &init)?)
+        .await
 }

@@ -1,9 +1,9 @@
 //! The player page at `/` and its two assets, compiled into the worker: no build step, no CDN,
 //! and one deploy ships API and page together. `GET /api/actions` lists the catalog it shows.
 
-use crate::{json_response, var};
+use crate::config::EdgeConfig;
+use crate::json_response;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use worker::*;
 
 const INDEX_HTML: &str = include_str!("../page/index.html");
@@ -40,19 +40,12 @@ pub(crate) fn asset(path: &str) -> Option<Result<Response>> {
     })())
 }
 
-/// One entry of `ACTION_CATALOG`, as configured.
+/// One entry of `ACTION_CATALOG`, as configured (checked in `config`).
 #[derive(Debug, Deserialize)]
 pub(crate) struct CatalogEntry {
     pub(crate) points: i64,
     #[serde(default)]
     pub(crate) min_seconds: i64,
-}
-
-/// The configured catalog, ordered by name; empty when unset or malformed.
-pub(crate) fn catalog(env: &Env) -> BTreeMap<String, CatalogEntry> {
-    var(env, "ACTION_CATALOG")
-        .and_then(|c| serde_json::from_str(&c).ok())
-        .unwrap_or_default()
 }
 
 #[derive(Serialize)]
@@ -63,9 +56,9 @@ struct CatalogView<'a> {
 }
 
 /// `GET /api/actions`: what `POST /api/actions` can mint, so a client can offer it.
-pub(crate) fn list_actions(env: &Env) -> Result<Response> {
-    let catalog = catalog(env);
-    let actions: Vec<CatalogView<'_>> = catalog
+pub(crate) fn list_actions(config: &EdgeConfig) -> Result<Response> {
+    let actions: Vec<CatalogView<'_>> = config
+        .catalog
         .iter()
         .map(|(name, e)| CatalogView {
             action: name,

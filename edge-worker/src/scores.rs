@@ -1,108 +1,64 @@
 //! `POST /api/actions` (mint an action token from the catalog) and `POST /api/scores` (check
 //! everything near the player, then forward to the aggregator), in DESIGN.md's order.
 
-use crate::gate::{self, CheckAnswer, CheckRequest, RedeemAnswer, RedeemRequest};
-use crate::{json_error, json_response, var, ClientError};
-use scoreboard_protocol::action::{ActionTokenError, ActionTokens, MintRequest, DEFAULT_TTL_SECS};
-use scoreboard_protocol::jwt::{HmacKeys, HmacSecret};
-use scoreboard_protocol::session::{Session, SessionPolicy, SessionVerifier, SessionVerifyingKeys};
+use crate::gate::{self, AdmitAnswer, AdmitRequest, TokenRef};
+use crate::log::{self, Subject};
+use crate::upstream::{now_secs, send_with_timeout, UPSTREAM_TIMEOUT_MS};
+use crate::{json_error, json_response, ClientError, Cx};
+use scoreboard_protocol::action::{ActionClaims, ActionTokenError, ActionTokens, MintRequest};
+use scoreboard_protocol::http::{self, BodyError, INTERNAL_SCORES_PATH, REQUEST_ID_HEADER};
+use scoreboard_protocol::session::Session;
 use scoreboard_protocol::snapshot::{rfc3339_millis, ForwardedScore, ScoreRequest};
-use scoreboard_protocol::{edge_signature, error::MAX_BODY_BYTES, ActionName, ErrorCode};
+use scoreboard_protocol::{edge_signature, ActionName, ErrorBody, ErrorCode};
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use worker::*;
 
 /// Attempts at the aggregator before answering 503 (safe: it is idempotent on `jti`).
 const FORWARD_ATTEMPTS: u32 = 3;
-const FORWARD_TIMEOUT_MS: u64 = 5_000;
 
-fn now_secs() -> i64 {
-    (Date::now().as_millis() / 1000) as i64
-}
-
-fn secret(env: &Env, name: &str) -> Option<HmacSecret> {
-    var(env, name).map(|s| HmacSecret::new(s.into_bytes()))
-}
-
-fn session_verifier(env: &Env) -> std::result::Result<SessionVerifier, ClientError> {
-    let keys = if let Some(pem) = var(env, "JWT_PUBLIC_KEY") {
-        SessionVerifyingKeys::ed25519_from_pem(&pem)
-            .map_err(|_| ClientError(ErrorCode::InternalError, None))?
-    } else {
-        let current =
-            secret(env, "JWT_SECRET").ok_or(ClientError(ErrorCode::InternalError, None))?;
-        SessionVerifyingKeys::Hs256(
-            HmacKeys::new(current).with_previous(secret(env, "JWT_SECRET_PREVIOUS")),
-        )
-    };
-    Ok(SessionVerifier::new(
-        keys,
-        SessionPolicy {
-            issuer: var(env, "JWT_ISSUER"),
-            audience: var(env, "JWT_AUDIENCE"),
-        },
-    ))
-}
-
-fn action_tokens(env: &Env) -> std::result::Result<ActionTokens, ClientError> {
-    let current =
-        secret(env, "ACTION_TOKEN_SECRET").ok_or(ClientError(ErrorCode::InternalError, None))?;
-    Ok(ActionTokens::new(HmacKeys::new(current).with_previous(
-        secret(env, "ACTION_TOKEN_SECRET_PREVIOUS"),
-    )))
-}
-
-fn number<T: std::str::FromStr>(env: &Env, name: &str, default: T) -> T {
-    var(env, name)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// Verifies the bearer session: `401 UNAUTHENTICATED` on any failure.
-fn authenticate(req: &Request, env: &Env) -> std::result::Result<Session, ClientError> {
-    let header = req
-        .headers()
-        .get("authorization")
-        .ok()
-        .flatten()
-        .unwrap_or_default();
-    let token = header
-        .split_once(' ')
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t.trim().to_owned())
+/// Verifies the bearer session: `401 UNAUTHENTICATED` on any failure; 500 when the edge has
+/// no key to verify with.
+fn authenticate(req: &Request, cx: &Cx<'_>) -> std::result::Result<Session, ClientError> {
+    let header = req.headers().get("authorization").ok().flatten();
+    let token = http::bearer_token(header.as_deref())
         .ok_or(ClientError(ErrorCode::Unauthenticated, None))?;
-    session_verifier(env)?
-        .verify(&token, now_secs())
-        .map_err(|_| ClientError(ErrorCode::Unauthenticated, None))
+    let verifier = cx
+        .config
+        .sessions
+        .as_ref()
+        .ok_or(ClientError(ErrorCode::InternalError, None))?;
+    verifier.verify(token, now_secs()).map_err(|_| {
+        log::warn(
+            Subject::request(cx.rid),
+            "auth failed",
+            serde_json::json!({}),
+        );
+        ClientError(ErrorCode::Unauthenticated, None)
+    })
 }
 
-/// `415` unless JSON, `413` past 4 KiB, `400` unless it parses into `T`.
-async fn json_body<T: for<'de> Deserialize<'de>>(
-    req: &mut Request,
-) -> std::result::Result<T, ClientError> {
-    let ct = req
-        .headers()
-        .get("content-type")
-        .ok()
-        .flatten()
-        .unwrap_or_default();
-    let is_json = ct
-        .split(';')
-        .next()
-        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
-    if !is_json {
-        return Err(ClientError(ErrorCode::UnsupportedMediaType, None));
+/// The body by the protocol's rules: `415` (before reading it), `413`, `400`.
+async fn json_body<T: DeserializeOwned>(req: &mut Request) -> std::result::Result<T, Response> {
+    let refuse = |e: BodyError| {
+        crate::respond::json_error_body(&ErrorBody::new(e.code(), e.message()), None)
+    };
+    let content_type = req.headers().get("content-type").ok().flatten();
+    if !http::is_json_content_type(content_type.as_deref()) {
+        return Err(refuse(BodyError::NotJson));
     }
     let bytes = req
         .bytes()
         .await
-        .map_err(|_| ClientError(ErrorCode::BadRequest, None))?;
-    if bytes.len() > MAX_BODY_BYTES {
-        return Err(ClientError(ErrorCode::PayloadTooLarge, None));
-    }
-    if !scoreboard_protocol::error::body_is_object(&bytes) {
-        return Err(ClientError(ErrorCode::BadRequest, None));
-    }
-    serde_json::from_slice(&bytes).map_err(|_| ClientError(ErrorCode::BadRequest, None))
+        .map_err(|_| json_error(ErrorCode::BadRequest, None))?;
+    http::parse_json_bytes(&bytes).map_err(refuse)
+}
+
+fn action_tokens<'a>(cx: &'a Cx<'_>) -> std::result::Result<&'a ActionTokens, ClientError> {
+    cx.config
+        .action_tokens
+        .as_ref()
+        .ok_or(ClientError(ErrorCode::InternalError, None))
 }
 
 #[derive(Debug, Deserialize)]
@@ -111,50 +67,50 @@ struct ActionRequest {
     action: String,
 }
 
-fn random16() -> Result<[u8; 16]> {
-    let mut b = [0u8; 16];
-    crate::getrandom_js(&mut b)?;
-    Ok(b)
-}
-
 /// `POST /api/actions`.
-pub(crate) async fn mint(req: &mut Request, env: &Env) -> Result<Response> {
-    let session = match authenticate(req, env) {
+pub(crate) async fn mint(req: &mut Request, cx: &Cx<'_>) -> Result<Response> {
+    let session = match authenticate(req, cx) {
         Ok(s) => s,
         Err(e) => return Ok(e.response()),
     };
     let body: ActionRequest = match json_body(req).await {
         Ok(b) => b,
-        Err(e) => return Ok(e.response()),
+        Err(refused) => return Ok(refused),
     };
-    let catalog = crate::page::catalog(env);
     let (Some(entry), Ok(action)) = (
-        catalog.get(&body.action),
+        cx.config.catalog.get(&body.action),
         ActionName::parse(body.action.clone()),
     ) else {
         return Ok(json_error(ErrorCode::UnknownAction, None));
     };
-    let tokens = match action_tokens(env) {
+    let tokens = match action_tokens(cx) {
         Ok(t) => t,
         Err(e) => return Ok(e.response()),
     };
+    let mut jti = [0u8; 16];
+    crate::getrandom_js(&mut jti)?;
     let minted = tokens.mint(
         &MintRequest {
             player: &session.player_id,
             action: &action,
             points: entry.points,
             min_seconds: entry.min_seconds,
-            ttl_secs: number(env, "ACTION_TOKEN_TTL", DEFAULT_TTL_SECS),
+            ttl_secs: cx.config.action_token_ttl_secs,
         },
-        &random16()?,
+        &jti,
         now_secs(),
     );
-    let Ok(minted) = minted else {
-        console_error!(
-            "the action catalog entry {:?} cannot be minted",
-            body.action
-        );
-        return Ok(json_error(ErrorCode::InternalError, None));
+    let minted = match minted {
+        Ok(m) => m,
+        Err(e) => {
+            // The catalog is checked when the configuration is read: this is a bug.
+            log::error(
+                Some(cx.rid),
+                "a catalog entry cannot be minted",
+                serde_json::json!({"action": body.action, "error": e.to_string()}),
+            );
+            return Ok(json_error(ErrorCode::InternalError, None));
+        }
     };
     json_response(
         201,
@@ -168,90 +124,121 @@ pub(crate) async fn mint(req: &mut Request, env: &Env) -> Result<Response> {
 }
 
 /// `POST /api/scores`.
-pub(crate) async fn redeem(req: &mut Request, env: &Env, rid: &str) -> Result<Response> {
-    let session = match authenticate(req, env) {
+pub(crate) async fn redeem(req: &mut Request, cx: &Cx<'_>) -> Result<Response> {
+    let session = match authenticate(req, cx) {
         Ok(s) => s,
         Err(e) => return Ok(e.response()),
     };
     let body: ScoreRequest = match json_body(req).await {
         Ok(b) => b,
-        Err(e) => return Ok(e.response()),
+        Err(refused) => return Ok(refused),
     };
     let player = session.player_id.to_string();
-    let check: CheckAnswer = gate::call(
-        env,
+    let who = Subject::request(cx.rid).user(&player);
+    // Verifying is pure, so it runs before the gate call and the gate gets the limit and the
+    // token in one call; the answers still come in DESIGN.md's order (429 before 422).
+    let verified = verify(cx, &body.action_token, &session);
+    let admit: AdmitAnswer = match gate::call(
+        cx.env,
         &player,
-        "/check",
-        &CheckRequest {
+        "/admit",
+        &AdmitRequest {
             now_ms: Date::now().as_millis(),
-            limit: number(env, "RATE_LIMIT_SCORE_UPDATE", 10),
-            window_ms: number(env, "RATE_LIMIT_WINDOW_MS", 60_000),
+            limit: cx.config.rate_limit_score_update,
+            window_ms: cx.config.rate_limit_window_ms,
+            token: verified.as_ref().ok().map(|c| TokenRef {
+                jti: c.jti.clone(),
+                exp: c.exp,
+            }),
         },
     )
-    .await?;
-    if !check.allow {
-        console_warn!("{{\"level\":\"warn\",\"service\":\"scoreboard-edge\",\"requestId\":\"{rid}\",\"userId\":\"{player}\",\"message\":\"rate limit hit\",\"data\":{{\"endpoint\":\"scores\"}}}}");
-        return Ok(json_error(
-            ErrorCode::RateLimited,
-            Some(check.retry_after_ms.div_ceil(1000).max(1)),
-        ));
-    }
-    let tokens = match action_tokens(env) {
-        Ok(t) => t,
-        Err(e) => return Ok(e.response()),
-    };
-    let claims = match tokens.verify(&body.action_token, &session.player_id, now_secs(), 0) {
-        Ok(c) => c,
+    .await
+    {
+        Ok(a) => a,
         Err(e) => {
-            let retry = match e {
-                ActionTokenError::NotYetValid { retry_after } => Some(retry_after.max(1) as u64),
-                _ => None,
-            };
-            return Ok(json_error(e.code(), retry));
+            // Nothing was consumed: the same request may be retried.
+            log::error(
+                Some(cx.rid),
+                "player gate failed",
+                serde_json::json!({"error": e.to_string()}),
+            );
+            return Ok(json_error(ErrorCode::UpstreamUnavailable, Some(1)));
         }
     };
-    let redeem: RedeemAnswer = gate::call(
-        env,
-        &player,
-        "/redeem",
-        &RedeemRequest {
-            jti: claims.jti.clone(),
+    if !admit.allow {
+        log::warn(
+            who,
+            "rate limit hit",
+            serde_json::json!({"endpoint": "scores"}),
+        );
+        let retry = admit.retry_after_ms.div_ceil(1000).max(1);
+        return Ok(json_error(ErrorCode::RateLimited, Some(retry)));
+    }
+    let claims = match verified {
+        Ok(c) => c,
+        Err(refused) => {
+            log::warn(
+                who,
+                "action token rejected",
+                serde_json::json!({"code": refused.0}),
+            );
+            return Ok(refused.response());
+        }
+    };
+    if admit.replayed {
+        return replayed(cx, &player).await;
+    }
+    let outcome = forward_score(req, cx, &body.action_token).await?;
+    if matches!(outcome.status_code(), 200 | 409) {
+        // Applied, or it had been: replays are refused at the gate from now on. After the
+        // answer (`wait_until`), as the player need not wait for it; if it is lost, the
+        // token stays pending and a replay is answered by the aggregator instead.
+        let env = cx.env.clone();
+        let rid = cx.rid.to_owned();
+        let token = TokenRef {
+            jti: claims.jti,
             exp: claims.exp,
-        },
-    )
-    .await?;
-    if !redeem.fresh {
-        return replayed(req, env, &player).await;
+        };
+        cx.ctx.wait_until(async move {
+            if let Err(e) =
+                gate::call::<_, serde_json::Value>(&env, &player, "/settle", &token).await
+            {
+                log::warn(
+                    Subject::request(&rid),
+                    "settling a token at the gate failed",
+                    serde_json::json!({"error": e.to_string()}),
+                );
+            }
+        });
     }
-    let outcome = forward_score(req, env, rid, &body.action_token).await;
-    let applied_or_replayed =
-        matches!(&outcome, Ok(r) if r.status_code() == 200 || r.status_code() == 409);
-    if !applied_or_replayed {
-        // Not applied: the same token may be redeemed again.
-        let _: serde_json::Value = gate::call(
-            env,
-            &player,
-            "/release",
-            &RedeemRequest {
-                jti: claims.jti,
-                exp: claims.exp,
-            },
-        )
-        .await?;
-    }
-    outcome
+    Ok(outcome)
 }
 
-/// `409` for a token this player's gate has seen, with the current score when the
-/// aggregator tells it.
-async fn replayed(_req: &Request, env: &Env, player: &str) -> Result<Response> {
-    let mut body = scoreboard_protocol::ErrorBody::from_code(ErrorCode::ActionTokenReplayed);
-    if let Some(base) = var(env, "AGGREGATOR_URL") {
-        if let Ok(url) = Url::parse(&format!("{base}/api/players/{player}")) {
-            if let Ok(mut r) = Fetch::Url(url).send().await {
-                if let Ok(v) = r.json::<serde_json::Value>().await {
-                    body.score = v["score"].as_i64();
-                }
+/// The action token's claims, or the refusal (with `Retry-After` before its `nbf`).
+fn verify(
+    cx: &Cx<'_>,
+    token: &str,
+    session: &Session,
+) -> std::result::Result<ActionClaims, ClientError> {
+    let claims = action_tokens(cx)?.verify(token, &session.player_id, now_secs(), 0);
+    claims.map_err(|e| {
+        let retry = match e {
+            ActionTokenError::NotYetValid { retry_after } => Some(retry_after.max(1) as u64),
+            _ => None,
+        };
+        ClientError(e.code(), retry)
+    })
+}
+
+/// `409` for a token this player's gate has seen settled, with the current score when the
+/// aggregator tells it in time.
+async fn replayed(cx: &Cx<'_>, player: &str) -> Result<Response> {
+    let mut body = ErrorBody::from_code(ErrorCode::ActionTokenReplayed);
+    if let Some(base) = &cx.config.aggregator_url {
+        let url = format!("{base}/api/players/{player}");
+        if let Some(mut r) = crate::upstream::get_with_timeout(&url, UPSTREAM_TIMEOUT_MS).await {
+            if let Ok(v) = r.json::<serde_json::Value>().await {
+                body.score = v["score"].as_i64();
             }
         }
     }
@@ -260,26 +247,19 @@ async fn replayed(_req: &Request, env: &Env, player: &str) -> Result<Response> {
 
 /// Forwards to `/internal/scores` with the edge signature, retrying connection errors and
 /// 5xx with backoff and jitter; `503 UPSTREAM_UNAVAILABLE` when the aggregator stays away.
-async fn forward_score(
-    req: &Request,
-    env: &Env,
-    rid: &str,
-    action_token: &str,
-) -> Result<Response> {
-    let (Some(base), Some(secret)) = (var(env, "AGGREGATOR_URL"), var(env, "EDGE_FORWARD_SECRET"))
-    else {
+async fn forward_score(req: &Request, cx: &Cx<'_>, action_token: &str) -> Result<Response> {
+    let (Some(base), Some(secret)) = (&cx.config.aggregator_url, &cx.config.edge_secret) else {
         return Ok(json_error(ErrorCode::UpstreamUnavailable, Some(5)));
     };
-    let region = req
-        .cf()
-        .map(|cf| cf.colo())
-        .filter(|c| !c.is_empty())
-        .unwrap_or_else(|| var(env, "EDGE_REGION").unwrap_or_else(|| "local".into()));
+    let region = crate::colo(req)
+        .or_else(|| cx.config.edge_region.clone())
+        .unwrap_or_else(|| "local".into());
     let body = serde_json::to_string(&ForwardedScore {
         action_token: action_token.to_owned(),
         edge_region: region,
     })?;
     let auth = req.headers().get("authorization")?.unwrap_or_default();
+    let url = format!("{base}{INTERNAL_SCORES_PATH}");
     for attempt in 0..FORWARD_ATTEMPTS {
         if attempt > 0 {
             let mut jitter = [0u8; 1];
@@ -290,23 +270,21 @@ async fn forward_score(
         let headers = Headers::new();
         headers.set("content-type", "application/json")?;
         headers.set("authorization", &auth)?;
-        headers.set("x-request-id", rid)?;
-        headers.set(
-            edge_signature::HEADER,
-            &edge_signature::header_value(
-                secret.as_bytes(),
-                now_secs(),
-                "POST",
-                "/internal/scores",
-                body.as_bytes(),
-            ),
-        )?;
+        headers.set(REQUEST_ID_HEADER, cx.rid)?;
+        let signature = edge_signature::header_value(
+            secret.expose(),
+            now_secs(),
+            "POST",
+            INTERNAL_SCORES_PATH,
+            body.as_bytes(),
+        );
+        headers.set(edge_signature::HEADER, &signature)?;
         let mut init = RequestInit::new();
         init.with_method(Method::Post)
             .with_headers(headers)
             .with_body(Some(body.clone().into()));
-        let upstream = Request::new_with_init(&format!("{base}/internal/scores"), &init)?;
-        match crate::send_with_timeout(upstream, FORWARD_TIMEOUT_MS).await {
+        let upstream = Request::new_with_init(&url, &init)?;
+        match send_with_timeout(upstream, UPSTREAM_TIMEOUT_MS).await {
             Some(Ok(r)) if r.status_code() < 500 => return Ok(r),
             _ => continue,
         }

@@ -19,6 +19,7 @@
 //! | [`defaults`] | the default limits and intervals, and the duration syntax of settings |
 //! | [`log`] | the JSON log line every service prints |
 //! | [`sse`] | Server-Sent Events framing |
+//! | [`settings`] | reading settings: one syntax, minimum secret length, every problem collected |
 
 pub mod action;
 pub mod defaults;
@@ -30,6 +31,7 @@ pub mod ids;
 pub mod jwt;
 pub mod log;
 pub mod session;
+pub mod settings;
 pub mod snapshot;
 pub mod sse;
 

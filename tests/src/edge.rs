@@ -13,6 +13,9 @@ pub struct EdgeServer {
     port: u16,
     dir: PathBuf,
     server: Option<Supervised>,
+    /// What it was started with, so that `restart` starts the same worker again.
+    vars: Vec<(String, String)>,
+    hosts: Option<PathBuf>,
 }
 
 fn repo_root() -> PathBuf {
@@ -47,13 +50,40 @@ impl EdgeServer {
     }
 
     async fn start_inner(vars: &[(&str, &str)], hosts: Option<&Path>) -> Result<Self> {
+        let mut edge = Self {
+            port: crate::free_port(),
+            dir: scratch_dir("edge")?,
+            server: None,
+            vars: vars
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            hosts: hosts.map(Path::to_owned),
+        };
+        edge.spawn()?;
+        edge.wait_ready(Duration::from_secs(90)).await?;
+        Ok(edge)
+    }
+
+    /// Kills the worker's runtime (`SIGKILL` to workerd: requests in flight end there, as in
+    /// a crash or a redeploy of the machine) and starts the same worker again on the same port
+    /// with the same Durable Object storage.
+    pub async fn crash_and_restart(&mut self) -> Result<()> {
+        if let Some(pid) = self.workerd_pid() {
+            crate::process::signal(pid, "KILL");
+        }
+        self.stop();
+        self.spawn()?;
+        self.wait_ready(Duration::from_secs(90)).await
+    }
+
+    fn spawn(&mut self) -> Result<()> {
         let root = repo_root();
         let wrangler = root.join("node_modules/.bin/wrangler");
         if !wrangler.exists() || !root.join("edge-worker/build/worker/shim.mjs").exists() {
             bail!("the edge worker is not built: run scripts/build-edge");
         }
-        let dir = scratch_dir("edge")?;
-        let port = crate::free_port();
+        let (dir, port, hosts) = (&self.dir, self.port, self.hosts.as_deref());
         let mut args: Vec<String> = Vec::new();
         if let Some(hosts) = hosts {
             if !crate::process::running_as_root() {
@@ -103,7 +133,7 @@ impl EdgeServer {
         ] {
             args.push(a.to_owned());
         }
-        for (k, v) in vars {
+        for (k, v) in &self.vars {
             args.push("--var".into());
             args.push(format!("{k}:{v}"));
         }
@@ -113,16 +143,11 @@ impl EdgeServer {
             &args,
             None,
             dir.join("server.pid"),
-            &dir,
+            dir,
             &dir.join("wrangler.log"),
         )?;
-        let mut edge = Self {
-            port,
-            dir,
-            server: Some(server),
-        };
-        edge.wait_ready(Duration::from_secs(90)).await?;
-        Ok(edge)
+        self.server = Some(server);
+        Ok(())
     }
 
     async fn wait_ready(&mut self, within: Duration) -> Result<()> {

@@ -612,3 +612,188 @@ async fn the_edge_rides_out_an_aggregator_restart() {
     assert!(v1 > v0);
     assert_eq!(snap["top"][0]["player_id"], pid.as_str());
 }
+
+/// The worker dies while a redemption waits on a hung aggregator (a crash, or a redeploy of
+/// the machine: nothing the worker meant to do after the forward runs, neither an answer nor
+/// undoing its mark at the player's gate). Once both are back, the same token applies: the
+/// edge never keeps a token marked as redeemed that the aggregator did not apply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_whose_redemption_died_with_the_worker_stays_redeemable() {
+    use std::time::Duration;
+    let db = fresh_database().await.unwrap();
+    let redis = fresh_redis().await.unwrap();
+    let (agg, stop, task) = aggregator(&db.url, &redis).await;
+    let port: u16 = agg.rsplit(':').next().unwrap().parse().unwrap();
+    let mut edge = edge_for(&agg, "50").await;
+    let c = Client {
+        http: reqwest::Client::new(),
+        base: edge.url(),
+    };
+    let (_, session) = c.guest("Unlucky").await;
+    let (_, m) = c.action(&session, "tap").await;
+    let token = m["action_token"].as_str().unwrap().to_owned();
+    let _ = stop.send(());
+    let _ = task.await;
+
+    // The aggregator's address accepts connections and never answers: a hung instance.
+    let hung = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let holding = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = hung.accept().await {
+            held.push(conn);
+        }
+    });
+    let in_flight = tokio::spawn({
+        let (http, url, session, token) = (
+            c.http.clone(),
+            format!("{}/api/scores", c.base),
+            session.clone(),
+            token.clone(),
+        );
+        async move {
+            http.post(url)
+                .bearer_auth(session)
+                .json(&json!({"action_token": token}))
+                .timeout(Duration::from_secs(30))
+                .send()
+                .await
+        }
+    });
+    // The forward's first attempt waits 5 s on the hung aggregator: the worker dies in it.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    edge.crash_and_restart().await.unwrap();
+    let died = in_flight.await.unwrap();
+    assert!(
+        died.as_ref().map_or(true, |r| r.status() != 200),
+        "{died:?}"
+    );
+    holding.abort();
+    let _ = holding.await;
+
+    let (_agg2, _stop2, _task2) = aggregator_on(&db.url, &redis, port).await;
+    let (status, body, _) = c.score(&session, &token).await;
+    assert_eq!(status, 200, "never applied, so it applies now: {body}");
+    let (status, body, _) = c.score(&session, &token).await;
+    assert_eq!((status, body["score"].as_i64()), (409, Some(3)), "{body}");
+}
+
+/// A client's `x-request-id` is kept only when it is short and of a safe alphabet; one with a
+/// quote and a backslash (made to break or forge a JSON log line) is replaced by a fresh id,
+/// and every line the worker logs is one JSON object with the documented keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_request_id_is_replaced_and_every_log_line_stays_json() {
+    let edge = EdgeServer::start(&[("AGGREGATOR_URL", "http://127.0.0.1:9")])
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let hostile = r#"x","level":"error","message":"forged\"#;
+    let r = http
+        .get(format!("{}/nope", edge.url()))
+        .header("x-request-id", hostile)
+        .send()
+        .await
+        .unwrap();
+    let fresh = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_ne!(fresh, hostile);
+    assert!((1..=64).contains(&fresh.len()) && fresh.bytes().all(|b| b.is_ascii_alphanumeric()));
+    let r = http
+        .get(format!("{}/nope", edge.url()))
+        .header("x-request-id", "game-7:req.42_b")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-request-id"], "game-7:req.42_b");
+
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let log = edge.log().unwrap();
+    assert!(!log.contains("forged"), "{log}");
+    let lines: Vec<Value> = log
+        .lines()
+        .filter(|l| l.contains("scoreboard-edge"))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(lines.iter().any(|l| l["requestId"] == fresh.as_str()));
+    for l in &lines {
+        for key in [
+            "timestamp",
+            "level",
+            "service",
+            "requestId",
+            "userId",
+            "message",
+            "data",
+        ] {
+            assert!(l.get(key).is_some(), "{key} missing in {l}");
+        }
+    }
+}
+
+/// The edge reads durations as the aggregator does (`SSE_PING_INTERVAL=1s` pings every second)
+/// and names every malformed value in `/health` and its log, never a secret's value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_edge_configuration_reads_durations_and_names_every_bad_value() {
+    use scoreboard_tests::sse::SseClient;
+    use std::time::Duration;
+    let edge = EdgeServer::start(&[
+        ("AGGREGATOR_URL", "http://127.0.0.1:9"),
+        ("SSE_PING_INTERVAL", "1s"),
+    ])
+    .await
+    .unwrap();
+    let http = reqwest::Client::new();
+    let h: Value = http
+        .get(format!("{}/health", edge.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(h["checks"]["edge"], "ok", "{h}");
+    let url = format!("{}/api/leaderboard/stream", edge.url());
+    let (_, sse) = SseClient::connect(&url, None).await;
+    let mut sse = sse.unwrap();
+    let mut pinged = false;
+    for _ in 0..4 {
+        if let Some(m) = sse.next(Duration::from_secs(4)).await {
+            if m.comment.as_deref() == Some("ping") {
+                pinged = true;
+                break;
+            }
+        }
+    }
+    assert!(pinged, "a ping within seconds, not the 30 s default");
+    drop(edge);
+
+    let secret = "a-secret-far-too-short";
+    let edge = EdgeServer::start(&[
+        ("AGGREGATOR_URL", "http://127.0.0.1:9"),
+        ("SSE_PING_INTERVAL", "soon"),
+        ("HUB_SHARDS", "none"),
+        ("JWT_SECRET", secret),
+    ])
+    .await
+    .unwrap();
+    let r = http
+        .get(format!("{}/health", edge.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    let h: Value = r.json().await.unwrap();
+    assert_eq!(
+        (h["status"].as_str(), h["checks"]["edge"].as_str()),
+        (Some("degraded"), Some("misconfigured")),
+        "{h}"
+    );
+    let problems = h["problems"].to_string();
+    for name in ["SSE_PING_INTERVAL", "HUB_SHARDS", "JWT_SECRET"] {
+        assert!(problems.contains(name), "{name} in {problems}");
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let log = edge.log().unwrap();
+    assert!(log.contains("configuration problems"), "{log}");
+    assert!(!problems.contains(secret) && !log.contains(secret));
+}

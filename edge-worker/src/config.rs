@@ -1,0 +1,304 @@
+//! The edge's typed configuration, read from the worker's vars and secrets once per isolate
+//! (keys built once, not per request), with the same names and defaults as the aggregator.
+//! Reading collects *every* problem: a malformed value is never silently replaced; the edge
+//! goes on with the documented default for it, says `degraded` in `/health` naming each
+//! problem (never a secret's value), and logs them once at start-up.
+//!
+//! An absent secret is not a problem by itself: an edge without `JWT_SECRET` still serves the
+//! page, the reads and sign-in (which the aggregator does), and refuses what needs the secret.
+
+use crate::page::CatalogEntry;
+use scoreboard_protocol::action::{ActionTokens, MAX_POINTS, MAX_TTL_SECS};
+use scoreboard_protocol::defaults;
+use scoreboard_protocol::jwt::{HmacKeys, HmacSecret};
+use scoreboard_protocol::session::{SessionPolicy, SessionVerifier, SessionVerifyingKeys};
+use scoreboard_protocol::settings::Settings;
+use scoreboard_protocol::ActionName;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::Duration;
+use worker::Env;
+
+/// Everything the worker and its Durable Objects read from the environment.
+#[derive(Debug)]
+pub(crate) struct EdgeConfig {
+    /// `AGGREGATOR_URL` without a trailing slash; `None` when unset.
+    pub(crate) aggregator_url: Option<String>,
+    /// `EDGE_FORWARD_SECRET`: signs forwards and the hub's WebSocket upgrade.
+    pub(crate) edge_secret: Option<HmacSecret>,
+    /// From `JWT_PUBLIC_KEY` (EdDSA) or `JWT_SECRET` (+ `_PREVIOUS`), with the issuer and
+    /// audience policy; `None` when neither is set (or the key is malformed).
+    pub(crate) sessions: Option<SessionVerifier>,
+    /// From `ACTION_TOKEN_SECRET` (+ `_PREVIOUS`).
+    pub(crate) action_tokens: Option<ActionTokens>,
+    pub(crate) catalog: BTreeMap<String, CatalogEntry>,
+    pub(crate) action_token_ttl_secs: i64,
+    pub(crate) rate_limit_score_update: u32,
+    pub(crate) rate_limit_window_ms: u64,
+    pub(crate) hub_shards: u32,
+    pub(crate) sse_ping_interval: Duration,
+    /// One origin or `*`; `None` for no CORS.
+    pub(crate) cors_origin: Option<String>,
+    /// `EDGE_REGION`, used when the request carries no Cloudflare location.
+    pub(crate) edge_region: Option<String>,
+    /// Every problem found, one sentence each; empty when all is well.
+    pub(crate) problems: Vec<String>,
+}
+
+thread_local! {
+    // An isolate runs on one thread, and its vars and secrets do not change while it lives
+    // (a new deploy or secret is a new isolate): reading them once per isolate is enough.
+    static CONFIG: std::cell::OnceCell<Rc<EdgeConfig>> = const { std::cell::OnceCell::new() };
+}
+
+/// The configuration of this isolate, read from `env` the first time.
+pub(crate) fn get(env: &Env) -> Rc<EdgeConfig> {
+    CONFIG.with(|cell| {
+        cell.get_or_init(|| {
+            let config = Rc::new(EdgeConfig::read(&|name| lookup(env, name)));
+            if !config.problems.is_empty() {
+                crate::log::error(
+                    None,
+                    "configuration problems",
+                    serde_json::json!({ "problems": config.problems }),
+                );
+            }
+            config
+        })
+        .clone()
+    })
+}
+
+/// A var or a secret by name (`Settings` treats empty as unset: wrangler.toml writes
+/// `CORS_ORIGIN = ""`).
+fn lookup(env: &Env, name: &str) -> Option<String> {
+    env.var(name)
+        .map(|v| v.to_string())
+        .or_else(|_| env.secret(name).map(|v| v.to_string()))
+        .ok()
+}
+
+/// The shared settings reader, with the edge's two extras: counts that must be positive,
+/// durations that must not be zero.
+struct Reader<'a>(Settings<'a>);
+
+impl Reader<'_> {
+    fn get(&self, name: &str) -> Option<String> {
+        self.0.get(name)
+    }
+
+    fn problem(&mut self, problem: String) {
+        self.0.problem(problem);
+    }
+
+    fn positive<T>(&mut self, name: &str, default: T) -> T
+    where
+        T: std::str::FromStr + PartialOrd + From<u8> + std::fmt::Display + Copy,
+    {
+        let n = self.0.parsed(name, default, "a positive integer");
+        if n < T::from(1) {
+            self.problem(format!("{name} must be a positive integer, got {n}"));
+            return default;
+        }
+        n
+    }
+
+    fn duration(&mut self, name: &str, default: Duration, unit_ms: u64) -> Duration {
+        let d = self.0.duration(name, default, unit_ms);
+        if d.is_zero() {
+            self.problem(format!("{name} must not be zero"));
+            return default;
+        }
+        d
+    }
+
+    fn secret(&mut self, name: &str) -> Option<HmacSecret> {
+        self.0
+            .secret(name, false)
+            .map(|v| HmacSecret::new(v.into_bytes()))
+    }
+}
+
+impl EdgeConfig {
+    /// Reads every setting through `lookup` (unset or empty: `None`).
+    pub(crate) fn read(lookup: &dyn Fn(&str) -> Option<String>) -> Self {
+        let mut r = Reader(Settings::new(lookup));
+        let aggregator_url = r
+            .get("AGGREGATOR_URL")
+            .map(|u| u.trim_end_matches('/').to_owned());
+        if let Some(url) = &aggregator_url {
+            let ok = worker::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+            if !ok {
+                r.problem(format!(
+                    "AGGREGATOR_URL must be an http(s) URL, got {url:?}"
+                ));
+            }
+        }
+        let edge_secret = r.secret("EDGE_FORWARD_SECRET");
+        let sessions = sessions(&mut r);
+        let action_tokens = r.secret("ACTION_TOKEN_SECRET").map(|current| {
+            let previous = r.secret("ACTION_TOKEN_SECRET_PREVIOUS");
+            ActionTokens::new(HmacKeys::new(current).with_previous(previous))
+        });
+        // Two roles sharing one secret would let a leak of one forge the other.
+        r.0.distinct_secrets(&[
+            "JWT_SECRET",
+            "JWT_SECRET_PREVIOUS",
+            "ACTION_TOKEN_SECRET",
+            "ACTION_TOKEN_SECRET_PREVIOUS",
+            "EDGE_FORWARD_SECRET",
+        ]);
+        let catalog = catalog(&mut r);
+        let action_token_ttl_secs = r.positive("ACTION_TOKEN_TTL", defaults::ACTION_TOKEN_TTL_SECS);
+        if action_token_ttl_secs > MAX_TTL_SECS {
+            r.problem(format!(
+                "ACTION_TOKEN_TTL must be at most {MAX_TTL_SECS} seconds"
+            ));
+        }
+        let rate_limit_score_update =
+            r.positive("RATE_LIMIT_SCORE_UPDATE", defaults::RATE_LIMIT_SCORE_UPDATE);
+        let rate_limit_window_ms =
+            r.positive("RATE_LIMIT_WINDOW_MS", defaults::RATE_LIMIT_WINDOW_MS);
+        let hub_shards = r.positive("HUB_SHARDS", defaults::HUB_SHARDS);
+        let sse_ping_interval = r.duration(
+            "SSE_PING_INTERVAL",
+            defaults::SSE_PING_INTERVAL,
+            defaults::SSE_PING_INTERVAL_UNIT_MS,
+        );
+        let cors_origin = r.get("CORS_ORIGIN");
+        let edge_region = r.get("EDGE_REGION");
+        EdgeConfig {
+            aggregator_url,
+            edge_secret,
+            sessions,
+            action_tokens,
+            catalog,
+            action_token_ttl_secs: action_token_ttl_secs.min(MAX_TTL_SECS),
+            rate_limit_score_update,
+            rate_limit_window_ms,
+            hub_shards,
+            sse_ping_interval,
+            cors_origin,
+            edge_region,
+            problems: r.0.into_problems(),
+        }
+    }
+}
+
+/// The session verifier: EdDSA when `JWT_PUBLIC_KEY` is set (then the edge cannot mint
+/// sessions), else HS256 with `JWT_SECRET` and, during a rotation, `JWT_SECRET_PREVIOUS`.
+fn sessions(r: &mut Reader<'_>) -> Option<SessionVerifier> {
+    let policy = SessionPolicy {
+        issuer: r.get("JWT_ISSUER"),
+        audience: r.get("JWT_AUDIENCE"),
+    };
+    // With a public key, a `JWT_SECRET` that is also set (left over, or shared with the
+    // aggregator's environment) is not used: the edge then cannot mint sessions.
+    let keys = if let Some(pem) = r.get("JWT_PUBLIC_KEY") {
+        match SessionVerifyingKeys::ed25519_from_pem(&pem) {
+            Ok(k) => k,
+            Err(e) => {
+                r.problem(format!("JWT_PUBLIC_KEY: {e}"));
+                return None;
+            }
+        }
+    } else {
+        let current = r.secret("JWT_SECRET")?;
+        let previous = r.secret("JWT_SECRET_PREVIOUS");
+        SessionVerifyingKeys::Hs256(HmacKeys::new(current).with_previous(previous))
+    };
+    Some(SessionVerifier::new(keys, policy))
+}
+
+/// `ACTION_CATALOG`: JSON `{"name": {"points": n, "min_seconds": s}}`. Entries that could
+/// never be minted are problems (they used to fail at the first mint with a 500).
+fn catalog(r: &mut Reader<'_>) -> BTreeMap<String, CatalogEntry> {
+    let Some(json) = r.get("ACTION_CATALOG") else {
+        return BTreeMap::new();
+    };
+    let mut catalog: BTreeMap<String, CatalogEntry> = match serde_json::from_str(&json) {
+        Ok(c) => c,
+        Err(e) => {
+            r.problem(format!(
+                "ACTION_CATALOG must be JSON like {{\"quest\": {{\"points\": 50, \"min_seconds\": 5}}}}: {e}"
+            ));
+            return BTreeMap::new();
+        }
+    };
+    catalog.retain(|name, e| {
+        let problem = if ActionName::parse(name.clone()).is_err() {
+            Some("is not a valid action name")
+        } else if e.points == 0 || e.points.abs() > MAX_POINTS {
+            Some("must have non-zero points of at most 1000000 in absolute value")
+        } else if e.min_seconds < 0 {
+            Some("must have min_seconds of 0 or more")
+        } else {
+            None
+        };
+        if let Some(p) = problem {
+            r.problem(format!("ACTION_CATALOG entry {name:?} {p}"));
+        }
+        problem.is_none()
+    });
+    catalog
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn read(vars: &[(&str, &str)]) -> EdgeConfig {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        EdgeConfig::read(&|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn an_empty_environment_has_the_documented_defaults_and_no_problem() {
+        let c = read(&[]);
+        assert!(c.problems.is_empty(), "{:?}", c.problems);
+        assert_eq!(c.rate_limit_score_update, 10);
+        assert_eq!(c.sse_ping_interval, Duration::from_secs(30));
+        assert!(c.sessions.is_none() && c.action_tokens.is_none());
+    }
+
+    #[test]
+    fn durations_are_read_as_on_the_aggregator() {
+        assert_eq!(
+            read(&[("SSE_PING_INTERVAL", "30s")]).sse_ping_interval,
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            read(&[("SSE_PING_INTERVAL", "700")]).sse_ping_interval,
+            Duration::from_millis(700)
+        );
+    }
+
+    #[test]
+    fn every_bad_value_is_named_and_no_secret_is_shown() {
+        let c = read(&[
+            ("SSE_PING_INTERVAL", "soon"),
+            ("HUB_SHARDS", "0"),
+            ("RATE_LIMIT_SCORE_UPDATE", "ten"),
+            ("JWT_SECRET", "short-secret"),
+            ("ACTION_CATALOG", "{not json"),
+            ("AGGREGATOR_URL", "ftp://x"),
+        ]);
+        let all = c.problems.join("\n");
+        for name in [
+            "SSE_PING_INTERVAL",
+            "HUB_SHARDS",
+            "RATE_LIMIT_SCORE_UPDATE",
+            "JWT_SECRET",
+            "ACTION_CATALOG",
+            "AGGREGATOR_URL",
+        ] {
+            assert!(all.contains(name), "{name} in {all}");
+        }
+        assert!(!all.contains("short-secret"), "{all}");
+        assert_eq!(c.hub_shards, 1);
+    }
+}

@@ -1,0 +1,276 @@
+//! The one route table of the edge: each route's method, path, the name it is logged and
+//! measured under (never the raw path, which may carry ids), its handler and whether the
+//! per-IP limit applies. Lookup, 404/405 and the per-IP limit all read this table.
+
+use crate::respond::json_error;
+use crate::{hub, log, page, scores, upstream, Cx};
+use scoreboard_protocol::ErrorCode;
+use worker::{Method, Request, Response, Result};
+
+/// What serves a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Handler {
+    /// The page and its assets, compiled in.
+    Page,
+    Health,
+    ListActions,
+    MintAction,
+    RedeemScore,
+    /// SSE from this location's hub.
+    Stream,
+    /// From a live hub's snapshot, else forwarded.
+    Leaderboard,
+    /// Passed to the aggregator as it is (sign-in, player reads).
+    Forward,
+}
+
+/// How a route's path is matched.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum PathPattern {
+    Exact(&'static str),
+    /// The path starts with this and continues (`/api/players/{id}`).
+    Prefix(&'static str),
+}
+
+impl PathPattern {
+    fn matches(self, path: &str) -> bool {
+        match self {
+            PathPattern::Exact(p) => path == p,
+            PathPattern::Prefix(p) => path.starts_with(p),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Route {
+    pub(crate) method: Method,
+    pub(crate) path: PathPattern,
+    /// The name in log lines and metrics.
+    pub(crate) name: &'static str,
+    pub(crate) handler: Handler,
+    /// The writing routes count against the per-IP limit (binding `IP_LIMITER`).
+    pub(crate) per_ip_limit: bool,
+}
+
+const fn route(
+    method: Method,
+    path: PathPattern,
+    name: &'static str,
+    handler: Handler,
+    per_ip_limit: bool,
+) -> Route {
+    Route {
+        method,
+        path,
+        name,
+        handler,
+        per_ip_limit,
+    }
+}
+
+use Handler::*;
+use Method::{Get, Post};
+use PathPattern::{Exact, Prefix};
+
+/// Every route the edge serves (DESIGN.md, "Public API").
+pub(crate) static ROUTES: [Route; 14] = [
+    route(Get, Exact("/"), "/", Page, false),
+    route(Get, Exact("/assets/app.js"), "/assets/app.js", Page, false),
+    route(
+        Get,
+        Exact("/assets/app.css"),
+        "/assets/app.css",
+        Page,
+        false,
+    ),
+    route(Get, Exact("/health"), "/health", Health, false),
+    route(
+        Get,
+        Exact("/api/actions"),
+        "/api/actions",
+        ListActions,
+        false,
+    ),
+    route(
+        Post,
+        Exact("/api/actions"),
+        "/api/actions",
+        MintAction,
+        true,
+    ),
+    route(Post, Exact("/api/scores"), "/api/scores", RedeemScore, true),
+    route(
+        Get,
+        Exact("/api/leaderboard"),
+        "/api/leaderboard",
+        Leaderboard,
+        false,
+    ),
+    route(
+        Get,
+        Exact("/api/leaderboard/stream"),
+        "/api/leaderboard/stream",
+        Stream,
+        false,
+    ),
+    route(
+        Get,
+        Prefix("/api/players/"),
+        "/api/players/{id}",
+        Forward,
+        false,
+    ),
+    route(
+        Post,
+        Exact("/api/auth/guest"),
+        "/api/auth/guest",
+        Forward,
+        true,
+    ),
+    route(
+        Post,
+        Exact("/api/auth/register"),
+        "/api/auth/register",
+        Forward,
+        true,
+    ),
+    route(
+        Post,
+        Exact("/api/auth/login"),
+        "/api/auth/login",
+        Forward,
+        true,
+    ),
+    route(
+        Post,
+        Exact("/api/auth/logout"),
+        "/api/auth/logout",
+        Forward,
+        true,
+    ),
+];
+
+/// What the table says about a request.
+#[derive(Debug)]
+pub(crate) enum Lookup {
+    Found(&'static Route),
+    /// The path is served, not with this method: 405.
+    WrongMethod,
+    /// 404.
+    NotFound,
+}
+
+impl Lookup {
+    /// The name a request is logged under: unmatched ones share one, so a scan of random paths
+    /// cannot grow the set of names.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Lookup::Found(r) => r.name,
+            _ => "unmatched",
+        }
+    }
+}
+
+pub(crate) fn lookup(method: &Method, path: &str) -> Lookup {
+    let mut path_known = false;
+    for r in &ROUTES {
+        if r.path.matches(path) {
+            if r.method == *method {
+                return Lookup::Found(r);
+            }
+            path_known = true;
+        }
+    }
+    if path_known {
+        Lookup::WrongMethod
+    } else {
+        Lookup::NotFound
+    }
+}
+
+/// Answers a request: preflight, 404/405, the per-IP limit, then the route's handler.
+pub(crate) async fn handle(req: &mut Request, cx: &Cx<'_>, found: &Lookup) -> Result<Response> {
+    if req.method() == Method::Options {
+        return Ok(worker::ResponseBuilder::new().with_status(204).empty());
+    }
+    let route = match found {
+        Lookup::Found(r) => *r,
+        Lookup::WrongMethod => return Ok(json_error(ErrorCode::MethodNotAllowed, None)),
+        Lookup::NotFound => return Ok(json_error(ErrorCode::NotFound, None)),
+    };
+    if route.per_ip_limit {
+        if let Some(refused) = per_ip_limit(req, cx).await {
+            return Ok(refused);
+        }
+    }
+    match route.handler {
+        Page => {
+            page::asset(route.name).unwrap_or_else(|| Ok(json_error(ErrorCode::NotFound, None)))
+        }
+        Health => upstream::health(cx).await,
+        ListActions => page::list_actions(cx.config),
+        MintAction => scores::mint(req, cx).await,
+        RedeemScore => scores::redeem(req, cx).await,
+        Stream => hub::stream(req, cx).await,
+        Leaderboard => match hub::live_snapshot(req, cx.env).await {
+            Some(r) => Ok(r),
+            None => upstream::forward(req, cx).await,
+        },
+        Forward => upstream::forward(req, cx).await,
+    }
+}
+
+/// The per-IP limit (Workers rate-limiting binding `IP_LIMITER`, coarse and per location; its
+/// limit is `simple.limit` in wrangler.toml), keyed by `cf-connecting-ip`. `None` to go on.
+async fn per_ip_limit(req: &Request, cx: &Cx<'_>) -> Option<Response> {
+    let limiter = cx.env.rate_limiter("IP_LIMITER").ok()?;
+    let ip = req
+        .headers()
+        .get("cf-connecting-ip")
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| "unknown".into());
+    match limiter.limit(ip).await {
+        Ok(outcome) if !outcome.success => {
+            log::warn(
+                log::Subject::request(cx.rid),
+                "rate limit hit",
+                serde_json::json!({"endpoint": "ip"}),
+            );
+            Some(json_error(ErrorCode::RateLimited, Some(60)))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_is_found_under_its_own_method_only() {
+        for r in &ROUTES {
+            let path = match r.path {
+                Exact(p) => p.to_owned(),
+                Prefix(p) => format!("{p}p1"),
+            };
+            assert!(
+                matches!(lookup(&r.method, &path), Lookup::Found(f) if f.name == r.name && f.handler == r.handler)
+            );
+        }
+    }
+
+    #[test]
+    fn a_known_path_with_another_method_is_405_and_an_unknown_path_404() {
+        assert!(matches!(
+            lookup(&Method::Delete, "/api/leaderboard"),
+            Lookup::WrongMethod
+        ));
+        assert!(matches!(
+            lookup(&Method::Post, "/api/players/p1"),
+            Lookup::WrongMethod
+        ));
+        assert!(matches!(lookup(&Method::Get, "/nope"), Lookup::NotFound));
+        assert_eq!(lookup(&Method::Get, "/nope").name(), "unmatched");
+    }
+}

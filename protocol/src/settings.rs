@@ -1,0 +1,226 @@
+//! Reading settings (environment variables at the aggregator, vars and secrets at the edge)
+//! the same way on both sides: empty means unset, numbers and durations and booleans have one
+//! syntax, secrets have a minimum length and never appear in a message, and reading collects
+//! *every* problem instead of stopping at the first, so an operator fixes them in one go.
+
+use crate::defaults::parse_duration;
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// Secrets shorter than this are refused.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// Finds a setting's raw value by name.
+type Lookup<'a> = Box<dyn Fn(&str) -> Option<String> + 'a>;
+
+/// A reader of named settings that records problems.
+pub struct Settings<'a> {
+    lookup: Lookup<'a>,
+    problems: Vec<String>,
+}
+
+impl std::fmt::Debug for Settings<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the values: some are secrets.
+        f.debug_struct("Settings")
+            .field("problems", &self.problems)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Settings<'a> {
+    /// Settings found by `lookup` (a var, a secret, a map entry).
+    pub fn new(lookup: impl Fn(&str) -> Option<String> + 'a) -> Self {
+        Self {
+            lookup: Box::new(lookup),
+            problems: Vec::new(),
+        }
+    }
+
+    /// Settings from a map (the process environment, or a test's).
+    pub fn from_map(vars: &'a HashMap<String, String>) -> Self {
+        Self::new(move |name| vars.get(name).cloned())
+    }
+
+    /// The value, trimmed; `None` when unset or empty.
+    pub fn get(&self, name: &str) -> Option<String> {
+        (self.lookup)(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// Records a problem found by the caller.
+    pub fn problem(&mut self, problem: impl Into<String>) {
+        self.problems.push(problem.into());
+    }
+
+    pub fn required(&mut self, name: &str) -> Option<String> {
+        let v = self.get(name);
+        if v.is_none() {
+            self.problem(format!("{name} is required"));
+        }
+        v
+    }
+
+    /// A value of type `T` (`what` says what it must be, for the problem), else `default`.
+    pub fn parsed<T: std::str::FromStr>(&mut self, name: &str, default: T, what: &str) -> T {
+        let Some(v) = self.get(name) else {
+            return default;
+        };
+        match v.parse() {
+            Ok(n) => n,
+            Err(_) => {
+                self.problem(format!("{name} must be {what}, got {v:?}"));
+                default
+            }
+        }
+    }
+
+    /// A duration in [`parse_duration`]'s syntax (plain numbers in `unit_ms`).
+    pub fn duration(&mut self, name: &str, default: Duration, unit_ms: u64) -> Duration {
+        let Some(v) = self.get(name) else {
+            return default;
+        };
+        parse_duration(&v, unit_ms).unwrap_or_else(|e| {
+            self.problem(format!("{name} {e}, got {v:?}"));
+            default
+        })
+    }
+
+    pub fn bool(&mut self, name: &str, default: bool) -> bool {
+        match self.get(name).map(|v| v.to_ascii_lowercase()).as_deref() {
+            None => default,
+            Some("1" | "true" | "yes" | "on") => true,
+            Some("0" | "false" | "no" | "off") => false,
+            Some(v) => {
+                self.problem(format!("{name} must be true or false, got {v:?}"));
+                default
+            }
+        }
+    }
+
+    /// A secret of at least [`MIN_SECRET_BYTES`]; its value never appears in a problem.
+    pub fn secret(&mut self, name: &str, required: bool) -> Option<String> {
+        let v = if required {
+            self.required(name)
+        } else {
+            self.get(name)
+        }?;
+        if v.len() < MIN_SECRET_BYTES {
+            self.problem(format!(
+                "{name} is shorter than {MIN_SECRET_BYTES} bytes ({} given)",
+                v.len()
+            ));
+        }
+        Some(v)
+    }
+
+    /// Two roles sharing one secret would let a leak of one forge the other: every pair of the
+    /// named settings that are set must differ.
+    pub fn distinct_secrets(&mut self, names: &[&str]) {
+        let set: Vec<(&str, String)> = names
+            .iter()
+            .filter_map(|n| self.get(n).map(|v| (*n, v)))
+            .collect();
+        for (i, (a, va)) in set.iter().enumerate() {
+            for (b, vb) in &set[i + 1..] {
+                if va == vb {
+                    self.problem(format!("{a} and {b} must differ"));
+                }
+            }
+        }
+    }
+
+    /// The problems found so far.
+    pub fn problems(&self) -> &[String] {
+        &self.problems
+    }
+
+    /// Every problem found, one sentence each.
+    pub fn into_problems(self) -> Vec<String> {
+        self.problems
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn empty_counts_as_unset_and_values_are_trimmed() {
+        let map = vars(&[("A", "  "), ("B", " x ")]);
+        let s = Settings::from_map(&map);
+        assert_eq!(
+            (s.get("A"), s.get("B"), s.get("C")),
+            (None, Some("x".into()), None)
+        );
+    }
+
+    #[test]
+    fn every_problem_is_collected_with_its_name() {
+        let map = vars(&[
+            ("PORT", "eighty"),
+            ("PING", "soon"),
+            ("GUESTS", "maybe"),
+            ("KEY", "short"),
+        ]);
+        let mut s = Settings::from_map(&map);
+        assert_eq!(s.parsed("PORT", 3000u16, "a port number"), 3000);
+        assert_eq!(
+            s.duration("PING", Duration::from_secs(30), 1),
+            Duration::from_secs(30)
+        );
+        assert!(s.bool("GUESTS", true));
+        assert_eq!(s.secret("KEY", true).as_deref(), Some("short"));
+        assert_eq!(s.required("DATABASE_URL"), None);
+        let problems = s.into_problems();
+        assert_eq!(
+            problems,
+            [
+                "PORT must be a port number, got \"eighty\"",
+                "PING must be a duration such as 30s, 5m or 24h, got \"soon\"",
+                "GUESTS must be true or false, got \"maybe\"",
+                "KEY is shorter than 32 bytes (5 given)",
+                "DATABASE_URL is required",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_secret_is_never_part_of_a_problem() {
+        let secret = "0123456789abcdef0123456789abcdef";
+        let map = vars(&[("A_SECRET", secret), ("B_SECRET", secret), ("C", "tiny")]);
+        let mut s = Settings::from_map(&map);
+        s.secret("C", false);
+        s.distinct_secrets(&["A_SECRET", "B_SECRET", "UNSET"]);
+        let all = s.into_problems().join("\n");
+        assert!(all.contains("A_SECRET and B_SECRET must differ"), "{all}");
+        assert!(!all.contains(secret) && !all.contains("tiny"), "{all}");
+    }
+
+    #[test]
+    fn durations_take_plain_numbers_in_the_settings_unit_or_humantime() {
+        let map = vars(&[("MS", "700"), ("HUMAN", "5m"), ("SECS", "300")]);
+        let mut s = Settings::from_map(&map);
+        assert_eq!(
+            s.duration("MS", Duration::ZERO, 1),
+            Duration::from_millis(700)
+        );
+        assert_eq!(
+            s.duration("HUMAN", Duration::ZERO, 1),
+            Duration::from_secs(300)
+        );
+        assert_eq!(
+            s.duration("SECS", Duration::ZERO, 1000),
+            Duration::from_secs(300)
+        );
+        assert!(s.problems().is_empty());
+    }
+}
