@@ -6,12 +6,10 @@ use scoreboard_protocol::jwt::{HmacKeys, HmacSecret};
 use scoreboard_protocol::session::{
     SessionIssuer, SessionPolicy, SessionSigningKey, SessionVerifier,
 };
+use scoreboard_protocol::settings::Settings;
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::HashMap;
 use std::time::Duration;
-
-/// Secrets shorter than this are refused.
-const MIN_SECRET_BYTES: usize = 32;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -59,139 +57,48 @@ pub struct Config {
 #[error("configuration refused:\n  - {}", .0.join("\n  - "))]
 pub struct ConfigErrors(pub Vec<String>);
 
-/// Reads variables from a map, recording problems instead of stopping at the first.
-struct Reader<'a> {
-    vars: &'a HashMap<String, String>,
-    problems: Vec<String>,
+/// One of `allowed`, else a problem (and the default).
+fn one_of(r: &mut Settings<'_>, name: &str, allowed: &[&str], default: &str) -> String {
+    let v = r.get(name).unwrap_or_else(|| default.to_owned());
+    if allowed.contains(&v.as_str()) {
+        return v;
+    }
+    let listed = match allowed {
+        [a, b] => format!("{a} or {b}"),
+        _ => format!("one of {}", allowed.join(", ")),
+    };
+    r.problem(format!("{name} must be {listed}, got {v:?}"));
+    default.to_owned()
 }
 
-impl<'a> Reader<'a> {
-    fn get(&self, name: &str) -> Option<&'a str> {
-        self.vars
-            .get(name)
-            .map(|v| v.trim())
-            .filter(|v| !v.is_empty())
+/// A URL must use one of `schemes`.
+fn check_scheme(r: &mut Settings<'_>, name: &str, url: &Option<String>, schemes: &[&str]) {
+    let Some(url) = url else { return };
+    if !schemes.iter().any(|s| url.starts_with(&format!("{s}://"))) {
+        let listed: Vec<String> = schemes.iter().map(|s| format!("{s}://")).collect();
+        r.problem(format!("{name} must be a {} URL", listed.join(" or ")));
     }
+}
 
-    fn required(&mut self, name: &str) -> Option<String> {
-        let v = self.get(name).map(str::to_owned);
-        if v.is_none() {
-            self.problems.push(format!("{name} is required"));
+/// The session signing key: HS256 with `JWT_SECRET`, or EdDSA with the PEM file at
+/// `JWT_PRIVATE_KEY_PATH`; exactly one of the two.
+fn signing_key(r: &mut Settings<'_>, jwt_secret: Option<&str>) -> Option<SessionSigningKey> {
+    let problem = match (jwt_secret, r.get("JWT_PRIVATE_KEY_PATH")) {
+        (Some(s), None) => return Some(SessionSigningKey::Hs256(HmacSecret::new(s.as_bytes()))),
+        (Some(_), Some(_)) => {
+            "set JWT_SECRET (HS256) or JWT_PRIVATE_KEY_PATH (EdDSA), not both".to_owned()
         }
-        v
-    }
-
-    fn parsed<T: std::str::FromStr>(&mut self, name: &str, default: T, what: &str) -> T {
-        match self.get(name) {
-            None => default,
-            Some(v) => v.parse().unwrap_or_else(|_| {
-                self.problems
-                    .push(format!("{name} must be {what}, got {v:?}"));
-                default
-            }),
-        }
-    }
-
-    /// A duration, by the syntax both services share: plain numbers in `unit_ms`
-    /// milliseconds, or a suffixed value such as `500ms`, `30s`, `24h`.
-    fn duration(&mut self, name: &str, default: Duration, unit_ms: u64) -> Duration {
-        let Some(v) = self.get(name) else {
-            return default;
-        };
-        defaults::parse_duration(v, unit_ms).unwrap_or_else(|e| {
-            self.problems.push(format!("{name} {e}, got {v:?}"));
-            default
-        })
-    }
-
-    fn bool(&mut self, name: &str, default: bool) -> bool {
-        match self.get(name).map(str::to_ascii_lowercase).as_deref() {
-            None => default,
-            Some("1" | "true" | "yes" | "on") => true,
-            Some("0" | "false" | "no" | "off") => false,
-            Some(v) => {
-                self.problems
-                    .push(format!("{name} must be true or false, got {v:?}"));
-                default
-            }
-        }
-    }
-
-    /// One of `allowed`, else a problem (and the default).
-    fn one_of(&mut self, name: &str, allowed: &[&str], default: &str) -> String {
-        let v = self.get(name).unwrap_or(default);
-        if allowed.contains(&v) {
-            return v.to_owned();
-        }
-        self.problems.push(format!(
-            "{name} must be one of {}, got {v:?}",
-            allowed.join(", ")
-        ));
-        default.to_owned()
-    }
-
-    /// A URL must use one of `schemes`.
-    fn check_scheme(&mut self, name: &str, url: &Option<String>, schemes: &[&str]) {
-        let Some(url) = url else { return };
-        if !schemes.iter().any(|s| url.starts_with(&format!("{s}://"))) {
-            let listed: Vec<String> = schemes.iter().map(|s| format!("{s}://")).collect();
-            self.problems
-                .push(format!("{name} must be a {} URL", listed.join(" or ")));
-        }
-    }
-
-    /// Two roles sharing one secret would let a leak of one forge the other.
-    fn check_distinct(&mut self, named: &[(&str, &Option<String>)]) {
-        for (i, (a, va)) in named.iter().enumerate() {
-            for (b, vb) in &named[i + 1..] {
-                if let (Some(x), Some(y)) = (va, vb) {
-                    if x == y {
-                        self.problems.push(format!("{a} and {b} must differ"));
-                    }
-                }
-            }
-        }
-    }
-
-    /// The session signing key: HS256 with `JWT_SECRET`, or EdDSA with the PEM file at
-    /// `JWT_PRIVATE_KEY_PATH`; exactly one of the two.
-    fn signing_key(&mut self, jwt_secret: Option<&str>) -> Option<SessionSigningKey> {
-        let private_key_path = self.get("JWT_PRIVATE_KEY_PATH").map(str::to_owned);
-        let problem = match (jwt_secret, &private_key_path) {
-            (Some(s), None) => {
-                return Some(SessionSigningKey::Hs256(HmacSecret::new(s.as_bytes())))
-            }
-            (Some(_), Some(_)) => {
-                "set JWT_SECRET (HS256) or JWT_PRIVATE_KEY_PATH (EdDSA), not both".to_owned()
-            }
-            (None, None) => "JWT_SECRET or JWT_PRIVATE_KEY_PATH is required".to_owned(),
-            (None, Some(path)) => match std::fs::read_to_string(path) {
-                Ok(pem) => match SessionSigningKey::ed25519_from_pem(&pem) {
-                    Ok(k) => return Some(k),
-                    Err(e) => format!("JWT_PRIVATE_KEY_PATH: {e}"),
-                },
-                Err(e) => format!("JWT_PRIVATE_KEY_PATH {path:?} cannot be read: {e}"),
+        (None, None) => "JWT_SECRET or JWT_PRIVATE_KEY_PATH is required".to_owned(),
+        (None, Some(path)) => match std::fs::read_to_string(&path) {
+            Ok(pem) => match SessionSigningKey::ed25519_from_pem(&pem) {
+                Ok(k) => return Some(k),
+                Err(e) => format!("JWT_PRIVATE_KEY_PATH: {e}"),
             },
-        };
-        self.problems.push(problem);
-        None
-    }
-
-    /// A secret: at least [`MIN_SECRET_BYTES`]; never echoed in a problem.
-    fn secret(&mut self, name: &str, required: bool) -> Option<String> {
-        let v = if required {
-            self.required(name)
-        } else {
-            self.get(name).map(str::to_owned)
-        }?;
-        if v.len() < MIN_SECRET_BYTES {
-            self.problems.push(format!(
-                "{name} is shorter than {MIN_SECRET_BYTES} bytes ({} given)",
-                v.len()
-            ));
-        }
-        Some(v)
-    }
+            Err(e) => format!("JWT_PRIVATE_KEY_PATH {path:?} cannot be read: {e}"),
+        },
+    };
+    r.problem(problem);
+    None
 }
 
 /// HMAC keys from a current secret (checked present) and an optional previous one.
@@ -210,32 +117,33 @@ impl Config {
     /// every variable, longer than a screen on purpose: it is the table of settings, read in
     /// one pass so that every problem is collected before refusing.
     pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigErrors> {
-        let mut r = Reader {
-            vars,
-            problems: Vec::new(),
-        };
+        let mut r = Settings::from_map(vars);
 
         let port = r.parsed("PORT", 3000u16, "a port number");
         let metrics_port = r.parsed("METRICS_PORT", 9100u16, "a port number");
-        let bind_addr = r.get("BIND_ADDR").unwrap_or("0.0.0.0").to_owned();
+        let bind_addr = r.get("BIND_ADDR").unwrap_or_else(|| "0.0.0.0".into());
         let database_url = r.required("DATABASE_URL");
-        r.check_scheme("DATABASE_URL", &database_url, &["postgres", "postgresql"]);
-        let database_replica_url = r.get("DATABASE_REPLICA_URL").map(str::to_owned);
+        check_scheme(
+            &mut r,
+            "DATABASE_URL",
+            &database_url,
+            &["postgres", "postgresql"],
+        );
+        let database_replica_url = r.get("DATABASE_REPLICA_URL");
         let database_pool_max = r.parsed("DATABASE_POOL_MAX", 20u32, "a positive integer");
-        let redis_url = r.get("REDIS_URL").map(str::to_owned);
-        r.check_scheme("REDIS_URL", &redis_url, &["redis", "rediss"]);
+        let redis_url = r.get("REDIS_URL");
+        check_scheme(&mut r, "REDIS_URL", &redis_url, &["redis", "rediss"]);
         let redis_key_prefix = r
             .get("REDIS_KEY_PREFIX")
-            .unwrap_or("scoreboard:")
-            .to_owned();
+            .unwrap_or_else(|| "scoreboard:".into());
 
         // Sessions: HS256 with JWT_SECRET, or EdDSA with JWT_PRIVATE_KEY_PATH.
         let jwt_secret = r.secret("JWT_SECRET", false);
         let jwt_secret_previous = r.secret("JWT_SECRET_PREVIOUS", false);
-        let signing_key = r.signing_key(jwt_secret.as_deref());
+        let signing_key = signing_key(&mut r, jwt_secret.as_deref());
         let policy = SessionPolicy {
-            issuer: r.get("JWT_ISSUER").map(str::to_owned),
-            audience: r.get("JWT_AUDIENCE").map(str::to_owned),
+            issuer: r.get("JWT_ISSUER"),
+            audience: r.get("JWT_AUDIENCE"),
         };
         let jwt_expiry = r.duration("JWT_EXPIRY", Duration::from_secs(24 * 3600), 1000);
 
@@ -247,21 +155,20 @@ impl Config {
             "a number of seconds",
         );
         if !(1..=scoreboard_protocol::action::MAX_TTL_SECS).contains(&action_ttl) {
-            r.problems
-                .push("ACTION_TOKEN_TTL must be between 1 and 86400 seconds".to_owned());
+            r.problem("ACTION_TOKEN_TTL must be between 1 and 86400 seconds".to_owned());
         }
         let edge_secret = r.secret("EDGE_FORWARD_SECRET", true);
         let edge_previous = r.secret("EDGE_FORWARD_SECRET_PREVIOUS", false);
         let admin_key = r.secret("ADMIN_API_KEY", true);
 
-        r.check_distinct(&[
-            ("JWT_SECRET", &jwt_secret),
-            ("JWT_SECRET_PREVIOUS", &jwt_secret_previous),
-            ("ACTION_TOKEN_SECRET", &action_secret),
-            ("ACTION_TOKEN_SECRET_PREVIOUS", &action_previous),
-            ("EDGE_FORWARD_SECRET", &edge_secret),
-            ("EDGE_FORWARD_SECRET_PREVIOUS", &edge_previous),
-            ("ADMIN_API_KEY", &admin_key),
+        r.distinct_secrets(&[
+            "JWT_SECRET",
+            "JWT_SECRET_PREVIOUS",
+            "ACTION_TOKEN_SECRET",
+            "ACTION_TOKEN_SECRET_PREVIOUS",
+            "EDGE_FORWARD_SECRET",
+            "EDGE_FORWARD_SECRET_PREVIOUS",
+            "ADMIN_API_KEY",
         ]);
 
         let rate_limit_score_update = r.parsed(
@@ -275,7 +182,7 @@ impl Config {
             "milliseconds",
         );
         if rate_limit_score_update == 0 || rate_limit_window_ms == 0 {
-            r.problems.push(
+            r.problem(
                 "RATE_LIMIT_SCORE_UPDATE and RATE_LIMIT_WINDOW_MS must be positive".to_owned(),
             );
         }
@@ -285,7 +192,7 @@ impl Config {
             "a positive integer",
         );
         if rate_limit_ip == 0 {
-            r.problems.push("RATE_LIMIT_IP must be positive".to_owned());
+            r.problem("RATE_LIMIT_IP must be positive".to_owned());
         }
         let sse_ping_interval = r.duration(
             "SSE_PING_INTERVAL",
@@ -296,26 +203,26 @@ impl Config {
         let redis_sync_interval = r.duration("REDIS_SYNC_INTERVAL", Duration::from_secs(300), 1);
         let apply_batch_max = r.parsed("APPLY_BATCH_MAX", 512usize, "a positive integer");
         if apply_batch_max == 0 || apply_batch_max > 10_000 {
-            r.problems
-                .push("APPLY_BATCH_MAX must be between 1 and 10000".to_owned());
+            r.problem("APPLY_BATCH_MAX must be between 1 and 10000".to_owned());
         }
         let apply_batch_wait_us = r.parsed("APPLY_BATCH_WAIT_US", 500u64, "microseconds");
         let request_timeout = r.duration("REQUEST_TIMEOUT", Duration::from_secs(10), 1);
         let shutdown_grace_period = r.duration("SHUTDOWN_GRACE_PERIOD", Duration::from_secs(30), 1);
-        let cors_origin = r.get("CORS_ORIGIN").map(str::to_owned);
+        let cors_origin = r.get("CORS_ORIGIN");
         let allow_guests = r.bool("ALLOW_GUESTS", true);
-        let log_level = r.one_of(
+        let log_level = one_of(
+            &mut r,
             "LOG_LEVEL",
             &["trace", "debug", "info", "warn", "error"],
             "info",
         );
-        let log_format = match r.one_of("LOG_FORMAT", &["json", "pretty"], "json").as_str() {
+        let log_format = match one_of(&mut r, "LOG_FORMAT", &["json", "pretty"], "json").as_str() {
             "pretty" => LogFormat::Pretty,
             _ => LogFormat::Json,
         };
 
-        if !r.problems.is_empty() {
-            return Err(ConfigErrors(r.problems));
+        if !r.problems().is_empty() {
+            return Err(ConfigErrors(r.into_problems()));
         }
         // Everything below was checked above.
         let signing_key = signing_key.expect("checked");
