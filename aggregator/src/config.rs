@@ -3,10 +3,8 @@
 
 use scoreboard_protocol::defaults;
 use scoreboard_protocol::jwt::{HmacKeys, HmacSecret};
-use scoreboard_protocol::session::{
-    SessionIssuer, SessionPolicy, SessionSigningKey, SessionVerifier,
-};
-use scoreboard_protocol::settings::Settings;
+use scoreboard_protocol::session::{SessionIssuer, SessionSigningKey, SessionVerifier};
+use scoreboard_protocol::settings::{Settings, Shared, SHARED_SECRETS};
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -30,23 +28,21 @@ pub struct Config {
     pub(crate) redis_url: Option<SecretString>,
     /// Prefix of every Redis key, so several deployments (or tests) can share one Redis.
     pub(crate) redis_key_prefix: String,
+    /// What the edge reads too: token lifetime, per-player limits, SSE pings, CORS.
+    pub shared: Shared,
     pub(crate) session_issuer: SessionIssuer,
     pub(crate) session_verifier: SessionVerifier,
     pub action_keys: HmacKeys,
-    pub action_token_ttl_secs: i64,
     pub(crate) edge_keys: HmacKeys,
     pub(crate) admin_api_key: SecretString,
-    pub(crate) rate_limit_window_ms: u64,
     /// Sign-in requests per IP per window.
     pub(crate) rate_limit_ip: u32,
-    pub(crate) sse_ping_interval: Duration,
     pub(crate) sse_max_clients: usize,
     pub(crate) redis_sync_interval: Duration,
     pub(crate) apply_batch_max: usize,
     pub(crate) apply_batch_wait: Duration,
     pub(crate) request_timeout: Duration,
     pub(crate) shutdown_grace_period: Duration,
-    pub(crate) cors_origin: Option<String>,
     pub(crate) allow_guests: bool,
     pub log_level: String,
     pub log_format: LogFormat,
@@ -141,64 +137,20 @@ impl Config {
         let jwt_secret = r.secret("JWT_SECRET", false);
         let jwt_secret_previous = r.secret("JWT_SECRET_PREVIOUS", false);
         let signing_key = signing_key(&mut r, jwt_secret.as_deref());
-        let policy = SessionPolicy {
-            issuer: r.get("JWT_ISSUER"),
-            audience: r.get("JWT_AUDIENCE"),
-        };
         let jwt_expiry = r.duration("JWT_EXPIRY", Duration::from_secs(24 * 3600), 1000);
 
         let action_secret = r.secret("ACTION_TOKEN_SECRET", true);
         let action_previous = r.secret("ACTION_TOKEN_SECRET_PREVIOUS", false);
-        let action_ttl = r.parsed(
-            "ACTION_TOKEN_TTL",
-            defaults::ACTION_TOKEN_TTL_SECS,
-            "a number of seconds",
-        );
-        if !(1..=scoreboard_protocol::action::MAX_TTL_SECS).contains(&action_ttl) {
-            r.problem("ACTION_TOKEN_TTL must be between 1 and 86400 seconds".to_owned());
-        }
         let edge_secret = r.secret("EDGE_FORWARD_SECRET", true);
         let edge_previous = r.secret("EDGE_FORWARD_SECRET_PREVIOUS", false);
         let admin_key = r.secret("ADMIN_API_KEY", true);
 
-        r.distinct_secrets(&[
-            "JWT_SECRET",
-            "JWT_SECRET_PREVIOUS",
-            "ACTION_TOKEN_SECRET",
-            "ACTION_TOKEN_SECRET_PREVIOUS",
-            "EDGE_FORWARD_SECRET",
-            "EDGE_FORWARD_SECRET_PREVIOUS",
-            "ADMIN_API_KEY",
-        ]);
+        let mut secrets = SHARED_SECRETS.to_vec();
+        secrets.extend(["EDGE_FORWARD_SECRET_PREVIOUS", "ADMIN_API_KEY"]);
+        r.distinct_secrets(&secrets);
+        let shared = r.shared();
 
-        let rate_limit_score_update = r.parsed(
-            "RATE_LIMIT_SCORE_UPDATE",
-            defaults::RATE_LIMIT_SCORE_UPDATE,
-            "a positive integer",
-        );
-        let rate_limit_window_ms = r.parsed(
-            "RATE_LIMIT_WINDOW_MS",
-            defaults::RATE_LIMIT_WINDOW_MS,
-            "milliseconds",
-        );
-        if rate_limit_score_update == 0 || rate_limit_window_ms == 0 {
-            r.problem(
-                "RATE_LIMIT_SCORE_UPDATE and RATE_LIMIT_WINDOW_MS must be positive".to_owned(),
-            );
-        }
-        let rate_limit_ip = r.parsed(
-            "RATE_LIMIT_IP",
-            defaults::RATE_LIMIT_IP,
-            "a positive integer",
-        );
-        if rate_limit_ip == 0 {
-            r.problem("RATE_LIMIT_IP must be positive".to_owned());
-        }
-        let sse_ping_interval = r.duration(
-            "SSE_PING_INTERVAL",
-            defaults::SSE_PING_INTERVAL,
-            defaults::SSE_PING_INTERVAL_UNIT_MS,
-        );
+        let rate_limit_ip = r.positive("RATE_LIMIT_IP", defaults::RATE_LIMIT_IP);
         let sse_max_clients = r.parsed("SSE_MAX_CLIENTS_PER_INSTANCE", 10_000usize, "a number");
         let redis_sync_interval = r.duration("REDIS_SYNC_INTERVAL", Duration::from_secs(300), 1);
         let apply_batch_max = r.parsed("APPLY_BATCH_MAX", 512usize, "a positive integer");
@@ -208,7 +160,6 @@ impl Config {
         let apply_batch_wait_us = r.parsed("APPLY_BATCH_WAIT_US", 500u64, "microseconds");
         let request_timeout = r.duration("REQUEST_TIMEOUT", Duration::from_secs(10), 1);
         let shutdown_grace_period = r.duration("SHUTDOWN_GRACE_PERIOD", Duration::from_secs(30), 1);
-        let cors_origin = r.get("CORS_ORIGIN");
         let allow_guests = r.bool("ALLOW_GUESTS", true);
         let log_level = one_of(
             &mut r,
@@ -228,6 +179,7 @@ impl Config {
         let signing_key = signing_key.expect("checked");
         let previous = jwt_secret_previous.map(|s| HmacSecret::new(s.as_bytes()));
         let verifying = signing_key.verifying_keys(previous);
+        let policy = shared.session_policy.clone();
         Ok(Config {
             port,
             metrics_port,
@@ -243,20 +195,17 @@ impl Config {
                 ttl_secs: jwt_expiry.as_secs().max(1) as i64,
             },
             session_verifier: SessionVerifier::new(verifying, policy),
+            shared,
             action_keys: hmac_keys(action_secret, action_previous),
-            action_token_ttl_secs: action_ttl,
             edge_keys: hmac_keys(edge_secret, edge_previous),
             admin_api_key: admin_key.expect("checked").into(),
-            rate_limit_window_ms,
             rate_limit_ip,
-            sse_ping_interval,
             sse_max_clients,
             redis_sync_interval,
             apply_batch_max,
             apply_batch_wait: Duration::from_micros(apply_batch_wait_us),
             request_timeout,
             shutdown_grace_period,
-            cors_origin,
             allow_guests,
             log_level,
             log_format,

@@ -197,7 +197,7 @@ impl Application {
         let ip_limiter = ratelimit::IpLimiter::new(
             scoreboard_protocol::gcra::Quota::per_window(
                 config.rate_limit_ip,
-                config.rate_limit_window_ms,
+                config.shared.rate_limit_window_ms,
             )
             .context("RATE_LIMIT_IP and RATE_LIMIT_WINDOW_MS must be positive")?,
         );

@@ -116,7 +116,7 @@ fn mint(
             action: &action,
             points,
             min_seconds,
-            ttl_secs: config.action_token_ttl_secs,
+            ttl_secs: config.shared.action_token_ttl_secs,
         },
         &jti,
         chrono::Utc::now().timestamp(),

@@ -8,15 +8,14 @@
 //! page, the reads and sign-in (which the aggregator does), and refuses what needs the secret.
 
 use crate::page::CatalogEntry;
-use scoreboard_protocol::action::{ActionTokens, MAX_POINTS, MAX_TTL_SECS};
+use scoreboard_protocol::action::{ActionTokens, MAX_POINTS};
 use scoreboard_protocol::defaults;
 use scoreboard_protocol::jwt::{HmacKeys, HmacSecret};
 use scoreboard_protocol::session::{SessionPolicy, SessionVerifier, SessionVerifyingKeys};
-use scoreboard_protocol::settings::Settings;
+use scoreboard_protocol::settings::{Settings, Shared, SHARED_SECRETS};
 use scoreboard_protocol::ActionName;
 use std::collections::BTreeMap;
 use std::rc::Rc;
-use std::time::Duration;
 use worker::Env;
 
 /// Everything the worker and its Durable Objects read from the environment.
@@ -32,13 +31,9 @@ pub(crate) struct EdgeConfig {
     /// From `ACTION_TOKEN_SECRET` (+ `_PREVIOUS`).
     pub(crate) action_tokens: Option<ActionTokens>,
     pub(crate) catalog: BTreeMap<String, CatalogEntry>,
-    pub(crate) action_token_ttl_secs: i64,
-    pub(crate) rate_limit_score_update: u32,
-    pub(crate) rate_limit_window_ms: u64,
+    /// What the aggregator reads too: token lifetime, per-player limits, SSE pings, CORS.
+    pub(crate) shared: Shared,
     pub(crate) hub_shards: u32,
-    pub(crate) sse_ping_interval: Duration,
-    /// One origin or `*`; `None` for no CORS.
-    pub(crate) cors_origin: Option<String>,
     /// `EDGE_REGION`, used when the request carries no Cloudflare location.
     pub(crate) edge_region: Option<String>,
     /// Every problem found, one sentence each; empty when all is well.
@@ -78,8 +73,7 @@ fn lookup(env: &Env, name: &str) -> Option<String> {
         .ok()
 }
 
-/// The shared settings reader, with the edge's two extras: counts that must be positive,
-/// durations that must not be zero.
+/// The shared settings reader, with the edge's secrets as HMAC keys.
 struct Reader<'a>(Settings<'a>);
 
 impl Reader<'_> {
@@ -89,27 +83,6 @@ impl Reader<'_> {
 
     fn problem(&mut self, problem: String) {
         self.0.problem(problem);
-    }
-
-    fn positive<T>(&mut self, name: &str, default: T) -> T
-    where
-        T: std::str::FromStr + PartialOrd + From<u8> + std::fmt::Display + Copy,
-    {
-        let n = self.0.parsed(name, default, "a positive integer");
-        if n < T::from(1) {
-            self.problem(format!("{name} must be a positive integer, got {n}"));
-            return default;
-        }
-        n
-    }
-
-    fn duration(&mut self, name: &str, default: Duration, unit_ms: u64) -> Duration {
-        let d = self.0.duration(name, default, unit_ms);
-        if d.is_zero() {
-            self.problem(format!("{name} must not be zero"));
-            return default;
-        }
-        d
     }
 
     fn secret(&mut self, name: &str) -> Option<HmacSecret> {
@@ -135,37 +108,15 @@ impl EdgeConfig {
             }
         }
         let edge_secret = r.secret("EDGE_FORWARD_SECRET");
-        let sessions = sessions(&mut r);
+        r.0.distinct_secrets(&SHARED_SECRETS);
+        let shared = r.0.shared();
+        let sessions = sessions(&mut r, shared.session_policy.clone());
         let action_tokens = r.secret("ACTION_TOKEN_SECRET").map(|current| {
             let previous = r.secret("ACTION_TOKEN_SECRET_PREVIOUS");
             ActionTokens::new(HmacKeys::new(current).with_previous(previous))
         });
-        // Two roles sharing one secret would let a leak of one forge the other.
-        r.0.distinct_secrets(&[
-            "JWT_SECRET",
-            "JWT_SECRET_PREVIOUS",
-            "ACTION_TOKEN_SECRET",
-            "ACTION_TOKEN_SECRET_PREVIOUS",
-            "EDGE_FORWARD_SECRET",
-        ]);
         let catalog = catalog(&mut r);
-        let action_token_ttl_secs = r.positive("ACTION_TOKEN_TTL", defaults::ACTION_TOKEN_TTL_SECS);
-        if action_token_ttl_secs > MAX_TTL_SECS {
-            r.problem(format!(
-                "ACTION_TOKEN_TTL must be at most {MAX_TTL_SECS} seconds"
-            ));
-        }
-        let rate_limit_score_update =
-            r.positive("RATE_LIMIT_SCORE_UPDATE", defaults::RATE_LIMIT_SCORE_UPDATE);
-        let rate_limit_window_ms =
-            r.positive("RATE_LIMIT_WINDOW_MS", defaults::RATE_LIMIT_WINDOW_MS);
-        let hub_shards = r.positive("HUB_SHARDS", defaults::HUB_SHARDS);
-        let sse_ping_interval = r.duration(
-            "SSE_PING_INTERVAL",
-            defaults::SSE_PING_INTERVAL,
-            defaults::SSE_PING_INTERVAL_UNIT_MS,
-        );
-        let cors_origin = r.get("CORS_ORIGIN");
+        let hub_shards = r.0.positive("HUB_SHARDS", defaults::HUB_SHARDS);
         let edge_region = r.get("EDGE_REGION");
         EdgeConfig {
             aggregator_url,
@@ -173,12 +124,8 @@ impl EdgeConfig {
             sessions,
             action_tokens,
             catalog,
-            action_token_ttl_secs: action_token_ttl_secs.min(MAX_TTL_SECS),
-            rate_limit_score_update,
-            rate_limit_window_ms,
+            shared,
             hub_shards,
-            sse_ping_interval,
-            cors_origin,
             edge_region,
             problems: r.0.into_problems(),
         }
@@ -187,11 +134,7 @@ impl EdgeConfig {
 
 /// The session verifier: EdDSA when `JWT_PUBLIC_KEY` is set (then the edge cannot mint
 /// sessions), else HS256 with `JWT_SECRET` and, during a rotation, `JWT_SECRET_PREVIOUS`.
-fn sessions(r: &mut Reader<'_>) -> Option<SessionVerifier> {
-    let policy = SessionPolicy {
-        issuer: r.get("JWT_ISSUER"),
-        audience: r.get("JWT_AUDIENCE"),
-    };
+fn sessions(r: &mut Reader<'_>, policy: SessionPolicy) -> Option<SessionVerifier> {
     // With a public key, a `JWT_SECRET` that is also set (left over, or shared with the
     // aggregator's environment) is not used: the edge then cannot mint sessions.
     let keys = if let Some(pem) = r.get("JWT_PUBLIC_KEY") {
@@ -247,6 +190,7 @@ fn catalog(r: &mut Reader<'_>) -> BTreeMap<String, CatalogEntry> {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+    use std::time::Duration;
 
     fn read(vars: &[(&str, &str)]) -> EdgeConfig {
         let map: HashMap<String, String> = vars
@@ -260,19 +204,23 @@ mod tests {
     fn an_empty_environment_has_the_documented_defaults_and_no_problem() {
         let c = read(&[]);
         assert!(c.problems.is_empty(), "{:?}", c.problems);
-        assert_eq!(c.rate_limit_score_update, 10);
-        assert_eq!(c.sse_ping_interval, Duration::from_secs(30));
+        assert_eq!(c.shared.rate_limit_score_update, 10);
+        assert_eq!(c.shared.sse_ping_interval, Duration::from_secs(30));
         assert!(c.sessions.is_none() && c.action_tokens.is_none());
     }
 
     #[test]
     fn durations_are_read_as_on_the_aggregator() {
         assert_eq!(
-            read(&[("SSE_PING_INTERVAL", "30s")]).sse_ping_interval,
+            read(&[("SSE_PING_INTERVAL", "30s")])
+                .shared
+                .sse_ping_interval,
             Duration::from_secs(30)
         );
         assert_eq!(
-            read(&[("SSE_PING_INTERVAL", "700")]).sse_ping_interval,
+            read(&[("SSE_PING_INTERVAL", "700")])
+                .shared
+                .sse_ping_interval,
             Duration::from_millis(700)
         );
     }

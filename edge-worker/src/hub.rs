@@ -81,7 +81,10 @@ impl DurableObject for LeaderboardHub {
                     .headers()
                     .get("last-event-id")?
                     .and_then(|v| v.trim().parse::<i64>().ok());
-                let ping_ms = crate::config::get(&self.env).sse_ping_interval.as_millis() as u64;
+                let ping_ms = crate::config::get(&self.env)
+                    .shared
+                    .sse_ping_interval
+                    .as_millis() as u64;
                 self.shared.clients.set(self.shared.clients.get() + 1);
                 self.ensure_upstream();
                 let stream = ClientStream {

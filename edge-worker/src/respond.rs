@@ -85,7 +85,7 @@ pub(crate) fn finish(req: &Request, config: &EdgeConfig, resp: &mut Response, ri
 
 /// The origin to allow: the configured one (one origin, or `*`) when the request comes from it.
 fn cors_origin(req: &Request, config: &EdgeConfig) -> Option<String> {
-    let allowed = config.cors_origin.as_deref()?;
+    let allowed = config.shared.cors_origin.as_deref()?;
     let origin = req.headers().get("origin").ok().flatten()?;
     if allowed == "*" {
         Some("*".into())

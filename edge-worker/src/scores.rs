@@ -95,7 +95,7 @@ pub(crate) async fn mint(req: &mut Request, cx: &Cx<'_>) -> Result<Response> {
             action: &action,
             points: entry.points,
             min_seconds: entry.min_seconds,
-            ttl_secs: cx.config.action_token_ttl_secs,
+            ttl_secs: cx.config.shared.action_token_ttl_secs,
         },
         &jti,
         now_secs(),
@@ -144,8 +144,8 @@ pub(crate) async fn redeem(req: &mut Request, cx: &Cx<'_>) -> Result<Response> {
         "/admit",
         &AdmitRequest {
             now_ms: Date::now().as_millis(),
-            limit: cx.config.rate_limit_score_update,
-            window_ms: cx.config.rate_limit_window_ms,
+            limit: cx.config.shared.rate_limit_score_update,
+            window_ms: cx.config.shared.rate_limit_window_ms,
             token: verified.as_ref().ok().map(|c| TokenRef {
                 jti: c.jti.clone(),
                 exp: c.exp,

@@ -3,12 +3,39 @@
 //! syntax, secrets have a minimum length and never appear in a message, and reading collects
 //! *every* problem instead of stopping at the first, so an operator fixes them in one go.
 
-use crate::defaults::parse_duration;
+use crate::action::MAX_TTL_SECS;
+use crate::defaults::{self, parse_duration};
+use crate::session::SessionPolicy;
 use std::collections::HashMap;
 use std::time::Duration;
 
 /// Secrets shorter than this are refused.
 pub const MIN_SECRET_BYTES: usize = 32;
+
+/// The secrets of the roles both services know; every two of them that are set must differ
+/// (a service adds its own, e.g. the aggregator's `ADMIN_API_KEY`).
+pub const SHARED_SECRETS: [&str; 5] = [
+    "JWT_SECRET",
+    "JWT_SECRET_PREVIOUS",
+    "ACTION_TOKEN_SECRET",
+    "ACTION_TOKEN_SECRET_PREVIOUS",
+    "EDGE_FORWARD_SECRET",
+];
+
+/// The settings the edge and the aggregator both read ([`Settings::shared`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shared {
+    /// `ACTION_TOKEN_TTL`, 1 to 86,400 seconds.
+    pub action_token_ttl_secs: i64,
+    /// `RATE_LIMIT_SCORE_UPDATE` per `RATE_LIMIT_WINDOW_MS`, per player.
+    pub rate_limit_score_update: u32,
+    pub rate_limit_window_ms: u64,
+    pub sse_ping_interval: Duration,
+    /// `CORS_ORIGIN`: one origin, or `*`; `None` for no CORS.
+    pub cors_origin: Option<String>,
+    /// `JWT_ISSUER` and `JWT_AUDIENCE`, checked when set.
+    pub session_policy: SessionPolicy,
+}
 
 /// Finds a setting's raw value by name.
 type Lookup<'a> = Box<dyn Fn(&str) -> Option<String> + 'a>;
@@ -128,6 +155,57 @@ impl<'a> Settings<'a> {
                     self.problem(format!("{a} and {b} must differ"));
                 }
             }
+        }
+    }
+
+    /// A count that must be at least 1 (`what` as in [`Settings::parsed`]).
+    pub fn positive<T>(&mut self, name: &str, default: T) -> T
+    where
+        T: std::str::FromStr + PartialOrd + From<u8> + std::fmt::Display + Copy,
+    {
+        let n = self.parsed(name, default, "a positive integer");
+        if n < T::from(1) {
+            self.problem(format!("{name} must be a positive integer, got {n}"));
+            return default;
+        }
+        n
+    }
+
+    /// A duration that must not be zero (a zero interval would spin).
+    pub fn nonzero_duration(&mut self, name: &str, default: Duration, unit_ms: u64) -> Duration {
+        let d = self.duration(name, default, unit_ms);
+        if d.is_zero() {
+            self.problem(format!("{name} must not be zero"));
+            return default;
+        }
+        d
+    }
+
+    /// The settings both services read, with the same defaults and the same checks.
+    pub fn shared(&mut self) -> Shared {
+        let action_token_ttl_secs =
+            self.positive("ACTION_TOKEN_TTL", defaults::ACTION_TOKEN_TTL_SECS);
+        if action_token_ttl_secs > MAX_TTL_SECS {
+            self.problem(format!(
+                "ACTION_TOKEN_TTL must be at most {MAX_TTL_SECS} seconds"
+            ));
+        }
+        Shared {
+            action_token_ttl_secs: action_token_ttl_secs.min(MAX_TTL_SECS),
+            rate_limit_score_update: self
+                .positive("RATE_LIMIT_SCORE_UPDATE", defaults::RATE_LIMIT_SCORE_UPDATE),
+            rate_limit_window_ms: self
+                .positive("RATE_LIMIT_WINDOW_MS", defaults::RATE_LIMIT_WINDOW_MS),
+            sse_ping_interval: self.nonzero_duration(
+                "SSE_PING_INTERVAL",
+                defaults::SSE_PING_INTERVAL,
+                defaults::SSE_PING_INTERVAL_UNIT_MS,
+            ),
+            cors_origin: self.get("CORS_ORIGIN"),
+            session_policy: SessionPolicy {
+                issuer: self.get("JWT_ISSUER"),
+                audience: self.get("JWT_AUDIENCE"),
+            },
         }
     }
 

@@ -80,7 +80,7 @@ fn cors(origin: Option<&str>) -> CorsLayer {
 }
 
 pub(crate) fn router(state: AppState) -> Router {
-    let cors = cors(state.config.cors_origin.as_deref());
+    let cors = cors(state.config.shared.cors_origin.as_deref());
     routes(&state)
         .layer(middleware::from_fn_with_state(
             state.clone(),

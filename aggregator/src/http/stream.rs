@@ -105,7 +105,7 @@ pub(crate) async fn sse(
     Sse::new(retry.chain(updates))
         .keep_alive(
             KeepAlive::new()
-                .interval(state.config.sse_ping_interval)
+                .interval(state.config.shared.sse_ping_interval)
                 .text("ping"),
         )
         .into_response()
