@@ -86,6 +86,18 @@ impl SseClient {
         }
     }
 
+    /// Whether a `ping` comment comes within the next `reads` reads of up to `each` apiece.
+    pub async fn sees_ping(&mut self, reads: usize, each: std::time::Duration) -> bool {
+        for _ in 0..reads {
+            if let Some(m) = self.next(each).await {
+                if m.comment.as_deref() == Some("ping") {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
     /// The next `leaderboard` event, skipping comments.
     pub async fn next_snapshot(
         &mut self,

@@ -1,7 +1,6 @@
 //! Sign-in routes: guests, registration, login, logout, and their refusals.
 
-mod common;
-use common::*;
+use crate::helpers::*;
 use serde_json::json;
 
 async fn post(
@@ -9,20 +8,7 @@ async fn post(
     path: &str,
     body: serde_json::Value,
 ) -> (u16, String, serde_json::Value) {
-    let r = app
-        .http
-        .post(format!("{}{path}", app.base))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    let v: serde_json::Value = r.json().await.unwrap_or_default();
-    (
-        status,
-        v["error"]["code"].as_str().unwrap_or("").to_owned(),
-        v,
-    )
+    code_of(app.post_json(path, None, &body).await).await
 }
 
 #[tokio::test]
@@ -135,44 +121,47 @@ async fn guests_can_be_disabled_and_bodies_must_be_json() {
     .await;
     let (s, c, _) = post(&app, "/api/auth/guest", json!({"name": "Nope"})).await;
     assert_eq!((s, c.as_str()), (403, "FORBIDDEN"));
-    let r = app
-        .http
-        .post(format!("{}/api/auth/register", app.base))
-        .header("content-type", "text/plain")
-        .body("name=x")
-        .send()
-        .await
-        .unwrap();
+    let r = client::post_raw(
+        &app.http,
+        &format!("{}/api/auth/register", app.base),
+        None,
+        Some("text/plain"),
+        "name=x",
+    )
+    .await;
     assert_eq!(r.status(), 415);
-    let r = app
-        .http
-        .post(format!("{}/api/auth/register", app.base))
-        .header("content-type", "application/json")
-        .body(format!("{{\"name\":\"{}\"}}", "x".repeat(5000)))
-        .send()
-        .await
-        .unwrap();
+    let r = client::post_raw(
+        &app.http,
+        &format!("{}/api/auth/register", app.base),
+        None,
+        Some("application/json"),
+        format!("{{\"name\":\"{}\"}}", "x".repeat(5000)),
+    )
+    .await;
     assert_eq!(r.status(), 413);
 }
 
 #[tokio::test]
 async fn logout_needs_a_session_and_revokes_it() {
     let app = spawn_app().await;
-    let r = app
-        .http
-        .post(format!("{}/api/auth/logout", app.base))
-        .send()
-        .await
-        .unwrap();
+    let r = client::post_raw(
+        &app.http,
+        &format!("{}/api/auth/logout", app.base),
+        None,
+        None,
+        "",
+    )
+    .await;
     assert_eq!(code_of(r).await.1, "UNAUTHENTICATED");
     let p = app.guest("Leaver").await;
-    let r = app
-        .http
-        .post(format!("{}/api/auth/logout", app.base))
-        .bearer_auth(&p.token)
-        .send()
-        .await
-        .unwrap();
+    let r = client::post_raw(
+        &app.http,
+        &format!("{}/api/auth/logout", app.base),
+        Some(&p.token),
+        None,
+        "",
+    )
+    .await;
     assert_eq!(r.status(), 204);
     let revoked: bool =
         sqlx::query_scalar("SELECT revoked_at IS NOT NULL FROM sessions WHERE player_id = $1")
@@ -226,12 +215,8 @@ async fn sign_in_is_rate_limited_per_ip() {
         app.guest(&format!("Fast {i}")).await;
     }
     let r = app
-        .http
-        .post(format!("{}/api/auth/guest", app.base))
-        .json(&json!({"name": "Fast 4"}))
-        .send()
-        .await
-        .unwrap();
+        .post_json("/api/auth/guest", None, &json!({"name": "Fast 4"}))
+        .await;
     assert_eq!(r.status(), 429);
     let retry: u64 = r
         .headers()
@@ -250,27 +235,22 @@ async fn sign_in_is_rate_limited_per_ip() {
     assert_eq!(users, 3, "the refused request created nothing");
     // Reads are not limited.
     assert_eq!(app.get("/api/leaderboard").await.status(), 200);
-    let text = scoreboard_tests::client::get_text(&app.http, &app.metrics).await;
+    let text = client::get_text(&app.http, &app.metrics).await;
     assert!(text.contains("rate_limit_hits_total{endpoint=\"auth\"}"));
 
     // Requests the edge signed were limited per client there: they pass here.
     let body = r#"{"name":"Via edge"}"#;
-    let sig = scoreboard_protocol::edge_signature::header_value(
-        EDGE_SECRET.as_bytes(),
-        now(),
-        "POST",
+    let r = client::edge_signed_post(
+        &app.http,
+        &app.base,
+        EDGE_SECRET,
         "/api/auth/guest",
-        body.as_bytes(),
-    );
-    let r = app
-        .http
-        .post(format!("{}/api/auth/guest", app.base))
-        .header("x-edge-signature", sig)
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+        body,
+        "application/json",
+    )
+    .send()
+    .await
+    .unwrap();
     assert_eq!(r.status(), 201);
     // A bad signature does not bypass the limit.
     let r = app

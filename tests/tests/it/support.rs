@@ -1,12 +1,10 @@
-//! What the end-to-end test files share: an in-process aggregator that a test can stop and
+//! What the end-to-end test modules share: an in-process aggregator that a test can stop and
 //! start again on the same port, where the edge expects it, and locally minted action tokens.
-// Each test binary includes this module and uses a different part of it.
-#![allow(dead_code)]
 
 use scoreboard_aggregator::config::Config;
 use scoreboard_aggregator::Application;
-use scoreboard_tests::stack::{aggregator_vars, ACTION_SECRET, EDGE_SECRET, JWT_SECRET};
-use scoreboard_tests::EdgeServer;
+use scoreboard_tests::stack::aggregator_vars;
+use scoreboard_tests::{fresh_database, fresh_redis, EdgeServer, TestDatabase, TestRedis};
 
 /// A running aggregator: its base URL, the sender that stops it, and its task.
 pub(crate) type Running = (
@@ -56,33 +54,21 @@ pub(crate) async fn aggregator_with(
 
 /// A 3-point `tap` action token signed with `secret`, as a game backend would mint it.
 pub(crate) fn local_token(secret: &str, player: &str, iat: i64, ttl: i64) -> String {
-    use scoreboard_protocol::action::{ActionTokens, MintRequest};
-    use scoreboard_protocol::jwt::HmacSecret;
-    ActionTokens::from_secret(HmacSecret::new(secret.as_bytes()))
-        .mint(
-            &MintRequest {
-                player: &scoreboard_protocol::PlayerId::parse(player).unwrap(),
-                action: &scoreboard_protocol::ActionName::parse("tap").unwrap(),
-                points: 3,
-                min_seconds: 0,
-                ttl_secs: ttl,
-            },
-            &rand::random::<[u8; 16]>(),
-            iat,
-        )
-        .unwrap()
-        .token
+    scoreboard_tests::tokens::mint_action(secret, "tap", player, 3, 0, ttl, iat).token
 }
 
 /// The worker under `wrangler dev` in front of `aggregator`, with the test secrets and the
 /// given variables added (catalog, limits, ...).
 pub(crate) async fn edge_with(aggregator: &str, extra: &[(&str, &str)]) -> EdgeServer {
-    let mut vars = vec![
-        ("AGGREGATOR_URL", aggregator),
-        ("EDGE_FORWARD_SECRET", EDGE_SECRET),
-        ("JWT_SECRET", JWT_SECRET),
-        ("ACTION_TOKEN_SECRET", ACTION_SECRET),
-    ];
-    vars.extend_from_slice(extra);
-    EdgeServer::start(&vars).await.expect("the edge starts")
+    EdgeServer::in_front_of(aggregator, extra)
+        .await
+        .expect("the edge starts")
+}
+
+/// A fresh database and Redis with an in-process aggregator on them.
+pub(crate) async fn stack() -> (TestDatabase, TestRedis, Running) {
+    let db = fresh_database().await.expect("a fresh database");
+    let redis = fresh_redis().await.expect("a fresh Redis");
+    let running = aggregator(&db.url, &redis).await;
+    (db, redis, running)
 }

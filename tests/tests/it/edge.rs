@@ -1,28 +1,20 @@
 //! End to end through the real worker in workerd (`wrangler dev`) against a real aggregator,
 //! PostgreSQL and Redis: what the edge serves today (health, forwarding, errors, headers, logs).
 
-use scoreboard_tests::{fresh_database, fresh_redis, EdgeServer};
+use scoreboard_protocol::snapshot::{PlayerView, Snapshot};
+use scoreboard_tests::client::{self, get_json};
+use scoreboard_tests::EdgeServer;
 use serde_json::{json, Value};
 
+use crate::support::{aggregator_on, edge_with, local_token, stack};
 use scoreboard_tests::stack::{ACTION_SECRET, EDGE_SECRET};
-use support::{aggregator, aggregator_on, edge_with, local_token};
-
-mod support;
 
 /// The edge answers in our shape with security headers, forwards sign-in and reads to the
 /// aggregator, reports the aggregator's health, and says 503 when it is gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_edge_forwards_to_the_aggregator_and_degrades_when_it_is_gone() {
-    let db = fresh_database().await.unwrap();
-    let redis = fresh_redis().await.unwrap();
-    let (agg, stop_agg, agg_task) = aggregator(&db.url, &redis).await;
-    let edge = EdgeServer::start(&[
-        ("AGGREGATOR_URL", &agg),
-        ("EDGE_FORWARD_SECRET", EDGE_SECRET),
-        ("CORS_ORIGIN", "https://game.example"),
-    ])
-    .await
-    .unwrap();
+    let (_db, _redis, (agg, stop_agg, agg_task)) = stack().await;
+    let edge = edge_with(&agg, &[("CORS_ORIGIN", "https://game.example")]).await;
     let http = reqwest::Client::new();
     let base = edge.url();
 
@@ -48,8 +40,8 @@ async fn the_edge_forwards_to_the_aggregator_and_degrades_when_it_is_gone() {
         .unwrap();
     assert_eq!(r.status(), 201);
     assert_eq!(r.headers().get("x-request-id").unwrap(), "e2e-req-1");
-    let guest: Value = r.json().await.unwrap();
-    let id = guest["player_id"].as_str().unwrap();
+    let guest = client::signed_in(r, "Edgy").await;
+    let id = guest.id.as_str();
     let r = http
         .post(format!("{base}/api/auth/guest"))
         .json(&json!({"name": "edgy"}))
@@ -61,35 +53,11 @@ async fn the_edge_forwards_to_the_aggregator_and_degrades_when_it_is_gone() {
         409,
         "the aggregator's refusals come through unchanged"
     );
-    let v: Value = http
-        .get(format!("{base}/api/players/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        (v["name"].as_str(), v["score"].as_i64()),
-        (Some("Edgy"), Some(0))
-    );
-    let through_edge: Value = http
-        .get(format!("{base}/api/leaderboard"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let direct: Value = http
-        .get(format!("{agg}/api/leaderboard"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(through_edge["version"], direct["version"]);
+    let v: PlayerView = get_json(&http, &format!("{base}/api/players/{id}")).await;
+    assert_eq!((v.name.as_str(), v.score), ("Edgy", 0));
+    let through_edge: Snapshot = get_json(&http, &format!("{base}/api/leaderboard")).await;
+    let direct: Snapshot = get_json(&http, &format!("{agg}/api/leaderboard")).await;
+    assert_eq!(through_edge.version, direct.version);
 
     // Unknown routes and methods, and oversized bodies, in our shape.
     let r = http.get(format!("{base}/nope")).send().await.unwrap();
@@ -104,13 +72,14 @@ async fn the_edge_forwards_to_the_aggregator_and_degrades_when_it_is_gone() {
         .await
         .unwrap();
     assert_eq!(r.status(), 405);
-    let r = http
-        .post(format!("{base}/api/auth/guest"))
-        .header("content-type", "application/json")
-        .body(format!("{{\"name\":\"{}\"}}", "x".repeat(5000)))
-        .send()
-        .await
-        .unwrap();
+    let r = client::post_raw(
+        &http,
+        &format!("{base}/api/auth/guest"),
+        None,
+        Some("application/json"),
+        format!("{{\"name\":\"{}\"}}", "x".repeat(5000)),
+    )
+    .await;
     assert_eq!(r.status(), 413);
 
     // The worker logs one JSON line per request, with the request id and no token.
@@ -121,7 +90,7 @@ async fn the_edge_forwards_to_the_aggregator_and_degrades_when_it_is_gone() {
         .expect("a log line for the request");
     let parsed: Value = serde_json::from_str(line).unwrap();
     assert_eq!(parsed["data"]["path"], "/api/auth/guest");
-    assert!(!log.contains(guest["token"].as_str().unwrap()));
+    assert!(!log.contains(&guest.token));
     assert!(!log.contains(EDGE_SECRET));
 
     // CORS for the configured origin only, preflight included.
@@ -216,20 +185,8 @@ struct Client {
 
 impl Client {
     async fn guest(&self, name: &str) -> (String, String) {
-        let v: Value = self
-            .http
-            .post(format!("{}/api/auth/guest", self.base))
-            .json(&json!({"name": name}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        (
-            v["player_id"].as_str().unwrap().to_owned(),
-            v["token"].as_str().unwrap().to_owned(),
-        )
+        let g = client::guest(&self.http, &self.base, name).await;
+        (g.id, g.token)
     }
 
     async fn action(&self, session: &str, action: &str) -> (u16, Value) {
@@ -282,9 +239,7 @@ fn alg_none(player: &str, now: i64) -> String {
 /// moves nothing; a replay, also two racing, applies once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scores_are_checked_at_the_edge_and_applied_once() {
-    let db = fresh_database().await.unwrap();
-    let redis = fresh_redis().await.unwrap();
-    let (agg, _stop, _task) = aggregator(&db.url, &redis).await;
+    let (_db, _redis, (agg, _stop, _task)) = stack().await;
     let edge = edge_for(&agg, "8").await;
     let c = Client {
         http: reqwest::Client::new(),
@@ -335,10 +290,7 @@ async fn scores_are_checked_at_the_edge_and_applied_once() {
     );
     assert!(retry.unwrap().parse::<u64>().unwrap() >= 1);
 
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let now = scoreboard_tests::tokens::now();
     let (_, other) = c.action(&s2, "tap").await;
     for (token, status, code) in [
         (
@@ -376,34 +328,32 @@ async fn scores_are_checked_at_the_edge_and_applied_once() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
-    let r = c
-        .http
-        .post(format!("{}/api/scores", c.base))
-        .bearer_auth(&s1)
-        .body("x")
-        .send()
-        .await
-        .unwrap();
+    let r = client::post_raw(
+        &c.http,
+        &format!("{}/api/scores", c.base),
+        Some(&s1),
+        None,
+        "x",
+    )
+    .await;
     assert_eq!(r.status(), 415);
-    let r = c
-        .http
-        .post(format!("{}/api/scores", c.base))
-        .bearer_auth(&s1)
-        .header("content-type", "application/json")
-        .body(format!("{{\"action_token\":\"{}\"}}", "x".repeat(5000)))
-        .send()
-        .await
-        .unwrap();
+    let r = client::post_raw(
+        &c.http,
+        &format!("{}/api/scores", c.base),
+        Some(&s1),
+        Some("application/json"),
+        format!("{{\"action_token\":\"{}\"}}", "x".repeat(5000)),
+    )
+    .await;
     assert_eq!(r.status(), 413);
-    let r = c
-        .http
-        .post(format!("{}/api/scores", c.base))
-        .bearer_auth(&s1)
-        .header("content-type", "application/json")
-        .body("{\"action_token\":")
-        .send()
-        .await
-        .unwrap();
+    let r = client::post_raw(
+        &c.http,
+        &format!("{}/api/scores", c.base),
+        Some(&s1),
+        Some("application/json"),
+        "{\"action_token\":",
+    )
+    .await;
     assert_eq!(r.status(), 400);
 
     // Two edge requests racing with one token: one applies.
@@ -414,27 +364,11 @@ async fn scores_are_checked_at_the_edge_and_applied_once() {
     statuses.sort();
     assert_eq!(statuses, [200, 409]);
 
-    let v1: Value = c
-        .http
-        .get(format!("{agg}/api/players/{p1}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let v2: Value = c
-        .http
-        .get(format!("{agg}/api/players/{p2}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v1: PlayerView = get_json(&c.http, &format!("{agg}/api/players/{p1}")).await;
+    let v2: PlayerView = get_json(&c.http, &format!("{agg}/api/players/{p2}")).await;
     assert_eq!(
-        (v1["score"].as_i64(), v2["score"].as_i64()),
-        (Some(3), Some(3)),
+        (v1.score, v2.score),
+        (3, 3),
         "only the two good redemptions moved scores"
     );
 }
@@ -442,9 +376,7 @@ async fn scores_are_checked_at_the_edge_and_applied_once() {
 /// Over the per-player limit: 429 with Retry-After, and other players are unaffected.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_per_player_limit_answers_429_without_touching_others() {
-    let db = fresh_database().await.unwrap();
-    let redis = fresh_redis().await.unwrap();
-    let (agg, _stop, _task) = aggregator(&db.url, &redis).await;
+    let (_db, _redis, (agg, _stop, _task)) = stack().await;
     let edge = edge_for(&agg, "3").await;
     let c = Client {
         http: reqwest::Client::new(),
@@ -479,9 +411,7 @@ async fn the_per_player_limit_answers_429_without_touching_others() {
 async fn the_edge_hub_streams_the_top_ten_over_sse() {
     use scoreboard_tests::sse::SseClient;
     use std::time::Duration;
-    let db = fresh_database().await.unwrap();
-    let redis = fresh_redis().await.unwrap();
-    let (agg, _stop, _task) = aggregator(&db.url, &redis).await;
+    let (_db, _redis, (agg, _stop, _task)) = stack().await;
     let edge = edge_with(
         &agg,
         &[
@@ -523,15 +453,7 @@ async fn the_edge_hub_streams_the_top_ten_over_sse() {
     assert!(v1 > v0);
     assert_eq!(snap["top"][0]["player_id"], pid.as_str());
 
-    let mut saw_ping = false;
-    for _ in 0..5 {
-        if let Some(m) = sse.next(Duration::from_secs(3)).await {
-            if m.comment.as_deref() == Some("ping") {
-                saw_ping = true;
-                break;
-            }
-        }
-    }
+    let saw_ping = sse.sees_ping(5, Duration::from_secs(3)).await;
     assert!(saw_ping, "pings flow through the hub");
 
     // A client that already has the current version gets nothing until the next change.
@@ -561,9 +483,7 @@ async fn the_edge_hub_streams_the_top_ten_over_sse() {
 async fn the_edge_rides_out_an_aggregator_restart() {
     use scoreboard_tests::sse::SseClient;
     use std::time::Duration;
-    let db = fresh_database().await.unwrap();
-    let redis = fresh_redis().await.unwrap();
-    let (agg, stop, task) = aggregator(&db.url, &redis).await;
+    let (db, redis, (agg, stop, task)) = stack().await;
     let port: u16 = agg.rsplit(':').next().unwrap().parse().unwrap();
     let edge = edge_for(&agg, "50").await;
     let c = Client {
@@ -574,16 +494,8 @@ async fn the_edge_rides_out_an_aggregator_restart() {
     let (_, sse) = SseClient::connect(&format!("{}/api/leaderboard/stream", c.base), None).await;
     let mut sse = sse.unwrap();
     let (v0, _) = sse.next_snapshot(Duration::from_secs(15)).await.unwrap();
-    let live: Value = c
-        .http
-        .get(format!("{}/api/leaderboard", c.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(live["version"], v0, "answered from the hub's live snapshot");
+    let live: Snapshot = get_json(&c.http, &format!("{}/api/leaderboard", c.base)).await;
+    assert_eq!(live.version, v0, "answered from the hub's live snapshot");
 
     let _ = stop.send(());
     let _ = task.await;

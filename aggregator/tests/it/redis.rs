@@ -1,9 +1,9 @@
 //! The Redis copy of the board: agreement with PostgreSQL, the tie rule, surviving Redis going
 //! away and coming back, and fan-out between two instances.
 
-mod common;
-use common::*;
+use crate::helpers::*;
 use futures_util::future::join_all;
+use scoreboard_protocol::snapshot::ScoreResponse;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -11,6 +11,17 @@ const WAIT: Duration = Duration::from_secs(15);
 async fn app_with_redis(redis: &scoreboard_tests::TestRedis) -> TestApp {
     let (url, prefix) = (redis.url.clone(), redis.key_prefix.clone());
     spawn_app_with(move |v| {
+        v.insert("REDIS_URL".into(), url);
+        v.insert("REDIS_KEY_PREFIX".into(), prefix);
+        v.insert("REDIS_SYNC_INTERVAL".into(), "1s".into());
+    })
+    .await
+}
+
+/// Like [`app_with_redis`], the aggregator as a process of its own (its gauges its own).
+async fn process_with_redis(redis: &scoreboard_tests::TestRedis) -> TestApp {
+    let (url, prefix) = (redis.url.clone(), redis.key_prefix.clone());
+    spawn_process_with(move |v| {
         v.insert("REDIS_URL".into(), url);
         v.insert("REDIS_KEY_PREFIX".into(), prefix);
         v.insert("REDIS_SYNC_INTERVAL".into(), "1s".into());
@@ -46,7 +57,7 @@ async fn pg_board(app: &TestApp) -> Vec<(String, i64)> {
 }
 
 async fn metric(app: &TestApp, name: &str) -> Option<f64> {
-    let text = scoreboard_tests::client::get_text(&app.http, &app.metrics).await;
+    let text = client::get_text(&app.http, &app.metrics).await;
     text.lines()
         .find(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
@@ -69,10 +80,7 @@ where
 async fn redis_and_postgres_agree_after_concurrent_updates() {
     let redis = scoreboard_tests::fresh_redis().await.unwrap();
     let app = app_with_redis(&redis).await;
-    let mut players = Vec::new();
-    for i in 0..50 {
-        players.push(app.guest(&format!("R{i}")).await);
-    }
+    let players = app.guests("R", 50).await;
     let jobs: Vec<(String, String)> = (0..2000)
         .map(|k| {
             let p = &players[k % 50];
@@ -86,8 +94,8 @@ async fn redis_and_postgres_agree_after_concurrent_updates() {
         assert_eq!(r.status(), 200);
     }
     assert_eq!(redis_board(&redis).await, pg_board(&app).await);
-    let view: serde_json::Value = app.player(&players[0].id).await;
-    assert_eq!(view["score"], app.total(&players[0].id).await);
+    let view = app.player(&players[0].id).await;
+    assert_eq!(view.score, app.total(&players[0].id).await);
     let health = app.get("/health").await;
     assert_eq!(health.status(), 200);
     let h: serde_json::Value = health.json().await.unwrap();
@@ -102,24 +110,19 @@ async fn ties_go_to_the_earlier_achiever_everywhere() {
     let app = app_with_redis(&redis).await;
     let late = app.guest("Late").await; // registered first, reaches 10 second
     let early = app.guest("Early").await;
-    assert_eq!(
-        app.post_score(&early.token, &mint(&early.id, 10, 0, 300, now()))
-            .await
-            .status(),
-        200
-    );
+    app.scored(&early, 10).await;
     let r = app
         .post_score(&late.token, &mint(&late.id, 10, 0, 300, now()))
         .await;
-    let body: serde_json::Value = r.json().await.unwrap();
-    assert_eq!(body["rank"], 2, "the second to reach 10 ranks second");
+    let body: ScoreResponse = r.json().await.unwrap();
+    assert_eq!(body.rank, 2, "the second to reach 10 ranks second");
     let board = app.leaderboard().await;
-    assert_eq!(board["top"][0]["player_id"], early.id.as_str());
-    assert_eq!(board["top"][1]["player_id"], late.id.as_str());
+    assert_eq!(board.top[0].player_id.as_str(), early.id);
+    assert_eq!(board.top[1].player_id.as_str(), late.id);
     assert_eq!(redis_board(&redis).await[0].0, early.id);
     for (p, rank) in [(&early, 1), (&late, 2)] {
-        let v: serde_json::Value = app.player(&p.id).await;
-        assert_eq!(v["rank"], rank, "Redis rank of {}", p.name);
+        let v = app.player(&p.id).await;
+        assert_eq!(v.rank, rank, "Redis rank of {}", p.name);
     }
     // The same answers from PostgreSQL alone.
     let pg_only = spawn_app_with(|v| {
@@ -127,10 +130,10 @@ async fn ties_go_to_the_earlier_achiever_everywhere() {
     })
     .await;
     for (p, rank) in [(&early, 1), (&late, 2)] {
-        let v: serde_json::Value = pg_only.player(&p.id).await;
-        assert_eq!(v["rank"], rank, "PostgreSQL rank of {}", p.name);
+        let v = pg_only.player(&p.id).await;
+        assert_eq!(v.rank, rank, "PostgreSQL rank of {}", p.name);
     }
-    assert_eq!(pg_only.leaderboard().await["top"], board["top"]);
+    assert_eq!(pg_only.leaderboard().await.top, board.top);
 }
 
 /// Redis stops mid-run: updates keep succeeding, reads come from PostgreSQL, `/health` is 503
@@ -143,14 +146,10 @@ async fn losing_redis_degrades_and_recovers_without_losing_updates() {
         key_prefix: "sb:".into(),
         server: None,
     };
-    let app = app_with_redis(&redis).await;
+    // A process: the drift gauge read at the end must be this aggregator's alone.
+    let app = process_with_redis(&redis).await;
     let p = app.guest("Survivor").await;
-    assert_eq!(
-        app.post_score(&p.token, &mint(&p.id, 5, 0, 300, now()))
-            .await
-            .status(),
-        200
-    );
+    app.scored(&p, 5).await;
 
     server.stop();
     for _ in 0..5 {
@@ -160,12 +159,9 @@ async fn losing_redis_degrades_and_recovers_without_losing_updates() {
         assert_eq!(r.status(), 200, "updates keep working without Redis");
     }
     assert_eq!(app.total(&p.id).await, 30);
-    let v: serde_json::Value = app.player(&p.id).await;
-    assert_eq!(
-        (v["score"].as_i64(), v["rank"].as_i64()),
-        (Some(30), Some(1))
-    );
-    assert_eq!(app.leaderboard().await["top"][0]["score"], 30);
+    let v = app.player(&p.id).await;
+    assert_eq!((v.score, v.rank), (30, 1));
+    assert_eq!(app.leaderboard().await.top[0].score, 30);
     let health = app.get("/health").await;
     assert_eq!(health.status(), 503);
     let h: serde_json::Value = health.json().await.unwrap();
@@ -202,12 +198,7 @@ async fn the_sync_task_measures_and_repairs_drift() {
     let redis = scoreboard_tests::fresh_redis().await.unwrap();
     let app = app_with_redis(&redis).await;
     let p = app.guest("Drifter").await;
-    assert_eq!(
-        app.post_score(&p.token, &mint(&p.id, 8, 0, 300, now()))
-            .await
-            .status(),
-        200
-    );
+    app.scored(&p, 8).await;
     // Corrupt the copy behind the aggregator's back.
     let client = redis::Client::open(redis.url.as_str()).unwrap();
     let mut c = client.get_multiplexed_async_connection().await.unwrap();
@@ -251,10 +242,7 @@ async fn an_update_through_one_instance_reaches_the_other_instances_clients() {
     let mut sse = sse.unwrap();
     let (v0, _) = sse.next_snapshot(WAIT).await.unwrap();
     let p = a.guest("Crosser").await;
-    let r = a
-        .post_score(&p.token, &mint(&p.id, 12, 0, 300, now()))
-        .await;
-    assert_eq!(r.status(), 200);
+    a.scored(&p, 12).await;
     let (v1, snap) = sse
         .next_snapshot(WAIT)
         .await

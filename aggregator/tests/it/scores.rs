@@ -1,8 +1,7 @@
 //! `POST /internal/scores` against a real PostgreSQL: exactly-once under concurrency, and
 //! every documented refusal.
 
-mod common;
-use common::*;
+use crate::helpers::*;
 use futures_util::future::join_all;
 use scoreboard_protocol::edge_signature;
 use serde_json::json;
@@ -47,10 +46,7 @@ async fn the_same_token_redeemed_200_times_at_once_applies_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_thousand_distinct_tokens_for_fifty_players_all_apply_exactly_once() {
     let app = spawn_app().await;
-    let mut players = Vec::new();
-    for i in 0..50 {
-        players.push(app.guest(&format!("Player {i}")).await);
-    }
+    let players = app.guests("Player ", 50).await;
     let mut jobs = Vec::new();
     let mut expected = std::collections::HashMap::<String, i64>::new();
     for k in 0..2000 {
@@ -86,12 +82,12 @@ async fn two_thousand_distinct_tokens_for_fifty_players_all_apply_exactly_once()
     .unwrap();
     assert_eq!(bad, 0);
     let board = app.leaderboard().await;
-    assert_eq!(board["top"].as_array().unwrap().len(), 10);
+    assert_eq!(board.top.len(), 10);
     let max_id: i64 = sqlx::query_scalar("SELECT max(id) FROM score_events")
         .fetch_one(&app.db)
         .await
         .unwrap();
-    assert_eq!(board["version"], max_id);
+    assert_eq!(board.version, max_id);
 }
 
 /// Each documented refusal, in order of the checks; none of them moves the score.
@@ -104,15 +100,14 @@ async fn every_refusal_has_its_status_and_code_and_moves_nothing() {
 
     // Edge signature: missing, wrong, stale.
     let good_body = body_for(&mint(&p.id, 5, 0, 300, now()));
-    let r = app
-        .http
-        .post(format!("{}/internal/scores", app.base))
-        .bearer_auth(&p.token)
-        .header("content-type", "application/json")
-        .body(good_body.clone())
-        .send()
-        .await
-        .unwrap();
+    let r = client::post_raw(
+        &app.http,
+        &format!("{}/internal/scores", app.base),
+        Some(&p.token),
+        Some("application/json"),
+        good_body.as_str(),
+    )
+    .await;
     assert_eq!(code_of(r).await.1, "EDGE_SIGNATURE_INVALID");
     for sig in [
         edge_signature::header_value(
@@ -235,13 +230,14 @@ async fn every_refusal_has_its_status_and_code_and_moves_nothing() {
     assert_eq!(app.total(&p.id).await, 7);
 
     // Logout revokes the session.
-    let r = app
-        .http
-        .post(format!("{}/api/auth/logout", app.base))
-        .bearer_auth(&other.token)
-        .send()
-        .await
-        .unwrap();
+    let r = client::post_raw(
+        &app.http,
+        &format!("{}/api/auth/logout", app.base),
+        Some(&other.token),
+        None,
+        "",
+    )
+    .await;
     assert_eq!(r.status(), 204);
     let (s, c, _) = code_of(
         app.post_score(&other.token, &mint(&other.id, 5, 0, 300, now()))

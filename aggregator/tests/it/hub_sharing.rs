@@ -1,18 +1,14 @@
 //! Many SSE clients on one edge hub share one upstream WebSocket, the hub closes it when its
-//! last client leaves, and opens it again for the next client. In a test binary of its own: the aggregator's gauges are
-//! process-wide, so no other aggregator may run beside this one.
+//! last client leaves, and opens it again for the next client. Against an aggregator process
+//! of its own: the gauges of in-process aggregators are shared by every test of this binary.
 
-use scoreboard_aggregator::config::Config;
-use scoreboard_aggregator::Application;
-use scoreboard_tests::sse::SseClient;
-use scoreboard_tests::{fresh_database, EdgeServer};
+use crate::helpers::{client, process_vars, SseClient, ADMIN_KEY, BIN};
+use scoreboard_tests::{fresh_database, AggregatorProcess, EdgeServer};
 use std::time::Duration;
-
-use scoreboard_tests::stack::{aggregator_vars, ADMIN_KEY, EDGE_SECRET};
 
 async fn gauge(metrics: &str, name: &str) -> f64 {
     let text = reqwest::get(metrics).await.unwrap().text().await.unwrap();
-    scoreboard_tests::client::metric(&text, name)
+    client::metric(&text, name)
 }
 
 async fn eventually(what: &str, metrics: &str, want: f64) {
@@ -27,23 +23,15 @@ async fn eventually(what: &str, metrics: &str, want: f64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sse_clients_of_one_hub_share_one_upstream_websocket() {
+    let _heavy = scoreboard_tests::heavy().await;
     let db = fresh_database().await.unwrap();
-    let vars = aggregator_vars(&db.url);
-    let app = Application::build(Config::from_vars(&vars).unwrap())
-        .await
-        .unwrap();
-    let agg = format!("http://127.0.0.1:{}", app.port());
-    let metrics = format!("http://127.0.0.1:{}/metrics", app.metrics_port());
-    let (_stop, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app.run_until_stopped(async move {
-        let _ = rx.await;
-    }));
-    let edge = EdgeServer::start(&[
-        ("AGGREGATOR_URL", &agg),
-        ("EDGE_FORWARD_SECRET", EDGE_SECRET),
+    let server = AggregatorProcess::start(BIN, &process_vars(&db.url, &[])).await;
+    let (agg, metrics) = (server.base.clone(), server.metrics.clone());
+    let edge = EdgeServer::in_front_of(
+        &agg,
         // A departed client is noticed when the next bytes (at the latest a ping) fail to go out.
-        ("SSE_PING_INTERVAL", "300"),
-    ])
+        &[("SSE_PING_INTERVAL", "300")],
+    )
     .await
     .unwrap();
     let url = format!("{}/api/leaderboard/stream", edge.url());
@@ -72,7 +60,7 @@ async fn sse_clients_of_one_hub_share_one_upstream_websocket() {
         .expect("the kept snapshot");
     eventually("a client came back", &metrics, 1.0).await;
     let http = reqwest::Client::new();
-    let guest = scoreboard_tests::client::guest(&http, &agg, "Latecomer").await;
+    let guest = client::guest(&http, &agg, "Latecomer").await;
     let id = guest.id.as_str();
     let r = http
         .post(format!("{agg}/admin/players/{id}/adjust"))

@@ -3,23 +3,19 @@
 //! in-process aggregator, PostgreSQL and Redis. This file starts the stack, runs the script and
 //! does to the stack what the script asks for (stop and restart the aggregator).
 
-use scoreboard_tests::{fresh_database, fresh_redis};
+use crate::support::{aggregator_on, edge_with, stack};
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
-use support::{aggregator, aggregator_on, edge_with};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-
-mod support;
 
 /// Two browser pages on the live board: one signs in with a name made of markup and scores
 /// (instantly, after a countdown, after a 503 while the aggregator is away, until 429); the
 /// other sees its table change without a reload, the name as text, and recovers from offline.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_browser_pages_see_a_score_redeemed_through_the_edge() {
-    let db = fresh_database().await.unwrap();
-    let redis = fresh_redis().await.unwrap();
-    let (agg, stop, task) = aggregator(&db.url, &redis).await;
+    let _heavy = scoreboard_tests::heavy().await;
+    let (db, redis, (agg, stop, task)) = stack().await;
     let port: u16 = agg.rsplit(':').next().unwrap().parse().unwrap();
     let edge = edge_with(&agg, &[
         ("RATE_LIMIT_SCORE_UPDATE", "7"),

@@ -3,11 +3,10 @@
 //! aggregator accepts an edge still signing with the previous forwarding secret; after it,
 //! all of those are refused while the new secrets go on working.
 
+use crate::support::{aggregator_with, local_token};
+use scoreboard_tests::tokens::now;
 use scoreboard_tests::{fresh_database, fresh_redis, EdgeServer};
 use serde_json::{json, Value};
-use support::{aggregator_with, local_token};
-
-mod support;
 
 const OLD_JWT: &str = "edge-rotation-old-jwt-0123456789abcdefgh";
 const OLD_ACTION: &str = "edge-rotation-old-action-0123456789abcde";
@@ -32,14 +31,8 @@ impl Edge {
     }
 
     async fn guest(&self, name: &str) -> (String, String) {
-        let (status, v) = self
-            .post("/api/auth/guest", None, json!({"name": name}))
-            .await;
-        assert_eq!(status, 201, "{v}");
-        (
-            v["player_id"].as_str().unwrap().to_owned(),
-            v["token"].as_str().unwrap().to_owned(),
-        )
+        let g = scoreboard_tests::client::guest(&self.http, &self.base, name).await;
+        (g.id, g.token)
     }
 
     async fn score(&self, session: &str, token: &str) -> (u16, Value) {
@@ -179,11 +172,4 @@ async fn the_edge_and_the_aggregator_rotate_secrets_without_refusing_anyone() {
         .await;
     assert_eq!(status, 200, "the new secrets work end to end: {body}");
     assert_eq!(body["score"], 3);
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
 }

@@ -8,14 +8,14 @@
 //! `FAULTS_SECONDS` (default 12) stretches the run and `FAULTS_WORKERS` (default 16 concurrent
 //! players' clients) raises the load, for the longer form in RELIABILITY.md.
 
+use crate::helpers::{process_vars, BIN};
+use scoreboard_protocol::snapshot::PlayerView;
 use scoreboard_tests::client;
 use scoreboard_tests::player_load::{LoadOptions, PlayerLoad};
 use scoreboard_tests::sse::SseClient;
-use scoreboard_tests::stack::aggregator_vars;
-use scoreboard_tests::{free_port, AggregatorProcess, EdgeServer, PgServer, RedisServer};
+use scoreboard_tests::{AggregatorProcess, EdgeServer, PgServer, RedisServer};
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_scoreboard-aggregator");
 const PLAYERS: usize = 20;
 /// Concurrent senders unless `FAULTS_WORKERS` says otherwise.
 const WORKERS: usize = 16;
@@ -26,10 +26,8 @@ const GRACE_SECS: u64 = 3;
 /// Kill -9, Redis and PostgreSQL restarts and a graceful restart, all under load.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn acknowledged_updates_survive_crashes_and_restarts_exactly_once() {
-    let seconds: f64 = std::env::var("FAULTS_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(12.0);
+    let _heavy = scoreboard_tests::heavy().await;
+    let seconds: f64 = scoreboard_tests::env_or("FAULTS_SECONDS", 12.0);
     let step = Duration::from_secs_f64(seconds / 8.0);
     let mut pg = PgServer::start_durable().await.unwrap();
     let admin = sqlx::PgPool::connect(&pg.url("postgres")).await.unwrap();
@@ -40,19 +38,16 @@ async fn acknowledged_updates_survive_crashes_and_restarts_exactly_once() {
     admin.close().await;
     let db_url = pg.url("faults");
     let mut redis = RedisServer::start().await.unwrap();
-    let port = free_port();
-    let mut vars = aggregator_vars(&db_url);
-    for (k, v) in [
-        ("PORT", port.to_string()),
-        ("METRICS_PORT", free_port().to_string()),
-        ("REDIS_URL", redis.url()),
-        ("REDIS_KEY_PREFIX", "faults:".into()),
-        ("REDIS_SYNC_INTERVAL", "2000".into()),
-        ("SHUTDOWN_GRACE_PERIOD", format!("{GRACE_SECS}s")),
-        ("LOG_LEVEL", "error".into()),
-    ] {
-        vars.insert(k.into(), v);
-    }
+    let grace = format!("{GRACE_SECS}s");
+    let vars = process_vars(
+        &db_url,
+        &[
+            ("REDIS_URL", &redis.url()),
+            ("REDIS_KEY_PREFIX", "faults:"),
+            ("REDIS_SYNC_INTERVAL", "2000"),
+            ("SHUTDOWN_GRACE_PERIOD", &grace),
+        ],
+    );
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
@@ -61,10 +56,7 @@ async fn acknowledged_updates_survive_crashes_and_restarts_exactly_once() {
     let base = agg.base.clone();
     let edge = EdgeServer::start_for_load(&base, None).await.unwrap();
 
-    let mut players = Vec::new();
-    for i in 0..PLAYERS {
-        players.push(client::guest(&http, &base, &format!("Faulty {i}")).await);
-    }
+    let players = client::guests(&http, &base, "Faulty ", PLAYERS).await;
     let (status, sse) =
         SseClient::connect(&format!("{}/api/leaderboard/stream", edge.url()), None).await;
     assert_eq!(status, 200);
@@ -75,10 +67,7 @@ async fn acknowledged_updates_survive_crashes_and_restarts_exactly_once() {
         &edge.url(),
         &players,
         LoadOptions {
-            workers: std::env::var("FAULTS_WORKERS")
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(WORKERS),
+            workers: scoreboard_tests::env_or("FAULTS_WORKERS", WORKERS),
             replay_share: REPLAY_SHARE,
             pause: None,
         },
@@ -156,18 +145,15 @@ async fn acknowledged_updates_survive_crashes_and_restarts_exactly_once() {
             .await
             .unwrap();
     for (id, score) in &totals {
-        let view = client::get_json(&http, &format!("{base}/api/players/{id}")).await;
-        assert_eq!(
-            view["score"].as_i64(),
-            Some(*score),
-            "Redis differs for {id}"
-        );
+        let view: PlayerView = client::get_json(&http, &format!("{base}/api/players/{id}")).await;
+        assert_eq!(view.score, *score, "Redis differs for {id}");
     }
 
     // The SSE client of the edge, never reconnected, ends on the final top 10. (The board's
     // version can be newer than the last snapshot sent: subscribers are woken only when the
     // rows change, so the rows are what must match.)
-    let board = client::get_json(&http, &format!("{base}/api/leaderboard")).await;
+    let board: serde_json::Value =
+        client::get_json(&http, &format!("{base}/api/leaderboard")).await;
     let last = sse.until_top(&board["top"], Duration::from_secs(30)).await;
     assert_eq!(
         last["top"], board["top"],

@@ -2,8 +2,7 @@
 //! running aggregator with `deploy/prometheus/prometheus.yml`'s job, and every metric that the
 //! alert rules and the Grafana dashboard use is one the aggregator exports.
 
-mod common;
-use common::*;
+use crate::helpers::*;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -209,7 +208,7 @@ async fn every_metric_in_the_alerts_and_the_dashboard_is_exported() {
     })
     .await;
     one_applied_update(&app).await;
-    let text = scoreboard_tests::client::get_text(&app.http, &app.metrics).await;
+    let text = client::get_text(&app.http, &app.metrics).await;
     let families = exported_families(&text);
 
     let rules = std::fs::read_to_string(deploy_dir().join("prometheus/alerts.yml")).unwrap();
@@ -274,7 +273,7 @@ async fn a_real_prometheus_scrapes_the_aggregator() {
         dir.join("alerts.yml"),
     )
     .unwrap();
-    let port = free_port();
+    let port = scoreboard_tests::free_port();
     let mut child = tokio::process::Command::new(prometheus)
         .arg(format!(
             "--config.file={}",
@@ -321,7 +320,7 @@ async fn a_real_prometheus_scrapes_the_aggregator() {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let rules = scoreboard_tests::client::get_json(&app.http, &format!("{api}/rules")).await;
+    let rules = client::get_json::<Value>(&app.http, &format!("{api}/rules")).await;
     let _ = child.start_kill();
     assert_eq!(up, Some(1.0), "the aggregator target is up");
     // At least this test's update (the recorder is per process: other tests add theirs).
@@ -342,14 +341,6 @@ fn which(name: &str) -> Option<PathBuf> {
         .split(':')
         .map(|d| Path::new(d).join(name))
         .find(|p| p.is_file())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn tempfile_dir() -> PathBuf {

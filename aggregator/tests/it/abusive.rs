@@ -3,17 +3,12 @@
 //! every change up to the last one; the server's resident memory does not grow with the
 //! updates it cannot deliver (each stream holds the latest snapshot, never a queue).
 
-mod common;
-use common::*;
-use scoreboard_protocol::edge_signature;
-use scoreboard_tests::sse::SseClient;
-use scoreboard_tests::stack::EDGE_SECRET;
-use scoreboard_tests::{client, free_port, fresh_database, AggregatorProcess};
-use serde_json::json;
+use crate::helpers::*;
+use scoreboard_protocol::snapshot::ScoreResponse;
+use scoreboard_tests::{fresh_database, AggregatorProcess};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
-const BIN: &str = env!("CARGO_BIN_EXE_scoreboard-aggregator");
 const STALLED: usize = 1_000;
 const VANISHING: usize = 300;
 const UPDATES: usize = 60;
@@ -24,26 +19,23 @@ async fn post_score(
     base: &str,
     session: &str,
     token: &str,
-) -> serde_json::Value {
-    let body = json!({"action_token": token, "edge_region": "test"}).to_string();
-    let sig = edge_signature::header_value(
-        EDGE_SECRET.as_bytes(),
-        now(),
-        "POST",
-        "/internal/scores",
-        body.as_bytes(),
-    );
-    let r = http
-        .post(format!("{base}/internal/scores"))
-        .header("x-edge-signature", sig)
-        .header("content-type", "application/json")
-        .bearer_auth(session)
-        .body(body)
+) -> ScoreResponse {
+    let r = client::internal_score(http, base, EDGE_SECRET, session, token)
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
     r.json().await.unwrap()
+}
+
+/// Nine players with the longest names (made of `letter`) and a score each, so that with the
+/// test's own player every snapshot is a full board (~1.3 KB).
+async fn fill_the_board(http: &reqwest::Client, base: &str, letter: char) {
+    for i in 0..9 {
+        let name = format!("{i}-{}", letter.to_string().repeat(30));
+        let p = client::guest(http, base, &name).await;
+        post_score(http, base, &p.token, &mint(&p.id, 10 + i, 0, 300, now())).await;
+    }
 }
 
 async fn open_stream(port: u16) -> tokio::net::TcpStream {
@@ -59,27 +51,21 @@ async fn open_stream(port: u16) -> tokio::net::TcpStream {
 /// A thousand stalled readers and vanishing clients cost bounded memory and delay nobody.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_and_vanishing_sse_clients_neither_grow_memory_nor_stop_the_others() {
+    let _heavy = scoreboard_tests::heavy().await;
     let db = fresh_database().await.unwrap();
-    let port = free_port();
-    let mut vars = base_vars(&db.url);
-    for (k, v) in [
-        ("PORT", port.to_string()),
-        ("METRICS_PORT", free_port().to_string()),
-        ("SSE_MAX_CLIENTS_PER_INSTANCE", "5000".into()),
-        ("SSE_PING_INTERVAL", "1000".into()),
-        ("LOG_LEVEL", "error".into()),
-    ] {
-        vars.insert(k.into(), v);
-    }
+    let vars = process_vars(
+        &db.url,
+        &[
+            ("SSE_MAX_CLIENTS_PER_INSTANCE", "5000"),
+            ("SSE_PING_INTERVAL", "1000"),
+        ],
+    );
+    let port: u16 = vars["PORT"].parse().unwrap();
     let server = AggregatorProcess::start(BIN, &vars).await;
     let base = server.base.clone();
     let rss_kib = || server.stats().rss_kib;
     let http = reqwest::Client::new();
-    // Nine more players with the longest names, so every snapshot is a full board (~1.3 KB).
-    for i in 0..9 {
-        let p = client::guest(&http, &base, &format!("{i}-{}", "W".repeat(30))).await;
-        post_score(&http, &base, &p.token, &mint(&p.id, 10 + i, 0, 300, now())).await;
-    }
+    fill_the_board(&http, &base, 'W').await;
     let (status, normal) =
         SseClient::connect(&format!("{base}/api/leaderboard/stream"), None).await;
     assert_eq!(status, 200);
@@ -103,7 +89,7 @@ async fn stalled_and_vanishing_sse_clients_neither_grow_memory_nor_stop_the_othe
     for i in 0..UPDATES {
         let token = mint(&player.id, 1_000 + i as i64, 0, 300, now());
         let v = post_score(&http, &base, &player.token, &token).await;
-        last_version = v["leaderboard_version"].as_i64().unwrap();
+        last_version = v.leaderboard_version;
     }
     // The normal client gets the last change (skipping versions is allowed, stopping is not).
     let mut seen = 0;
@@ -153,13 +139,9 @@ struct HubRun {
 /// normal client must get the last one. Measures the `workerd` that runs the worker (and,
 /// apart, wrangler's dev proxy, which is local tooling and not the product).
 async fn hub_under(base: &str, metrics: &str, stall: bool) -> HubRun {
-    let edge = scoreboard_tests::EdgeServer::start(&[
-        ("AGGREGATOR_URL", base),
-        ("EDGE_FORWARD_SECRET", EDGE_SECRET),
-        ("SSE_PING_INTERVAL", "1000"),
-    ])
-    .await
-    .unwrap();
+    let edge = scoreboard_tests::EdgeServer::in_front_of(base, &[("SSE_PING_INTERVAL", "1000")])
+        .await
+        .unwrap();
     let edge_port: u16 = edge.url().rsplit(':').next().unwrap().parse().unwrap();
     let worker = edge
         .workerd_pid()
@@ -197,7 +179,7 @@ async fn hub_under(base: &str, metrics: &str, stall: bool) -> HubRun {
     for i in 0..UPDATES {
         let token = mint(&player.id, 1_000 + i as i64, 0, 300, now());
         let v = post_score(&http, base, &player.token, &token).await;
-        last_version = v["leaderboard_version"].as_i64().unwrap();
+        last_version = v.leaderboard_version;
     }
     // A generous bound: locally one Durable Object writes to every client in turn, through
     // wrangler's proxy, on a machine that may be busy with other tests.
@@ -241,27 +223,12 @@ async fn hub_under(base: &str, metrics: &str, stall: bool) -> HubRun {
 /// clients still get the final version, and the aggregator sees one subscriber per hub.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_clients_of_an_edge_hub_cost_no_more_than_readers_and_stop_nobody() {
+    let _heavy = scoreboard_tests::heavy().await;
     let db = fresh_database().await.unwrap();
-    let mut vars = base_vars(&db.url);
-    for (k, v) in [
-        ("PORT", free_port().to_string()),
-        ("METRICS_PORT", free_port().to_string()),
-        ("LOG_LEVEL", "error".into()),
-    ] {
-        vars.insert(k.into(), v);
-    }
+    let vars = process_vars(&db.url, &[]);
     let server = AggregatorProcess::start(BIN, &vars).await;
     let http = reqwest::Client::new();
-    for i in 0..9 {
-        let p = client::guest(&http, &server.base, &format!("{i}-{}", "E".repeat(30))).await;
-        post_score(
-            &http,
-            &server.base,
-            &p.token,
-            &mint(&p.id, 10 + i, 0, 300, now()),
-        )
-        .await;
-    }
+    fill_the_board(&http, &server.base, 'E').await;
     // Each on a fresh workerd, so neither inherits the other's heap.
     let readers = hub_under(&server.base, &server.metrics, false).await;
     let stalled = hub_under(&server.base, &server.metrics, true).await;

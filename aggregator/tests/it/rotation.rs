@@ -3,8 +3,7 @@
 //! signatures made with them are accepted (for verification only: everything new is signed with
 //! the new secrets); once they are removed, the old ones are refused.
 
-mod common;
-use common::*;
+use crate::helpers::*;
 use serde_json::json;
 
 const OLD_JWT: &str = "rotation-old-jwt-secret-0123456789abcdef";

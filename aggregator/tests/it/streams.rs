@@ -1,8 +1,8 @@
 //! SSE and WebSocket streams of the top 10.
 
-mod common;
-use common::*;
+use crate::helpers::*;
 use futures_util::{SinkExt, StreamExt};
+use scoreboard_protocol::snapshot::Snapshot;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -22,12 +22,7 @@ async fn sse_sends_retry_the_current_snapshot_and_every_change() {
     assert_eq!(v0, 0);
     assert_eq!(snap0["top"].as_array().unwrap().len(), 0);
 
-    assert_eq!(
-        app.post_score(&p.token, &mint(&p.id, 40, 0, 300, now()))
-            .await
-            .status(),
-        200
-    );
+    app.scored(&p, 40).await;
     let (v1, snap1) = sse
         .next_snapshot(WAIT)
         .await
@@ -46,13 +41,8 @@ async fn sse_sends_retry_the_current_snapshot_and_every_change() {
 async fn last_event_id_resumes_without_a_duplicate() {
     let app = spawn_app().await;
     let p = app.guest("Resumer").await;
-    assert_eq!(
-        app.post_score(&p.token, &mint(&p.id, 5, 0, 300, now()))
-            .await
-            .status(),
-        200
-    );
-    let current = app.leaderboard().await["version"].as_i64().unwrap();
+    app.scored(&p, 5).await;
+    let current = app.leaderboard().await.version;
     assert!(current > 0);
     let url = format!("{}/api/leaderboard/stream", app.base);
 
@@ -77,12 +67,7 @@ async fn last_event_id_resumes_without_a_duplicate() {
     q.next(WAIT).await.unwrap();
     assert!(q.next_snapshot(Duration::from_millis(500)).await.is_none());
 
-    assert_eq!(
-        app.post_score(&p.token, &mint(&p.id, 5, 0, 300, now()))
-            .await
-            .status(),
-        200
-    );
+    app.scored(&p, 5).await;
     let (v2, _) = up_to_date.next_snapshot(WAIT).await.unwrap();
     assert!(v2 > current);
 }
@@ -100,15 +85,7 @@ async fn pings_flow_and_the_client_cap_answers_503() {
     let (_, b) = SseClient::connect(&url, None).await;
     let mut a = a.unwrap();
     let _b = b.unwrap();
-    let mut saw_ping = false;
-    for _ in 0..5 {
-        if let Some(m) = a.next(Duration::from_secs(2)).await {
-            if m.comment.as_deref() == Some("ping") {
-                saw_ping = true;
-                break;
-            }
-        }
-    }
+    let saw_ping = a.sees_ping(5, Duration::from_secs(2)).await;
     assert!(saw_ping, "a ping comment within a few intervals");
     let r = reqwest::get(&url).await.unwrap();
     assert_eq!(r.status(), 503);
@@ -148,19 +125,11 @@ async fn a_client_that_never_reads_does_not_delay_the_others() {
     let (_, reader) = SseClient::connect(&url, None).await;
     let mut reader = reader.unwrap();
     reader.next_snapshot(WAIT).await.unwrap();
-    let mut players = Vec::new();
-    for i in 0..10 {
-        players.push(app.guest(&format!("Busy {i}")).await);
-    }
+    let players = app.guests("Busy ", 10).await;
     let mut last = 0;
     for round in 0..30 {
         let p = &players[round % players.len()];
-        assert_eq!(
-            app.post_score(&p.token, &mint(&p.id, 1 + round as i64, 0, 300, now()))
-                .await
-                .status(),
-            200
-        );
+        app.scored(p, 1 + round as i64).await;
         let (v, _) = reader
             .next_snapshot(WAIT)
             .await
@@ -202,27 +171,21 @@ async fn the_edge_websocket_requires_a_signature_and_streams_snapshots() {
         tokio_tungstenite::connect_async(format!("{ws_base}{path}?since=0&t={t}&sig={sig}"))
             .await
             .unwrap();
-    let first = tokio::time::timeout(WAIT, ws.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    let snap: serde_json::Value = serde_json::from_str(first.to_text().unwrap()).unwrap();
-    assert_eq!(snap["version"], 0);
-    assert_eq!(
-        app.post_score(&p.token, &mint(&p.id, 3, 0, 300, now()))
+    // Each message is one snapshot, as JSON text.
+    let mut next_snapshot = async || -> Snapshot {
+        let message = tokio::time::timeout(WAIT, ws.next())
             .await
-            .status(),
-        200
-    );
-    let next = tokio::time::timeout(WAIT, ws.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    let snap: serde_json::Value = serde_json::from_str(next.to_text().unwrap()).unwrap();
-    assert!(snap["version"].as_i64().unwrap() > 0);
-    assert_eq!(snap["top"][0]["score"], 3);
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        serde_json::from_str(message.to_text().unwrap()).unwrap()
+    };
+    let snap = next_snapshot().await;
+    assert_eq!(snap.version, 0);
+    app.scored(&p, 3).await;
+    let snap = next_snapshot().await;
+    assert!(snap.version > 0);
+    assert_eq!(snap.top[0].score, 3);
     ws.send(tokio_tungstenite::tungstenite::Message::Close(None))
         .await
         .unwrap();

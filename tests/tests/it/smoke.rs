@@ -1,11 +1,8 @@
 //! `deploy/smoke`, the pipeline's check of a deployed base URL, run against the local stack:
 //! the worker in workerd, an aggregator, PostgreSQL and Redis.
 
-use scoreboard_tests::{fresh_database, fresh_redis};
+use crate::support::{edge_with, stack};
 use std::path::Path;
-use support::{aggregator, edge_with};
-
-mod support;
 
 async fn smoke(base: &str) -> std::process::Output {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -22,9 +19,7 @@ async fn smoke(base: &str) -> std::process::Output {
 /// the update, replay refused) and fails, saying why, once the aggregator is gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_smoke_script_passes_on_a_healthy_stack_and_fails_without_the_aggregator() {
-    let db = fresh_database().await.unwrap();
-    let redis = fresh_redis().await.unwrap();
-    let (agg, stop, task) = aggregator(&db.url, &redis).await;
+    let (_db, _redis, (agg, stop, task)) = stack().await;
     let edge = edge_with(&agg, &[]).await;
 
     let out = smoke(&edge.url()).await;

@@ -1,13 +1,10 @@
 //! The binary: `check-config` names every problem, logs never carry a secret, `healthcheck`
 //! follows `/health/live`.
 
-mod common;
-use common::*;
+use crate::helpers::*;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_scoreboard-aggregator");
 
 #[test]
 fn check_config_lists_every_problem_and_no_secret() {
@@ -112,21 +109,10 @@ async fn logs_are_json_lines_without_secrets() {
         .await
         .unwrap();
     let action = mint(&pid, 4, 0, 300, now());
-    let body = serde_json::json!({"action_token": action, "edge_region": "t"}).to_string();
+    let body = client::forwarded_score(&action, "t");
     for _ in 0..2 {
-        let sig = scoreboard_protocol::edge_signature::header_value(
-            EDGE_SECRET.as_bytes(),
-            now(),
-            "POST",
-            "/internal/scores",
-            body.as_bytes(),
-        );
-        http.post(format!("{base}/internal/scores"))
-            .bearer_auth(&session)
-            .header("x-edge-signature", sig)
-            .header("content-type", "application/json")
+        client::internal_score(&http, &base, EDGE_SECRET, &session, &action)
             .header("x-request-id", "req-123")
-            .body(body.clone())
             .send()
             .await
             .unwrap();

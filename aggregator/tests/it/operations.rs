@@ -1,7 +1,6 @@
 //! Operations: the metrics an operator watches, health endpoints, and graceful shutdown.
 
-mod common;
-use common::*;
+use crate::helpers::*;
 use futures_util::future::join_all;
 
 /// The documented metric names are exported, labelled by matched route, and move with traffic.
@@ -21,7 +20,7 @@ async fn metrics_are_exported_with_the_documented_names() {
     let _ = app.get(format!("/api/players/{}", p.id)).await;
     let (_, sse) = SseClient::connect(&format!("{}/api/leaderboard/stream", app.base), None).await;
     let _sse = sse.unwrap();
-    let text = scoreboard_tests::client::get_text(&app.http, &app.metrics).await;
+    let text = client::get_text(&app.http, &app.metrics).await;
     for needle in [
         "http_requests_total{method=\"POST\",path=\"/internal/scores\",status=\"200\"}",
         "http_requests_total{method=\"GET\",path=\"/api/players/{id}\",status=\"200\"}",
@@ -44,10 +43,7 @@ async fn metrics_are_exported_with_the_documented_names() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_graceful_stop_under_load_loses_no_acknowledged_update() {
     let mut app = spawn_app().await;
-    let mut players = Vec::new();
-    for i in 0..10 {
-        players.push(app.guest(&format!("Stop {i}")).await);
-    }
+    let players = app.guests("Stop ", 10).await;
     let jobs: Vec<(String, String)> = (0..600)
         .map(|k| {
             let p = &players[k % 10];
@@ -57,22 +53,10 @@ async fn a_graceful_stop_under_load_loses_no_acknowledged_update() {
     let http = app.http.clone();
     let base = app.base.clone();
     let load = tokio::spawn(async move {
-        join_all(jobs.iter().map(|(s, t)| {
-            let body = serde_json::json!({"action_token": t, "edge_region": "t"}).to_string();
-            let sig = scoreboard_protocol::edge_signature::header_value(
-                EDGE_SECRET.as_bytes(),
-                now(),
-                "POST",
-                "/internal/scores",
-                body.as_bytes(),
-            );
-            http.post(format!("{base}/internal/scores"))
-                .bearer_auth(s)
-                .header("x-edge-signature", sig)
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
-        }))
+        join_all(
+            jobs.iter()
+                .map(|(s, t)| client::internal_score(&http, &base, EDGE_SECRET, s, t).send()),
+        )
         .await
     });
     tokio::time::sleep(std::time::Duration::from_millis(30)).await;

@@ -11,6 +11,7 @@
 //! `/etc/hosts` in a private mount namespace of `wrangler dev` (needs root or unprivileged user
 //! namespaces). `FAILOVER_SECONDS` (default 10) stretches the run.
 
+use crate::helpers::BIN;
 use scoreboard_tests::client;
 use scoreboard_tests::player_load::{LoadOptions, PlayerLoad};
 use scoreboard_tests::sse::SseClient;
@@ -20,7 +21,6 @@ use std::collections::HashMap;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_scoreboard-aggregator");
 const NAME: &str = "aggregator.region.test";
 const REGION_A: &str = "127.0.0.2";
 const REGION_B: &str = "127.0.0.3";
@@ -85,10 +85,8 @@ async fn edge_recovers(http: &reqwest::Client, edge: &str) -> Duration {
 /// Failover to region B while A dies, then fail-back to A while B drains: exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_edge_follows_a_dns_failover_between_regions_and_loses_nothing() {
-    let seconds: f64 = std::env::var("FAILOVER_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10.0);
+    let _heavy = scoreboard_tests::heavy().await;
+    let seconds: f64 = scoreboard_tests::env_or("FAILOVER_SECONDS", 10.0);
     let step = Duration::from_secs_f64(seconds / 4.0);
     let pg = PgServer::start_durable().await.unwrap();
     let admin = sqlx::PgPool::connect(&pg.url("postgres")).await.unwrap();
@@ -131,10 +129,7 @@ async fn the_edge_follows_a_dns_failover_between_regions_and_loses_nothing() {
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap();
-    let mut players = Vec::new();
-    for i in 0..PLAYERS {
-        players.push(client::guest(&http, &edge.url(), &format!("Traveller {i}")).await);
-    }
+    let players = client::guests(&http, &edge.url(), "Traveller ", PLAYERS).await;
     let (status, sse) =
         SseClient::connect(&format!("{}/api/leaderboard/stream", edge.url()), None).await;
     assert_eq!(status, 200);
@@ -248,7 +243,8 @@ async fn the_edge_follows_a_dns_failover_between_regions_and_loses_nothing() {
 
     // The SSE client of the edge, never reconnected, ends on the final top 10 (rows, not the
     // version: subscribers are woken only when the rows change).
-    let board = client::get_json(&http, &format!("{}/api/leaderboard", a.base)).await;
+    let board: serde_json::Value =
+        client::get_json(&http, &format!("{}/api/leaderboard", a.base)).await;
     let last = sse.until_top(&board["top"], Duration::from_secs(30)).await;
     assert_eq!(
         last["top"], board["top"],

@@ -2,12 +2,9 @@
 //! PostgreSQL and Redis, the worker in workerd): a smoke test of the tool that asserts what it
 //! verifies (exactly once, every client saw the final version), never a time.
 
+use crate::support::{edge_with, stack};
 use scoreboard_tests::stack::{ACTION_SECRET, EDGE_SECRET, JWT_SECRET};
-use scoreboard_tests::{fresh_database, fresh_redis};
 use serde_json::Value;
-use support::{aggregator, edge_with};
-
-mod support;
 
 struct Stack {
     aggregator: String,
@@ -54,9 +51,8 @@ impl Stack {
 /// `apply`, `edge` (with 30% replays), `fanout` (aggregator and edge hub) and `read`, quick.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_loadgen_scenario_runs_quick_and_verifies_itself() {
-    let db = fresh_database().await.unwrap();
-    let redis = fresh_redis().await.unwrap();
-    let (agg, _stop, _task) = aggregator(&db.url, &redis).await;
+    let _heavy = scoreboard_tests::heavy().await;
+    let (db, _redis, (agg, _stop, _task)) = stack().await;
     let edge = edge_with(&agg, &[("RATE_LIMIT_SCORE_UPDATE", "1000")]).await;
     let stack = Stack {
         aggregator: agg.clone(),

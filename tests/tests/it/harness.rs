@@ -7,22 +7,23 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+/// A pool of at most `max` connections to `url`.
+async fn pool(url: &str, max: u32) -> sqlx::PgPool {
+    PgPoolOptions::new()
+        .max_connections(max)
+        .connect(url)
+        .await
+        .unwrap()
+}
+
 /// A fresh database answers queries, and two fresh databases do not see each other's tables.
 #[tokio::test]
 async fn fresh_databases_are_real_and_isolated() {
     let a = fresh_database().await.unwrap();
     let b = fresh_database().await.unwrap();
     assert_ne!(a.name, b.name);
-    let pa = PgPoolOptions::new()
-        .max_connections(2)
-        .connect(&a.url)
-        .await
-        .unwrap();
-    let pb = PgPoolOptions::new()
-        .max_connections(2)
-        .connect(&b.url)
-        .await
-        .unwrap();
+    let pa = pool(&a.url, 2).await;
+    let pb = pool(&b.url, 2).await;
     sqlx::query("CREATE TABLE t (id int primary key, v text)")
         .execute(&pa)
         .await
@@ -85,11 +86,7 @@ async fn a_dedicated_postgres_survives_restart_and_crash() {
     let mut pg = PgServer::start().await.unwrap();
     let url = pg.url("postgres");
     {
-        let pool = PgPoolOptions::new()
-            .max_connections(1)
-            .connect(&url)
-            .await
-            .unwrap();
+        let pool = pool(&url, 1).await;
         sqlx::query("CREATE TABLE kept (v int)")
             .execute(&pool)
             .await
@@ -105,11 +102,7 @@ async fn a_dedicated_postgres_survives_restart_and_crash() {
     pg.start_again().await.unwrap();
     pg.kill();
     pg.start_again().await.unwrap();
-    let pool = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&url)
-        .await
-        .unwrap();
+    let pool = pool(&url, 1).await;
     let v: i32 = sqlx::query_scalar("SELECT v FROM kept")
         .fetch_one(&pool)
         .await

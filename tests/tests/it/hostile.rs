@@ -3,12 +3,10 @@
 //! headers, path traversal, unknown fields, values out of range. Every answer must be the
 //! documented status with an error in our shape, never a 5xx, and no score may move.
 
+use crate::support::{edge_with, local_token, stack};
 use scoreboard_tests::stack::ACTION_SECRET;
-use scoreboard_tests::{fresh_database, fresh_redis};
+use scoreboard_tests::tokens::now;
 use serde_json::{json, Value};
-use support::{aggregator, edge_with, local_token};
-
-mod support;
 
 /// One malformed request and what must come back.
 struct Case {
@@ -554,9 +552,7 @@ async fn send(http: &reqwest::Client, base: &str, c: &Case, session: &str) -> (u
 /// no 5xx; then huge headers; then nobody's score moved.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_requests_get_their_documented_errors_and_move_nothing() {
-    let db = fresh_database().await.unwrap();
-    let redis = fresh_redis().await.unwrap();
-    let (agg, _stop, _task) = aggregator(&db.url, &redis).await;
+    let (db, _redis, (agg, _stop, _task)) = stack().await;
     let edge = edge_with(
         &agg,
         &[
@@ -569,8 +565,9 @@ async fn malformed_requests_get_their_documented_errors_and_move_nothing() {
     )
     .await;
     let http = reqwest::Client::new();
-    let scoreboard_tests::client::Guest { id, token: session } =
-        scoreboard_tests::client::guest(&http, &agg, "Target").await;
+    let scoreboard_tests::client::Guest {
+        id, token: session, ..
+    } = scoreboard_tests::client::guest(&http, &agg, "Target").await;
     let token = local_token(ACTION_SECRET, &id, now(), 300);
 
     let mut failures = Vec::new();
@@ -645,11 +642,4 @@ async fn malformed_requests_get_their_documented_errors_and_move_nothing() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
 }

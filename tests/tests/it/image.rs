@@ -10,6 +10,7 @@ use std::path::Path;
 /// the binary serves as uid 10001 with a passing HEALTHCHECK command.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_image_builds_locked_and_serves_as_a_non_root_user() {
+    let _heavy = scoreboard_tests::heavy().await;
     let db = fresh_database().await.unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let out = tokio::process::Command::new("python3")

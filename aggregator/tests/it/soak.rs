@@ -9,19 +9,16 @@
 //! interval, and `SOAK_OUT` a JSON file for the samples, which `bench/soak_chart.py` turns into
 //! a chart (`scripts/soak` does both: RELIABILITY.md has the long runs).
 
+use crate::helpers::{process_vars, BIN};
 use scoreboard_tests::client;
 use scoreboard_tests::player_load::{LoadOptions, PlayerLoad};
 use scoreboard_tests::sse::SseClient;
-use scoreboard_tests::stack::aggregator_vars;
-use scoreboard_tests::{
-    free_port, fresh_database, AggregatorProcess, EdgeServer, ProcStats, RedisServer,
-};
+use scoreboard_tests::{fresh_database, AggregatorProcess, EdgeServer, ProcStats, RedisServer};
 use serde::Serialize;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_scoreboard-aggregator");
 const PLAYERS: usize = 20;
 /// Senders, each pausing 100 ms after an answer: a steady ~50–80 updates/s, what the local
 /// edge sustains without saturating (a soak is not a benchmark).
@@ -43,13 +40,6 @@ struct Sample {
     requests: usize,
     sse_sessions: usize,
     phase: &'static str,
-}
-
-fn env_f64(name: &str, default: f64) -> f64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
 }
 
 /// SSE clients that connect, read one to three messages and leave, over and over.
@@ -101,29 +91,24 @@ fn reader(base: String, ids: Vec<String>, stop: Arc<AtomicBool>) -> tokio::task:
 /// A steady load for `SOAK_SECONDS`: bounded memory and descriptors, everything given back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_steady_load_holds_memory_and_descriptors_level_and_gives_back_every_connection() {
-    let seconds = env_f64("SOAK_SECONDS", 20.0);
-    let interval = Duration::from_secs_f64(env_f64("SOAK_SAMPLE_SECONDS", 1.0));
+    let _heavy = scoreboard_tests::heavy().await;
+    let seconds = scoreboard_tests::env_or("SOAK_SECONDS", 20.0);
+    let interval = Duration::from_secs_f64(scoreboard_tests::env_or("SOAK_SAMPLE_SECONDS", 1.0));
     let db = fresh_database().await.unwrap();
     let redis = RedisServer::start().await.unwrap();
-    let mut vars = aggregator_vars(&db.url);
-    for (k, v) in [
-        ("PORT", free_port().to_string()),
-        ("METRICS_PORT", free_port().to_string()),
-        ("REDIS_URL", redis.url()),
-        ("DATABASE_POOL_MAX", "10".into()),
-        ("SSE_PING_INTERVAL", "1000".into()),
-        ("LOG_LEVEL", "error".into()),
-    ] {
-        vars.insert(k.into(), v);
-    }
+    let vars = process_vars(
+        &db.url,
+        &[
+            ("REDIS_URL", &redis.url()),
+            ("DATABASE_POOL_MAX", "10"),
+            ("SSE_PING_INTERVAL", "1000"),
+        ],
+    );
     let agg = AggregatorProcess::start(BIN, &vars).await;
     let edge = EdgeServer::start_for_load(&agg.base, None).await.unwrap();
     let workerd = edge.workerd_pid();
     let http = reqwest::Client::new();
-    let mut players = Vec::new();
-    for i in 0..PLAYERS {
-        players.push(client::guest(&http, &agg.base, &format!("Soaker {i}")).await);
-    }
+    let players = client::guests(&http, &agg.base, "Soaker ", PLAYERS).await;
     let ids: Vec<String> = players.iter().map(|p| p.id.clone()).collect();
 
     // One client on each path stays for the whole run, reading as a page does, and must end
@@ -261,7 +246,8 @@ async fn a_steady_load_holds_memory_and_descriptors_level_and_gives_back_every_c
     );
 
     // The steady clients end on the final top 10.
-    let board = client::get_json(&http, &format!("{}/api/leaderboard", agg.base)).await;
+    let board: serde_json::Value =
+        client::get_json(&http, &format!("{}/api/leaderboard", agg.base)).await;
     for (base, mut rx) in steady {
         let reached = tokio::time::timeout(
             Duration::from_secs(20),
