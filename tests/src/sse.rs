@@ -114,6 +114,19 @@ impl SseClient {
         }
     }
 
+    /// Reads snapshots until one has at least `version` (skipping versions is allowed) or a
+    /// read waits longer than `each`; returns the last version read (0 if none).
+    pub async fn until_version(&mut self, version: i64, each: std::time::Duration) -> i64 {
+        let mut seen = 0;
+        while seen < version {
+            match self.next_snapshot(each).await {
+                Some((v, _)) => seen = v,
+                None => break,
+            }
+        }
+        seen
+    }
+
     /// Reads snapshots until one has the rows `top` (not the version: subscribers are woken
     /// only when the rows change, so the board's version may be newer than the last sent) or
     /// `within` has passed; returns the last snapshot read (`Null` if none).

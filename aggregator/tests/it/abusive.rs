@@ -38,6 +38,19 @@ async fn fill_the_board(http: &reqwest::Client, base: &str, letter: char) {
     }
 }
 
+/// A player `name` who leads the board with `UPDATES` changes in a row; the last version.
+async fn push_updates(http: &reqwest::Client, base: &str, name: &str) -> i64 {
+    let player = client::guest(http, base, name).await;
+    let mut last_version = 0;
+    for i in 0..UPDATES {
+        let token = mint(&player.id, 1_000 + i as i64, 0, 300, now());
+        last_version = post_score(http, base, &player.token, &token)
+            .await
+            .leaderboard_version;
+    }
+    last_version
+}
+
 async fn open_stream(port: u16) -> tokio::net::TcpStream {
     let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
@@ -84,21 +97,11 @@ async fn stalled_and_vanishing_sse_clients_neither_grow_memory_nor_stop_the_othe
     let connected = rss_kib();
 
     // Changes the stalled clients cannot take: each would queue in a server that buffered.
-    let player = client::guest(&http, &base, "Pusher").await;
-    let mut last_version = 0;
-    for i in 0..UPDATES {
-        let token = mint(&player.id, 1_000 + i as i64, 0, 300, now());
-        let v = post_score(&http, &base, &player.token, &token).await;
-        last_version = v.leaderboard_version;
-    }
+    let last_version = push_updates(&http, &base, "Pusher").await;
     // The normal client gets the last change (skipping versions is allowed, stopping is not).
-    let mut seen = 0;
-    while seen < last_version {
-        match normal.next_snapshot(Duration::from_secs(10)).await {
-            Some((v, _)) => seen = v,
-            None => break,
-        }
-    }
+    let seen = normal
+        .until_version(last_version, Duration::from_secs(10))
+        .await;
     assert_eq!(
         seen, last_version,
         "the reading client got the final version"
@@ -174,22 +177,12 @@ async fn hub_under(base: &str, metrics: &str, stall: bool) -> HubRun {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let connected = rss(worker);
 
-    let player = client::guest(&http, base, &format!("Edge pusher {stall}")).await;
-    let mut last_version = 0;
-    for i in 0..UPDATES {
-        let token = mint(&player.id, 1_000 + i as i64, 0, 300, now());
-        let v = post_score(&http, base, &player.token, &token).await;
-        last_version = v.leaderboard_version;
-    }
+    let last_version = push_updates(&http, base, &format!("Edge pusher {stall}")).await;
     // A generous bound: locally one Durable Object writes to every client in turn, through
     // wrangler's proxy, on a machine that may be busy with other tests.
-    let mut seen = 0;
-    while seen < last_version {
-        match normal.next_snapshot(Duration::from_secs(60)).await {
-            Some((v, _)) => seen = v,
-            None => break,
-        }
-    }
+    let seen = normal
+        .until_version(last_version, Duration::from_secs(60))
+        .await;
     assert_eq!(
         seen,
         last_version,

@@ -89,13 +89,7 @@ async fn the_edge_follows_a_dns_failover_between_regions_and_loses_nothing() {
     let seconds: f64 = scoreboard_tests::env_or("FAILOVER_SECONDS", 10.0);
     let step = Duration::from_secs_f64(seconds / 4.0);
     let pg = PgServer::start_durable().await.unwrap();
-    let admin = sqlx::PgPool::connect(&pg.url("postgres")).await.unwrap();
-    sqlx::query("CREATE DATABASE failover")
-        .execute(&admin)
-        .await
-        .unwrap();
-    admin.close().await;
-    let db_url = pg.url("failover");
+    let db_url = pg.create_database("failover").await.unwrap();
     let (redis_a, redis_b) = (
         RedisServer::start().await.unwrap(),
         RedisServer::start().await.unwrap(),

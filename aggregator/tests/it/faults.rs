@@ -30,13 +30,7 @@ async fn acknowledged_updates_survive_crashes_and_restarts_exactly_once() {
     let seconds: f64 = scoreboard_tests::env_or("FAULTS_SECONDS", 12.0);
     let step = Duration::from_secs_f64(seconds / 8.0);
     let mut pg = PgServer::start_durable().await.unwrap();
-    let admin = sqlx::PgPool::connect(&pg.url("postgres")).await.unwrap();
-    sqlx::query("CREATE DATABASE faults")
-        .execute(&admin)
-        .await
-        .unwrap();
-    admin.close().await;
-    let db_url = pg.url("faults");
+    let db_url = pg.create_database("faults").await.unwrap();
     let mut redis = RedisServer::start().await.unwrap();
     let grace = format!("{GRACE_SECS}s");
     let vars = process_vars(

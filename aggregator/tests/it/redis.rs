@@ -8,25 +8,25 @@ use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(15);
 
-async fn app_with_redis(redis: &scoreboard_tests::TestRedis) -> TestApp {
+/// The variables that put an aggregator on `redis`, syncing every second.
+fn on_redis(
+    redis: &scoreboard_tests::TestRedis,
+) -> impl FnOnce(&mut std::collections::HashMap<String, String>) {
     let (url, prefix) = (redis.url.clone(), redis.key_prefix.clone());
-    spawn_app_with(move |v| {
+    move |v| {
         v.insert("REDIS_URL".into(), url);
         v.insert("REDIS_KEY_PREFIX".into(), prefix);
         v.insert("REDIS_SYNC_INTERVAL".into(), "1s".into());
-    })
-    .await
+    }
+}
+
+async fn app_with_redis(redis: &scoreboard_tests::TestRedis) -> TestApp {
+    spawn_app_with(on_redis(redis)).await
 }
 
 /// Like [`app_with_redis`], the aggregator as a process of its own (its gauges its own).
 async fn process_with_redis(redis: &scoreboard_tests::TestRedis) -> TestApp {
-    let (url, prefix) = (redis.url.clone(), redis.key_prefix.clone());
-    spawn_process_with(move |v| {
-        v.insert("REDIS_URL".into(), url);
-        v.insert("REDIS_KEY_PREFIX".into(), prefix);
-        v.insert("REDIS_SYNC_INTERVAL".into(), "1s".into());
-    })
-    .await
+    spawn_process_with(on_redis(redis)).await
 }
 
 /// The players Redis holds, with their scores, best first.

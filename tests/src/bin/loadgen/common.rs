@@ -80,6 +80,24 @@ pub(crate) fn internal_score(
     signed_post(http, stack, "/internal/scores", body).bearer_auth(session)
 }
 
+/// `player` redeems a fresh token for `points` at the aggregator, as the edge forwards it; the
+/// answer must be a 200 (`step` names what the redemption was for, in the error).
+pub(crate) async fn redeem(
+    http: &reqwest::Client,
+    stack: &StackArgs,
+    minter: &Minter,
+    player: &Player,
+    points: i64,
+    step: &str,
+) -> anyhow::Result<reqwest::Response> {
+    let token = minter.mint(&player.id, points)?;
+    let r = internal_score(http, stack, &player.session, &token.token)
+        .send()
+        .await?;
+    anyhow::ensure!(r.status() == 200, "{step} answered {}", r.status());
+    Ok(r)
+}
+
 /// A JSON `POST` to the aggregator with the edge signature, as the edge sends it.
 fn signed_post(
     http: &reqwest::Client,
