@@ -39,12 +39,12 @@ async fn admin_routes_need_the_admin_key() {
         let (s, c, _) = code_of(req.send().await.unwrap()).await;
         assert_eq!((s, c.as_str()), (401, "UNAUTHENTICATED"));
     }
-    let banned: bool =
-        sqlx::query_scalar("SELECT banned_at IS NOT NULL FROM users WHERE player_id = $1")
-            .bind(&p.id)
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
+    let banned: bool = app
+        .player_row(
+            "SELECT banned_at IS NOT NULL FROM users WHERE player_id = $1",
+            &p.id,
+        )
+        .await;
     assert!(!banned);
 }
 

@@ -144,31 +144,17 @@ async fn guests_can_be_disabled_and_bodies_must_be_json() {
 #[tokio::test]
 async fn logout_needs_a_session_and_revokes_it() {
     let app = spawn_app().await;
-    let r = client::post_raw(
-        &app.http,
-        &format!("{}/api/auth/logout", app.base),
-        None,
-        None,
-        "",
-    )
-    .await;
+    let r = app.logout(None).await;
     assert_eq!(code_of(r).await.1, "UNAUTHENTICATED");
     let p = app.guest("Leaver").await;
-    let r = client::post_raw(
-        &app.http,
-        &format!("{}/api/auth/logout", app.base),
-        Some(&p.token),
-        None,
-        "",
-    )
-    .await;
+    let r = app.logout(Some(&p.token)).await;
     assert_eq!(r.status(), 204);
-    let revoked: bool =
-        sqlx::query_scalar("SELECT revoked_at IS NOT NULL FROM sessions WHERE player_id = $1")
-            .bind(&p.id)
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
+    let revoked: bool = app
+        .player_row(
+            "SELECT revoked_at IS NOT NULL FROM sessions WHERE player_id = $1",
+            &p.id,
+        )
+        .await;
     assert!(revoked);
 }
 

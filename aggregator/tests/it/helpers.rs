@@ -220,6 +220,24 @@ impl TestApp {
         client::get_json(&self.http, &format!("{}/api/leaderboard", self.base)).await
     }
 
+    /// `POST /api/auth/logout`, with the session `bearer` if any.
+    pub(crate) async fn logout(&self, bearer: Option<&str>) -> reqwest::Response {
+        let url = format!("{}/api/auth/logout", self.base);
+        client::post_raw(&self.http, &url, bearer, None, "").await
+    }
+
+    /// The one value `sql` selects for `player` (its `$1`), e.g. whether they are banned.
+    pub(crate) async fn player_row<T>(&self, sql: &str, player: &str) -> T
+    where
+        T: Send + Unpin + for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+    {
+        sqlx::query_scalar(sql)
+            .bind(player)
+            .fetch_one(&self.db)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
     pub(crate) async fn total(&self, player: &str) -> i64 {
         sqlx::query_scalar::<_, i64>(
             "SELECT coalesce((SELECT score FROM scores WHERE player_id = $1), 0)",

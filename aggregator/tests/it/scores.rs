@@ -220,24 +220,17 @@ async fn every_refusal_has_its_status_and_code_and_moves_nothing() {
     let fresh = mint(&p.id, 9, 0, 300, now());
     let (s, c, _) = code_of(app.post_score(&p.token, &fresh).await).await;
     assert_eq!((s, c.as_str()), (403, "PLAYER_BANNED"));
-    let consumed: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM consumed_tokens WHERE player_id = $1")
-            .bind(&p.id)
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
+    let consumed: i64 = app
+        .player_row(
+            "SELECT count(*) FROM consumed_tokens WHERE player_id = $1",
+            &p.id,
+        )
+        .await;
     assert_eq!(consumed, 1, "only the applied token is consumed");
     assert_eq!(app.total(&p.id).await, 7);
 
     // Logout revokes the session.
-    let r = client::post_raw(
-        &app.http,
-        &format!("{}/api/auth/logout", app.base),
-        Some(&other.token),
-        None,
-        "",
-    )
-    .await;
+    let r = app.logout(Some(&other.token)).await;
     assert_eq!(r.status(), 204);
     let (s, c, _) = code_of(
         app.post_score(&other.token, &mint(&other.id, 5, 0, 300, now()))

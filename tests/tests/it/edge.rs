@@ -2,6 +2,7 @@
 //! PostgreSQL and Redis: what the edge serves today (health, forwarding, errors, headers, logs).
 
 use scoreboard_protocol::snapshot::{PlayerView, Snapshot};
+use scoreboard_protocol::ErrorCode;
 use scoreboard_tests::client::{self, get_json};
 use scoreboard_tests::EdgeServer;
 use serde_json::{json, Value};
@@ -62,10 +63,7 @@ async fn the_edge_forwards_to_the_aggregator_and_degrades_when_it_is_gone() {
     // Unknown routes and methods, and oversized bodies, in our shape.
     let r = http.get(format!("{base}/nope")).send().await.unwrap();
     assert_eq!(r.status(), 404);
-    assert_eq!(
-        r.json::<Value>().await.unwrap()["error"]["code"],
-        "NOT_FOUND"
-    );
+    assert_eq!(client::error_of(r).await.error.code, ErrorCode::NotFound);
     let r = http
         .delete(format!("{base}/api/leaderboard"))
         .send()
@@ -129,10 +127,7 @@ async fn the_edge_forwards_to_the_aggregator_and_degrades_when_it_is_gone() {
             401 => {}
             429 => {
                 assert!(r.headers().get("retry-after").is_some());
-                assert_eq!(
-                    r.json::<Value>().await.unwrap()["error"]["code"],
-                    "RATE_LIMITED"
-                );
+                assert_eq!(client::error_of(r).await.error.code, ErrorCode::RateLimited);
                 refused_after = Some(i);
                 break;
             }
@@ -159,8 +154,8 @@ async fn the_edge_forwards_to_the_aggregator_and_degrades_when_it_is_gone() {
     assert_eq!(r.status(), 503);
     assert!(r.headers().get("retry-after").is_some());
     assert_eq!(
-        r.json::<Value>().await.unwrap()["error"]["code"],
-        "UPSTREAM_UNAVAILABLE"
+        client::error_of(r).await.error.code,
+        ErrorCode::UpstreamUnavailable
     );
 }
 
