@@ -14,6 +14,7 @@
 //! | [`client`] | JSON requests, guest sign-in, edge-signed requests, Prometheus text |
 //! | [`tokens`] | action tokens minted as a game backend would, and [`tokens::now`] |
 //! | [`heavy`] | the lock that keeps heavy tests from running beside each other |
+//! | [`env_or`] | a run's knob from the environment (`FAULTS_SECONDS`, `SOAK_SECONDS`, ...) |
 //! | [`exactly_once::Ledger`] | what a run sent and was told, checked against PostgreSQL |
 //! | [`player_load::PlayerLoad`] | players redeeming fresh and replayed tokens through the edge |
 //! | [`AggregatorProcess`] | the aggregator binary as a process: kill, SIGTERM, `/proc` stats |
