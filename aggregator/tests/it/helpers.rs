@@ -238,14 +238,10 @@ impl TestApp {
             .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
+    /// The player's total in PostgreSQL (0 before their first score event).
     pub(crate) async fn total(&self, player: &str) -> i64 {
-        sqlx::query_scalar::<_, i64>(
-            "SELECT coalesce((SELECT score FROM scores WHERE player_id = $1), 0)",
-        )
-        .bind(player)
-        .fetch_one(&self.db)
-        .await
-        .unwrap()
+        let sql = "SELECT coalesce((SELECT score FROM scores WHERE player_id = $1), 0)";
+        self.player_row(sql, player).await
     }
 }
 
