@@ -142,9 +142,13 @@ struct HubRun {
 /// normal client must get the last one. Measures the `workerd` that runs the worker (and,
 /// apart, wrangler's dev proxy, which is local tooling and not the product).
 async fn hub_under(base: &str, metrics: &str, stall: bool) -> HubRun {
-    let edge = scoreboard_tests::EdgeServer::in_front_of(base, &[("SSE_PING_INTERVAL", "1000")])
-        .await
-        .unwrap();
+    let edge = scoreboard_tests::EdgeServer::start(&[
+        ("AGGREGATOR_URL", base),
+        ("EDGE_FORWARD_SECRET", EDGE_SECRET),
+        ("SSE_PING_INTERVAL", "1000"),
+    ])
+    .await
+    .unwrap();
     let edge_port: u16 = edge.url().rsplit(':').next().unwrap().parse().unwrap();
     let worker = edge
         .workerd_pid()

@@ -2,7 +2,7 @@
 //! last client leaves, and opens it again for the next client. Against an aggregator process
 //! of its own: the gauges of in-process aggregators are shared by every test of this binary.
 
-use crate::helpers::{client, process_vars, SseClient, ADMIN_KEY, BIN};
+use crate::helpers::{client, process_vars, SseClient, ADMIN_KEY, BIN, EDGE_SECRET};
 use scoreboard_tests::{fresh_database, AggregatorProcess, EdgeServer};
 use std::time::Duration;
 
@@ -27,11 +27,12 @@ async fn sse_clients_of_one_hub_share_one_upstream_websocket() {
     let db = fresh_database().await.unwrap();
     let server = AggregatorProcess::start(BIN, &process_vars(&db.url, &[])).await;
     let (agg, metrics) = (server.base.clone(), server.metrics.clone());
-    let edge = EdgeServer::in_front_of(
-        &agg,
+    let edge = EdgeServer::start(&[
+        ("AGGREGATOR_URL", &agg),
+        ("EDGE_FORWARD_SECRET", EDGE_SECRET),
         // A departed client is noticed when the next bytes (at the latest a ping) fail to go out.
-        &[("SSE_PING_INTERVAL", "300")],
-    )
+        ("SSE_PING_INTERVAL", "300"),
+    ])
     .await
     .unwrap();
     let url = format!("{}/api/leaderboard/stream", edge.url());
