@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Draws a soak run's samples (the JSON that aggregator/tests/soak.rs writes to SOAK_OUT) as an
+"""Draws a soak run's samples (the JSON that aggregator/tests/it/soak.rs writes to SOAK_OUT) as an
 SVG: resident memory, descriptors and connections over time, one panel each.
 
     python3 bench/soak_chart.py samples.json chart.svg

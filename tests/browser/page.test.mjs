@@ -1,6 +1,6 @@
 // The player page in Debian's headless Chromium, through the edge worker in workerd: one page
 // watches, another signs in as a guest with a hostile name and scores. Driven by
-// tests/tests/page.rs, which starts the stack and answers the control lines this script prints
+// tests/tests/it/page.rs, which starts the stack and answers the control lines this script prints
 // ("control: stop-aggregator" / "control: start-aggregator") with a line on stdin.
 //
 // Usage: EDGE_URL=http://127.0.0.1:8787 node tests/browser/page.test.mjs

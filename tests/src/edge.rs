@@ -31,21 +31,37 @@ impl EdgeServer {
         Self::start_inner(vars, None).await
     }
 
+    /// The worker in front of `aggregator` with the test secrets (forwarding, sessions,
+    /// action tokens) and `extra` variables (catalog, limits, ...).
+    pub async fn in_front_of(aggregator: &str, extra: &[(&str, &str)]) -> Result<Self> {
+        Self::start_inner(&Self::test_vars(aggregator, extra), None).await
+    }
+
+    fn test_vars<'a>(aggregator: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+        use crate::stack::{ACTION_SECRET, EDGE_SECRET, JWT_SECRET};
+        let mut vars = vec![
+            ("AGGREGATOR_URL", aggregator),
+            ("EDGE_FORWARD_SECRET", EDGE_SECRET),
+            ("JWT_SECRET", JWT_SECRET),
+            ("ACTION_TOKEN_SECRET", ACTION_SECRET),
+        ];
+        vars.extend_from_slice(extra);
+        vars
+    }
+
     /// The worker in front of `aggregator` with the test secrets, no practical per-player
     /// limit and a 1 s ping: what the load, fault and soak tests need. With `hosts`, it
     /// resolves host names with that file instead of `/etc/hosts`: `wrangler dev` runs in a
     /// mount namespace of its own where the file is bind-mounted over `/etc/hosts` (as root,
     /// or else in a user namespace of its own: unprivileged user namespaces must be allowed).
     pub async fn start_for_load(aggregator: &str, hosts: Option<&HostsFile>) -> Result<Self> {
-        use crate::stack::{ACTION_SECRET, EDGE_SECRET, JWT_SECRET};
-        let vars = [
-            ("AGGREGATOR_URL", aggregator),
-            ("EDGE_FORWARD_SECRET", EDGE_SECRET),
-            ("JWT_SECRET", JWT_SECRET),
-            ("ACTION_TOKEN_SECRET", ACTION_SECRET),
-            ("RATE_LIMIT_SCORE_UPDATE", "1000000"),
-            ("SSE_PING_INTERVAL", "1000"),
-        ];
+        let vars = Self::test_vars(
+            aggregator,
+            &[
+                ("RATE_LIMIT_SCORE_UPDATE", "1000000"),
+                ("SSE_PING_INTERVAL", "1000"),
+            ],
+        );
         Self::start_inner(&vars, hosts.map(HostsFile::path)).await
     }
 

@@ -5,9 +5,7 @@
 use crate::client::Guest;
 use crate::exactly_once::Ledger;
 use crate::stack::ACTION_SECRET;
-use scoreboard_protocol::action::{ActionTokens, MintRequest};
-use scoreboard_protocol::jwt::HmacSecret;
-use scoreboard_protocol::{ActionName, PlayerId};
+use crate::tokens::{mint_action, now};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -60,12 +58,6 @@ pub struct PlayerLoad {
     workers: Vec<tokio::task::JoinHandle<()>>,
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
 impl PlayerLoad {
     /// Starts `options.workers` senders posting to `{edge}/api/scores` for `players`, tokens
     /// for 1–9 points each, signed with the test action secret.
@@ -76,16 +68,12 @@ impl PlayerLoad {
             .expect("a client");
         let shared = Arc::new(Shared::default());
         let players = Arc::new(players.to_vec());
-        let tokens = Arc::new(ActionTokens::from_secret(HmacSecret::new(
-            ACTION_SECRET.as_bytes(),
-        )));
         let url = format!("{edge}/api/scores");
         let workers = (0..options.workers)
             .map(|w| {
-                let (shared, players, tokens, http, url, options) = (
+                let (shared, players, http, url, options) = (
                     shared.clone(),
                     players.clone(),
-                    tokens.clone(),
                     http.clone(),
                     url.clone(),
                     options.clone(),
@@ -94,7 +82,7 @@ impl PlayerLoad {
                     let mut n = 0usize;
                     while !shared.stop.load(Ordering::Relaxed) {
                         n += 1;
-                        let (p, jti, token) = shared.next_token(w, n, &players, &tokens, &options);
+                        let (p, jti, token) = shared.next_token(w, n, &players, &options);
                         let r = http
                             .post(&url)
                             // A fresh address per request: the per-IP binding is not under test.
@@ -168,7 +156,6 @@ impl Shared {
         w: usize,
         n: usize,
         players: &[Guest],
-        tokens: &ActionTokens,
         options: &LoadOptions,
     ) -> (usize, String, String) {
         if rand::random::<f64>() < options.replay_share {
@@ -179,19 +166,15 @@ impl Shared {
             }
         }
         let p = (w * 7 + n) % players.len();
-        let minted = tokens
-            .mint(
-                &MintRequest {
-                    player: &PlayerId::parse(players[p].id.as_str()).expect("a player id"),
-                    action: &ActionName::parse("load").expect("an action name"),
-                    points: 1 + (n as i64 % 9),
-                    min_seconds: 0,
-                    ttl_secs: 3_600,
-                },
-                &rand::random::<[u8; 16]>(),
-                now(),
-            )
-            .expect("minting works");
+        let minted = mint_action(
+            ACTION_SECRET,
+            "load",
+            &players[p].id,
+            1 + (n as i64 % 9),
+            0,
+            3_600,
+            now(),
+        );
         self.ledger.lock().unwrap().minted(&minted.claims.jti);
         let entry = (p, minted.claims.jti, minted.token);
         self.sent.lock().unwrap().push(entry.clone());

@@ -198,6 +198,19 @@ impl PgServer {
         &self.dir
     }
 
+    /// Creates `database` on this server; its URL.
+    pub async fn create_database(&self, database: &str) -> Result<String> {
+        let mut admin = PgConnection::connect(&self.url("postgres"))
+            .await
+            .context("connecting to create a database")?;
+        admin
+            .execute(format!("CREATE DATABASE \"{database}\"").as_str())
+            .await
+            .with_context(|| format!("creating database {database}"))?;
+        admin.close().await.ok();
+        Ok(self.url(database))
+    }
+
     /// A URL for `database` on this server.
     pub fn url(&self, database: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)

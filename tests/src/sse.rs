@@ -86,6 +86,18 @@ impl SseClient {
         }
     }
 
+    /// Whether a `ping` comment comes within the next `reads` reads of up to `each` apiece.
+    pub async fn sees_ping(&mut self, reads: usize, each: std::time::Duration) -> bool {
+        for _ in 0..reads {
+            if let Some(m) = self.next(each).await {
+                if m.comment.as_deref() == Some("ping") {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
     /// The next `leaderboard` event, skipping comments.
     pub async fn next_snapshot(
         &mut self,
@@ -100,6 +112,19 @@ impl SseClient {
                 return Some((m.id?.parse().ok()?, data));
             }
         }
+    }
+
+    /// Reads snapshots until one has at least `version` (skipping versions is allowed) or a
+    /// read waits longer than `each`; returns the last version read (0 if none).
+    pub async fn until_version(&mut self, version: i64, each: std::time::Duration) -> i64 {
+        let mut seen = 0;
+        while seen < version {
+            match self.next_snapshot(each).await {
+                Some((v, _)) => seen = v,
+                None => break,
+            }
+        }
+        seen
     }
 
     /// Reads snapshots until one has the rows `top` (not the version: subscribers are woken

@@ -1,5 +1,5 @@
 """Mints and checks edge-scoreboard tokens with PyJWT and the standard library only, the way an
-outside game backend would. Used by protocol/tests/interop.rs.
+outside game backend would. Used by protocol/tests/it/interop.rs.
 
 usage: tokens.py mint-action SECRET PLAYER ACTION PTS NOW MIN_SECONDS TTL
        tokens.py mint-session SECRET PLAYER NAME NOW TTL

@@ -2,20 +2,13 @@
 
 use crate::StackArgs;
 use anyhow::Context;
-use scoreboard_protocol::action::{ActionTokens, MintRequest, MintedAction};
-use scoreboard_protocol::jwt::HmacSecret;
-use scoreboard_protocol::{edge_signature, ActionName, PlayerId};
+use scoreboard_protocol::action::MintedAction;
+use scoreboard_tests::client::{edge_signed_post, forwarded_score};
+use scoreboard_tests::tokens::{mint_action, now};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;
-
-pub(crate) fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
-}
 
 /// One client for the whole run: connections are pooled and reused.
 pub(crate) fn http(max_idle: usize) -> reqwest::Client {
@@ -61,28 +54,18 @@ pub(crate) async fn sign_in(
         .await
 }
 
-pub(crate) struct Minter(ActionTokens);
+/// Mints with the stack's action secret.
+pub(crate) struct Minter(String);
 
 impl Minter {
     pub(crate) fn new(stack: &StackArgs) -> Self {
-        Self(ActionTokens::from_secret(HmacSecret::new(
-            stack.action_secret.as_bytes(),
-        )))
+        Self(stack.action_secret.clone())
     }
 
     /// A token for `points`, redeemable at once, valid for ten minutes.
     pub(crate) fn mint(&self, player: &str, points: i64) -> anyhow::Result<MintedAction> {
-        Ok(self.0.mint(
-            &MintRequest {
-                player: &PlayerId::parse(player)?,
-                action: &ActionName::parse("load")?,
-                points,
-                min_seconds: 0,
-                ttl_secs: 600,
-            },
-            &rand::random::<[u8; 16]>(),
-            now_secs(),
-        )?)
+        scoreboard_protocol::PlayerId::parse(player)?;
+        Ok(mint_action(&self.0, "load", player, points, 0, 600, now()))
     }
 }
 
@@ -93,8 +76,26 @@ pub(crate) fn internal_score(
     session: &str,
     token: &str,
 ) -> reqwest::RequestBuilder {
-    let body = json!({"action_token": token, "edge_region": "loadgen"}).to_string();
+    let body = forwarded_score(token, "loadgen");
     signed_post(http, stack, "/internal/scores", body).bearer_auth(session)
+}
+
+/// `player` redeems a fresh token for `points` at the aggregator, as the edge forwards it; the
+/// answer must be a 200 (`step` names what the redemption was for, in the error).
+pub(crate) async fn redeem(
+    http: &reqwest::Client,
+    stack: &StackArgs,
+    minter: &Minter,
+    player: &Player,
+    points: i64,
+    step: &str,
+) -> anyhow::Result<reqwest::Response> {
+    let token = minter.mint(&player.id, points)?;
+    let r = internal_score(http, stack, &player.session, &token.token)
+        .send()
+        .await?;
+    anyhow::ensure!(r.status() == 200, "{step} answered {}", r.status());
+    Ok(r)
 }
 
 /// A JSON `POST` to the aggregator with the edge signature, as the edge sends it.
@@ -104,17 +105,14 @@ fn signed_post(
     path: &str,
     body: String,
 ) -> reqwest::RequestBuilder {
-    let sig = edge_signature::header_value(
-        stack.edge_secret.as_bytes(),
-        now_secs(),
-        "POST",
+    edge_signed_post(
+        http,
+        &stack.aggregator,
+        &stack.edge_secret,
         path,
-        body.as_bytes(),
-    );
-    http.post(format!("{}{path}", stack.aggregator))
-        .header(edge_signature::HEADER, sig)
-        .header("content-type", "application/json")
-        .body(body)
+        body,
+        "application/json",
+    )
 }
 
 /// Latency percentiles in milliseconds.

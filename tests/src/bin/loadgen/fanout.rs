@@ -177,15 +177,7 @@ pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<bool> {
         let mut total = 0;
         while total <= leader {
             let chunk = (leader + 1 - total).min(1_000_000);
-            let token = minter.mint(&p.id, chunk)?;
-            let r = common::internal_score(&http, stack, &p.session, &token.token)
-                .send()
-                .await?;
-            anyhow::ensure!(
-                r.status() == 200,
-                "lifting a writer answered {}",
-                r.status()
-            );
+            common::redeem(&http, stack, &minter, p, chunk, "lifting a writer").await?;
             total += chunk;
         }
     }

@@ -61,15 +61,15 @@ pub(crate) async fn run(args: ReadArgs) -> anyhow::Result<bool> {
     let players = common::sign_in(stack, &http, &run_id, args.players).await?;
     let minter = common::Minter::new(stack);
     for (i, p) in players.iter().enumerate() {
-        let token = minter.mint(&p.id, 10 + i as i64)?;
-        let r = common::internal_score(&http, stack, &p.session, &token.token)
-            .send()
-            .await?;
-        anyhow::ensure!(
-            r.status() == 200,
-            "scoring a reader's player answered {}",
-            r.status()
-        );
+        common::redeem(
+            &http,
+            stack,
+            &minter,
+            p,
+            10 + i as i64,
+            "scoring a reader's player",
+        )
+        .await?;
     }
 
     let mut routes = Vec::new();

@@ -1,0 +1,206 @@
+//! The binary: `check-config` names every problem, logs never carry a secret, `healthcheck`
+//! follows `/health/live`.
+
+use crate::helpers::*;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[test]
+fn check_config_lists_every_problem_and_no_secret() {
+    let short = "too-short-secret";
+    let shared = "the-same-secret-used-twice-0123456789";
+    let out = Command::new(BIN)
+        .arg("check-config")
+        .env_clear()
+        .env("PORT", "http")
+        .env("JWT_SECRET", short)
+        .env("ACTION_TOKEN_SECRET", shared)
+        .env("EDGE_FORWARD_SECRET", shared)
+        .env("LOG_FORMAT", "xml")
+        .env("APPLY_BATCH_MAX", "0")
+        .env("REDIS_URL", "http://localhost")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    for needle in [
+        "PORT must be a port number",
+        "DATABASE_URL is required",
+        "JWT_SECRET is shorter than 32 bytes",
+        "ADMIN_API_KEY is required",
+        "ACTION_TOKEN_SECRET and EDGE_FORWARD_SECRET must differ",
+        "LOG_FORMAT must be json or pretty",
+        "APPLY_BATCH_MAX must be between 1 and 10000",
+        "REDIS_URL must be a redis://",
+    ] {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+    assert!(
+        !err.contains(short) && !err.contains(shared),
+        "a secret was echoed:\n{err}"
+    );
+
+    let good = Command::new(BIN)
+        .arg("check-config")
+        .env_clear()
+        .envs(base_vars("postgres://u@127.0.0.1:1/db"))
+        .output()
+        .unwrap();
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+}
+
+/// Runs `serve`, signs in, scores, fails a login and a token; then checks every log line is
+/// JSON with the documented keys and that no secret, token or password appears.
+#[tokio::test]
+async fn logs_are_json_lines_without_secrets() {
+    let db = scoreboard_tests::fresh_database().await.unwrap();
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .env_clear()
+        .envs(base_vars(&db.url))
+        .env("LOG_LEVEL", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let port = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the server logs");
+        lines.push(line.clone());
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if v["message"] == "listening" {
+            break v["data"]["port"].as_u64().unwrap();
+        }
+        assert!(Instant::now() < deadline);
+    };
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let password = "my very secret password";
+    let reg: serde_json::Value = http
+        .post(format!("{base}/api/auth/register"))
+        .json(&serde_json::json!({"name": "Logger", "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let session = reg["token"].as_str().unwrap().to_owned();
+    let pid = reg["player_id"].as_str().unwrap().to_owned();
+    let _ = http
+        .post(format!("{base}/api/auth/login"))
+        .json(&serde_json::json!({"name": "Logger", "password": "wrong password!"}))
+        .send()
+        .await
+        .unwrap();
+    let action = mint(&pid, 4, 0, 300, now());
+    let body = client::forwarded_score(&action, "t");
+    for _ in 0..2 {
+        client::internal_score(&http, &base, EDGE_SECRET, &session, &action)
+            .header("x-request-id", "req-123")
+            .send()
+            .await
+            .unwrap();
+    }
+    let _ = http
+        .post(format!("{base}/internal/scores"))
+        .bearer_auth(&session)
+        .header("content-type", "application/json")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    scoreboard_tests_kill(&child);
+    let _ = child.wait();
+    while let Ok(l) = rx.recv_timeout(Duration::from_secs(2)) {
+        lines.push(l);
+    }
+    let all = lines.join("\n");
+    for secret in [
+        JWT_SECRET,
+        ACTION_SECRET,
+        EDGE_SECRET,
+        ADMIN_KEY,
+        password,
+        session.as_str(),
+        action.as_str(),
+    ] {
+        assert!(
+            !all.contains(secret),
+            "a secret or token appears in the logs"
+        );
+    }
+    for line in &lines {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        for key in [
+            "timestamp",
+            "level",
+            "service",
+            "requestId",
+            "userId",
+            "message",
+            "data",
+        ] {
+            assert!(v.get(key).is_some(), "{key} missing in {line}");
+        }
+    }
+    assert!(lines
+        .iter()
+        .any(|l| l.contains("\"requestId\":\"req-123\"") && l.contains("request completed")));
+    assert!(lines.iter().any(|l| l.contains("edge signature refused")));
+}
+
+fn scoreboard_tests_kill(child: &std::process::Child) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+}
+
+/// `healthcheck`, the container's HEALTHCHECK, passes against a live instance (with no other
+/// configuration) and fails when nothing answers on the port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthcheck_passes_on_a_live_instance_and_fails_without_one() {
+    let app = spawn_app().await;
+    let port = app.base.rsplit(':').next().unwrap().to_owned();
+    let run = |port: String| {
+        tokio::task::spawn_blocking(move || {
+            Command::new(BIN)
+                .arg("healthcheck")
+                .env_clear()
+                .env("PORT", port)
+                .output()
+                .unwrap()
+        })
+    };
+    let up = run(port).await.unwrap();
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let free = closed.local_addr().unwrap().port().to_string();
+    drop(closed);
+    let down = run(free).await.unwrap();
+    assert!(!down.status.success());
+    assert!(String::from_utf8_lossy(&down.stderr).starts_with("unhealthy:"));
+}

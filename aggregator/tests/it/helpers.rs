@@ -1,0 +1,257 @@
+//! `spawn_app()`: a real aggregator on a random port against a fresh database, with typed
+//! helpers to sign in, mint tokens and post edge-signed score updates. What is not about the
+//! in-process app (tokens, the clock, sign-in, edge signatures) lives once in the harness
+//! crate, `scoreboard_tests`, and is re-exported here for the test modules.
+
+use scoreboard_aggregator::config::Config;
+use scoreboard_aggregator::Application;
+use scoreboard_protocol::snapshot::{PlayerView, ScoreResponse, Snapshot};
+use serde_json::Value;
+use std::collections::HashMap;
+
+pub(crate) use scoreboard_tests::client::{self, Guest as Player};
+pub(crate) use scoreboard_tests::sse::SseClient;
+pub(crate) use scoreboard_tests::stack::{ACTION_SECRET, ADMIN_KEY, EDGE_SECRET, JWT_SECRET};
+pub(crate) use scoreboard_tests::tokens::{mint, mint_with, now};
+
+/// The aggregator binary, for the tests that run it as a process.
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_scoreboard-aggregator");
+
+pub(crate) struct TestApp {
+    pub(crate) base: String,
+    pub(crate) metrics: String,
+    pub(crate) db: sqlx::PgPool,
+    pub(crate) http: reqwest::Client,
+    pub(crate) database: scoreboard_tests::TestDatabase,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// Set when the app is the binary run as a process ([`spawn_process_with`]).
+    process: Option<scoreboard_tests::AggregatorProcess>,
+}
+
+pub(crate) fn base_vars(database_url: &str) -> HashMap<String, String> {
+    scoreboard_tests::stack::aggregator_vars(database_url)
+}
+
+/// The configuration of an aggregator *process* on `database_url`: the test secrets, free
+/// ports named in advance (the caller reads them back from `PORT` and `METRICS_PORT`), quiet
+/// logs, and `extra` on top.
+pub(crate) fn process_vars(database_url: &str, extra: &[(&str, &str)]) -> HashMap<String, String> {
+    let mut vars = base_vars(database_url);
+    vars.insert("PORT".into(), scoreboard_tests::free_port().to_string());
+    vars.insert(
+        "METRICS_PORT".into(),
+        scoreboard_tests::free_port().to_string(),
+    );
+    vars.insert("LOG_LEVEL".into(), "error".into());
+    for (k, v) in extra {
+        vars.insert((*k).into(), (*v).into());
+    }
+    vars
+}
+
+pub(crate) async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub(crate) async fn spawn_app_with(tweak: impl FnOnce(&mut HashMap<String, String>)) -> TestApp {
+    let database = scoreboard_tests::fresh_database()
+        .await
+        .expect("a fresh database");
+    let mut vars = base_vars(&database.url);
+    tweak(&mut vars);
+    if std::env::var("TEST_LOG").is_ok() {
+        scoreboard_aggregator::telemetry::init(
+            "info",
+            scoreboard_aggregator::config::LogFormat::Json,
+        );
+    }
+    let config = Config::from_vars(&vars).expect("test configuration is valid");
+    let app = Application::build(config).await.expect("the app builds");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let metrics = format!("http://127.0.0.1:{}/metrics", app.metrics_port());
+    let db = app.db();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async move {
+        let _ = rx.await;
+    }));
+    TestApp {
+        base,
+        metrics,
+        db,
+        http: reqwest::Client::new(),
+        database,
+        stop: Some(tx),
+        server: Some(server),
+        process: None,
+    }
+}
+
+/// Like [`spawn_app_with`], but the aggregator binary as a process of its own: for tests that
+/// read the value of a gauge, which the in-process apps of this binary all share (one
+/// Prometheus recorder per process).
+pub(crate) async fn spawn_process_with(
+    tweak: impl FnOnce(&mut HashMap<String, String>),
+) -> TestApp {
+    let database = scoreboard_tests::fresh_database()
+        .await
+        .expect("a fresh database");
+    let mut vars = process_vars(&database.url, &[]);
+    tweak(&mut vars);
+    let process = scoreboard_tests::AggregatorProcess::start(BIN, &vars).await;
+    let db = sqlx::PgPool::connect(&database.url)
+        .await
+        .expect("the test database answers");
+    TestApp {
+        base: process.base.clone(),
+        metrics: process.metrics.clone(),
+        db,
+        http: reqwest::Client::new(),
+        database,
+        stop: None,
+        server: None,
+        process: Some(process),
+    }
+}
+
+impl TestApp {
+    pub(crate) async fn stop(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.terminate(std::time::Duration::from_secs(10)).await;
+        }
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(s) = self.server.take() {
+            let _ = s.await;
+        }
+    }
+
+    pub(crate) async fn guest(&self, name: &str) -> Player {
+        client::guest(&self.http, &self.base, name).await
+    }
+
+    /// `n` guests named `{prefix}0`, `{prefix}1`, ...
+    pub(crate) async fn guests(&self, prefix: &str, n: usize) -> Vec<Player> {
+        client::guests(&self.http, &self.base, prefix, n).await
+    }
+
+    /// An edge-signed `POST /internal/scores` with a raw body and optional session.
+    pub(crate) async fn post_raw(
+        &self,
+        session: Option<&str>,
+        body: &str,
+        content_type: &str,
+    ) -> reqwest::Response {
+        self.post_signed(EDGE_SECRET, session, body, content_type)
+            .await
+    }
+
+    /// Like `post_raw`, signed with `edge_secret`.
+    pub(crate) async fn post_signed(
+        &self,
+        edge_secret: &str,
+        session: Option<&str>,
+        body: &str,
+        content_type: &str,
+    ) -> reqwest::Response {
+        let path = "/internal/scores";
+        let mut req = client::edge_signed_post(
+            &self.http,
+            &self.base,
+            edge_secret,
+            path,
+            body,
+            content_type,
+        );
+        if let Some(s) = session {
+            req = req.bearer_auth(s);
+        }
+        req.send().await.unwrap()
+    }
+
+    pub(crate) async fn post_score(&self, session: &str, action_token: &str) -> reqwest::Response {
+        let body = client::forwarded_score(action_token, "test");
+        self.post_raw(Some(session), &body, "application/json")
+            .await
+    }
+
+    /// `player` redeems a fresh 300-second `quest` token for `points`, which must apply.
+    pub(crate) async fn scored(&self, player: &Player, points: i64) -> ScoreResponse {
+        let r = self
+            .post_score(&player.token, &mint(&player.id, points, 0, 300, now()))
+            .await;
+        let status = r.status();
+        let body = r.text().await.unwrap_or_default();
+        assert_eq!(status, 200, "a score update of {}: {body}", player.name);
+        serde_json::from_str(&body).expect("a score response")
+    }
+
+    /// A JSON `POST` of `body` to a path on this app, with an optional bearer token.
+    pub(crate) async fn post_json(
+        &self,
+        path: &str,
+        bearer: Option<&str>,
+        body: &Value,
+    ) -> reqwest::Response {
+        let mut req = self.http.post(format!("{}{path}", self.base)).json(body);
+        if let Some(b) = bearer {
+            req = req.bearer_auth(b);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// `GET` of a path on this app.
+    pub(crate) async fn get(&self, path: impl AsRef<str>) -> reqwest::Response {
+        self.http
+            .get(format!("{}{}", self.base, path.as_ref()))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `GET /api/players/{id}`, which must be a player's view.
+    pub(crate) async fn player(&self, id: &str) -> PlayerView {
+        client::get_json(&self.http, &format!("{}/api/players/{id}", self.base)).await
+    }
+
+    /// `GET /api/leaderboard`.
+    pub(crate) async fn leaderboard(&self) -> Snapshot {
+        client::get_json(&self.http, &format!("{}/api/leaderboard", self.base)).await
+    }
+
+    /// `POST /api/auth/logout`, with the session `bearer` if any.
+    pub(crate) async fn logout(&self, bearer: Option<&str>) -> reqwest::Response {
+        let url = format!("{}/api/auth/logout", self.base);
+        client::post_raw(&self.http, &url, bearer, None, "").await
+    }
+
+    /// The one value `sql` selects for `player` (its `$1`), e.g. whether they are banned.
+    pub(crate) async fn player_row<T>(&self, sql: &str, player: &str) -> T
+    where
+        T: Send + Unpin + for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+    {
+        sqlx::query_scalar(sql)
+            .bind(player)
+            .fetch_one(&self.db)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// The player's total in PostgreSQL (0 before their first score event).
+    pub(crate) async fn total(&self, player: &str) -> i64 {
+        let sql = "SELECT coalesce((SELECT score FROM scores WHERE player_id = $1), 0)";
+        self.player_row(sql, player).await
+    }
+}
+
+/// The error code of a JSON error response.
+pub(crate) async fn code_of(r: reqwest::Response) -> (u16, String, Value) {
+    let status = r.status().as_u16();
+    let v: Value = r.json().await.unwrap_or(Value::Null);
+    (
+        status,
+        v["error"]["code"].as_str().unwrap_or("").to_owned(),
+        v,
+    )
+}

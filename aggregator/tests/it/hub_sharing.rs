@@ -1,0 +1,80 @@
+//! Many SSE clients on one edge hub share one upstream WebSocket, the hub closes it when its
+//! last client leaves, and opens it again for the next client. Against an aggregator process
+//! of its own: the gauges of in-process aggregators are shared by every test of this binary.
+
+use crate::helpers::{client, process_vars, SseClient, ADMIN_KEY, BIN, EDGE_SECRET};
+use scoreboard_tests::{fresh_database, AggregatorProcess, EdgeServer};
+use std::time::Duration;
+
+async fn gauge(metrics: &str, name: &str) -> f64 {
+    let text = reqwest::get(metrics).await.unwrap().text().await.unwrap();
+    client::metric(&text, name)
+}
+
+async fn eventually(what: &str, metrics: &str, want: f64) {
+    for _ in 0..100 {
+        if gauge(metrics, "ws_subscribers_active").await == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what}: ws_subscribers_active never became {want}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_clients_of_one_hub_share_one_upstream_websocket() {
+    let _heavy = scoreboard_tests::heavy().await;
+    let db = fresh_database().await.unwrap();
+    let server = AggregatorProcess::start(BIN, &process_vars(&db.url, &[])).await;
+    let (agg, metrics) = (server.base.clone(), server.metrics.clone());
+    let edge = EdgeServer::start(&[
+        ("AGGREGATOR_URL", &agg),
+        ("EDGE_FORWARD_SECRET", EDGE_SECRET),
+        // A departed client is noticed when the next bytes (at the latest a ping) fail to go out.
+        ("SSE_PING_INTERVAL", "300"),
+    ])
+    .await
+    .unwrap();
+    let url = format!("{}/api/leaderboard/stream", edge.url());
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        let (status, c) = SseClient::connect(&url, None).await;
+        assert_eq!(status, 200);
+        let mut c = c.unwrap();
+        c.next_snapshot(Duration::from_secs(15))
+            .await
+            .expect("a snapshot through the hub");
+        clients.push(c);
+    }
+    eventually("eight clients", &metrics, 1.0).await;
+    drop(clients);
+    eventually("the last client left", &metrics, 0.0).await;
+
+    // A client arriving after the hub closed its upstream reopens it and gets live updates,
+    // not the snapshot the hub kept from before.
+    let (status, c) = SseClient::connect(&url, None).await;
+    assert_eq!(status, 200);
+    let mut late = c.unwrap();
+    let (before, _) = late
+        .next_snapshot(Duration::from_secs(15))
+        .await
+        .expect("the kept snapshot");
+    eventually("a client came back", &metrics, 1.0).await;
+    let http = reqwest::Client::new();
+    let guest = client::guest(&http, &agg, "Latecomer").await;
+    let id = guest.id.as_str();
+    let r = http
+        .post(format!("{agg}/admin/players/{id}/adjust"))
+        .bearer_auth(ADMIN_KEY)
+        .json(&serde_json::json!({"points": 42, "reason": "hub test"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (after, snap) = late
+        .next_snapshot(Duration::from_secs(15))
+        .await
+        .expect("a live update after the upstream was reopened");
+    assert!(after > before);
+    assert_eq!(snap["top"][0]["player_id"], id);
+}

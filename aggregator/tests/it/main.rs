@@ -1,0 +1,49 @@
+//! The aggregator's integration tests, one binary with a module per area (as
+//! zero-to-production lays them out): run one area with `cargo test -p scoreboard-aggregator
+//! --test it auth::`.
+//!
+//! | module | what it proves |
+//! | --- | --- |
+//! | [`helpers`] | `spawn_app()` and its typed requests, shared by every module |
+//! | [`abusive`] | stalled and vanishing SSE clients cost bounded memory and delay nobody |
+//! | [`admin`] | the admin key, bans, audited adjustments, rebuild, events; the janitor |
+//! | [`auth`] | guests, registration, login, logout, the per-IP limit |
+//! | [`cli`] | `check-config`, JSON logs without secrets, `healthcheck` |
+//! | [`failover`] | the edge follows a DNS failover between two regions, exactly once |
+//! | [`faults`] | SIGKILL, Redis and PostgreSQL restarts under load, exactly once |
+//! | [`hub_sharing`] | the SSE clients of one edge hub share one upstream WebSocket |
+//! | [`keepalive`] | an answer before the body was read says `connection: close` |
+//! | [`logs`] | every log line of a request carries its id; only safe client ids are kept |
+//! | [`names`] | one visible name is one player: forms, case, confusables, old rows |
+//! | [`operations`] | metrics, health, graceful stop, a database outage |
+//! | [`prometheus`] | a real Prometheus scrapes the shipped job; alerts use exported metrics |
+//! | [`redis`] | the Redis copy of the board: agreement, ties, outages, fan-out |
+//! | [`rotation`] | old secrets verify during a rotation and are refused after it |
+//! | [`scores`] | `POST /internal/scores`: exactly once under concurrency, every refusal |
+//! | [`soak`] | a steady load holds memory and descriptors level |
+//! | [`streams`] | SSE and WebSocket streams of the top 10 |
+//!
+//! All modules share one process, so the Prometheus recorder is shared too: a test that reads
+//! a gauge's value (`ws_subscribers_active`, `sse_connections_active`, ...) does so on an
+//! aggregator *process* ([`scoreboard_tests::AggregatorProcess`]), never on an in-process app.
+//! The heavy tests (soak, faults, failover, the abusive clients, the hub) take
+//! [`scoreboard_tests::heavy`], so that no two of them share the two cores of a CI runner.
+
+mod abusive;
+mod admin;
+mod auth;
+mod cli;
+mod failover;
+mod faults;
+mod helpers;
+mod hub_sharing;
+mod keepalive;
+mod logs;
+mod names;
+mod operations;
+mod prometheus;
+mod redis;
+mod rotation;
+mod scores;
+mod soak;
+mod streams;

@@ -1,0 +1,138 @@
+# shellcheck shell=bash
+# What the scripts that start servers share (scripts/dev, scripts/bench): services in process
+# groups of their own and stopping them, free ports, waiting for a URL, a throwaway PostgreSQL,
+# Redis, the worker under wrangler dev, and generated secrets. Source it from the repository
+# root, after `set -euo pipefail`:
+#
+#   . scripts/lib.sh
+#   trap 'stop_started TERM 1' INT TERM EXIT
+#
+# Everything started with `start` (and the PostgreSQL of `pg_start`) is stopped by
+# `stop_started`. Messages name the script that sourced this file.
+
+lib_name=${0##*/}
+
+# The process groups started so far, in order (the last is "${pids[-1]}").
+pids=()
+
+# start CMD [ARGS...]: runs CMD in the background in a session (and so a process group) of its
+# own, so that stopping it stops what it spawned too (wrangler starts workerd and esbuild), and
+# a Ctrl-C reaches only the script, which then stops them in order.
+start() { setsid "$@" & pids+=($!); }
+
+# stop_group PID: SIGTERM to the group PID leads, then waits for PID.
+stop_group() { kill -TERM -- "-$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+
+# stop_started SIGNAL GRACE_SECONDS: SIGNAL to every group started, SIGKILL to those still
+# there after GRACE_SECONDS, then stops the PostgreSQL of pg_start if there is one.
+stop_started() {
+  local sig=$1 grace=$2 pid alive
+  for pid in "${pids[@]}"; do kill "-$sig" -- "-$pid" 2>/dev/null || true; done
+  for _ in $(seq 1 $((grace * 5))); do
+    alive=0
+    for pid in "${pids[@]}"; do kill -0 -- "-$pid" 2>/dev/null && alive=1; done
+    [ "$alive" -eq 0 ] && break
+    sleep 0.2
+  done
+  for pid in "${pids[@]}"; do kill -KILL -- "-$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if [ -n "${pg_data:-}" ]; then
+    as_pg "$pg_bin/pg_ctl" -D "$pg_data" -m fast stop >/dev/null 2>&1 || true
+    pg_data=
+  fi
+}
+
+# free_port: a TCP port on 127.0.0.1 that nothing listens on right now.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# port_is_free PORT
+port_is_free() {
+  python3 -c 'import socket,sys; s=socket.socket(); s.bind(("127.0.0.1",int(sys.argv[1])))' "$1" 2>/dev/null
+}
+
+# wait_http URL SECONDS: until URL answers 2xx; says so and fails after SECONDS.
+wait_http() {
+  for _ in $(seq 1 $(($2 * 5))); do
+    curl -fsS "$1" >/dev/null 2>&1 && return 0
+    sleep 0.2
+  done
+  echo "$lib_name: $1 did not answer within $2 s" >&2
+  return 1
+}
+
+# as_pg CMD [ARGS...]: runs CMD as the postgres user when we are root (PostgreSQL refuses to
+# run as root), else as ourselves.
+as_pg() {
+  if [ "$(id -u)" -eq 0 ]; then setpriv --reuid postgres --regid postgres --init-groups -- "$@"; else "$@"; fi
+}
+
+# The newest PostgreSQL installed from Debian's packages.
+pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || true)
+
+# pg_init DATA: a cluster in DATA (trust authentication, user postgres) unless one is there;
+# DATA's parent holds the socket and the log and, when we are root, belongs to postgres.
+pg_init() {
+  local data=$1 parent
+  parent=$(dirname "$data")
+  mkdir -p "$parent"
+  if [ "$(id -u)" -eq 0 ]; then chown -R postgres:postgres "$parent"; fi
+  if [ ! -s "$data/PG_VERSION" ]; then
+    as_pg "$pg_bin/initdb" -D "$data" -U postgres --auth=trust -E UTF8 >/dev/null
+  fi
+}
+
+# pg_start DATA PORT [SETTING=VALUE...]: starts the cluster in DATA on 127.0.0.1:PORT with the
+# given settings (e.g. max_connections=200); shows the log's tail and fails if it does not.
+pg_start() {
+  local data=$1 port=$2 parent opts setting
+  shift 2
+  parent=$(dirname "$data")
+  opts="-p $port -k $parent -c listen_addresses=127.0.0.1"
+  for setting in "$@"; do opts+=" -c $setting"; done
+  if ! as_pg "$pg_bin/pg_ctl" -D "$data" -l "$parent/postgres.log" -w -o "$opts" start >/dev/null; then
+    echo "$lib_name: PostgreSQL did not start on port $port; its log says:" >&2
+    tail -n 5 "$parent/postgres.log" >&2
+    return 1
+  fi
+  pg_data=$data
+  pg_port=$port
+}
+
+# pg_url DATABASE: the URL of DATABASE on the cluster of pg_start.
+pg_url() { echo "postgres://postgres@127.0.0.1:$pg_port/$1"; }
+
+# pg_ensure_db DATABASE: creates DATABASE on the cluster of pg_start unless it exists.
+pg_ensure_db() {
+  as_pg "$pg_bin/psql" -h 127.0.0.1 -p "$pg_port" -U postgres -tAc \
+    "SELECT 1 FROM pg_database WHERE datname='$1'" | grep -q 1 ||
+    as_pg "$pg_bin/createdb" -h 127.0.0.1 -p "$pg_port" -U postgres "$1"
+}
+
+# start_redis PORT DIR: a Redis that persists nothing, its log in DIR.
+start_redis() {
+  mkdir -p "$2"
+  start redis-server --port "$1" --bind 127.0.0.1 --save "" --appendonly no \
+    --dir "$2" --logfile "$2/redis.log"
+}
+
+# start_edge PORT PERSIST_DIR LOG [ARGS...]: the worker (built by scripts/build-edge) under
+# wrangler dev on 127.0.0.1:PORT, its output in LOG; ARGS go to wrangler dev (`--var K:V`, ...).
+start_edge() {
+  local port=$1 persist=$2 log=$3
+  shift 3
+  start env WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false WRANGLER_HIDE_BANNER=true \
+    node_modules/.bin/wrangler dev --ip 127.0.0.1 --port "$port" --persist-to "$persist" \
+    --show-interactive-dev-session=false "$@" >"$log" 2>&1
+}
+
+# write_secrets FILE: development secrets for the aggregator and the edge, as VAR=value lines
+# readable only by us; `set -a; . FILE; set +a` exports them.
+write_secrets() {
+  local name gen='import secrets; print(secrets.token_urlsafe(48))'
+  (
+    umask 077
+    for name in JWT_SECRET ACTION_TOKEN_SECRET EDGE_FORWARD_SECRET ADMIN_API_KEY; do
+      echo "$name=$(python3 -c "$gen")"
+    done >"$1"
+  )
+}

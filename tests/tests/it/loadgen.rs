@@ -1,0 +1,98 @@
+//! The load generator's quick mode of every scenario against a real stack (an aggregator with
+//! PostgreSQL and Redis, the worker in workerd): a smoke test of the tool that asserts what it
+//! verifies (exactly once, every client saw the final version), never a time.
+
+use crate::support::{edge_with, stack};
+use scoreboard_tests::stack::{ACTION_SECRET, EDGE_SECRET, JWT_SECRET};
+use serde_json::Value;
+
+struct Stack {
+    aggregator: String,
+    edge: String,
+    database_url: String,
+}
+
+impl Stack {
+    /// Runs `loadgen <args> --quick --json <file>`; the exit status and the JSON report.
+    async fn loadgen(&self, args: &[&str]) -> (bool, Value, String) {
+        let json = std::env::temp_dir().join(format!(
+            "loadgen-{}-{}.json",
+            std::process::id(),
+            scoreboard_tests::random_suffix(6)
+        ));
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_loadgen"))
+            .args(args)
+            .arg("--quick")
+            .arg("--json")
+            .arg(&json)
+            .env("LOADGEN_AGGREGATOR", &self.aggregator)
+            .env("LOADGEN_EDGE", &self.edge)
+            .env("DATABASE_URL", &self.database_url)
+            .env("JWT_SECRET", JWT_SECRET)
+            .env("ACTION_TOKEN_SECRET", ACTION_SECRET)
+            .env("EDGE_FORWARD_SECRET", EDGE_SECRET)
+            .output()
+            .await
+            .expect("loadgen runs");
+        let text = format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report = std::fs::read_to_string(&json)
+            .ok()
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or_default();
+        let _ = std::fs::remove_file(json);
+        (out.status.success(), report, text)
+    }
+}
+
+/// `apply`, `edge` (with 30% replays), `fanout` (aggregator and edge hub) and `read`, quick.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_loadgen_scenario_runs_quick_and_verifies_itself() {
+    let _heavy = scoreboard_tests::heavy().await;
+    let (db, _redis, (agg, _stop, _task)) = stack().await;
+    let edge = edge_with(&agg, &[("RATE_LIMIT_SCORE_UPDATE", "1000")]).await;
+    let stack = Stack {
+        aggregator: agg.clone(),
+        edge: edge.url(),
+        database_url: db.url.clone(),
+    };
+
+    let (ok, r, out) = stack.loadgen(&["apply"]).await;
+    assert!(ok, "{out}");
+    assert_eq!(r["exactly_once"]["ok"], true, "{out}");
+    assert_eq!(r["acknowledged"], r["requests"], "{out}");
+    assert!(r["exactly_once"]["events"].as_u64() > Some(0));
+
+    let (ok, r, out) = stack.loadgen(&["apply", "--rate", "200"]).await;
+    assert!(ok, "{out}");
+    assert_eq!(r["exactly_once"]["ok"], true, "open loop: {out}");
+
+    let (ok, r, out) = stack.loadgen(&["edge", "--replays", "0.3"]).await;
+    assert!(ok, "{out}");
+    assert_eq!(r["exactly_once"]["ok"], true, "{out}");
+    let replays = r["replays_sent"].as_u64().unwrap();
+    assert!(replays > 50, "{out}");
+    assert_eq!(
+        r["outcomes"]["409 ACTION_TOKEN_REPLAYED"].as_u64(),
+        Some(replays),
+        "every replay refused: {out}"
+    );
+
+    for via in ["aggregator", "edge"] {
+        let (ok, r, out) = stack.loadgen(&["fanout", "--via", via]).await;
+        assert!(ok, "{via}: {out}");
+        assert_eq!(r["missed_final"], 0, "{via}: {out}");
+        assert_eq!(r["connected"], r["clients"], "{via}: {out}");
+        assert!(
+            r["delivery"]["count"].as_u64() >= r["clients"].as_u64(),
+            "{via}: {out}"
+        );
+    }
+
+    let (ok, r, out) = stack.loadgen(&["read"]).await;
+    assert!(ok, "{out}");
+    assert_eq!(r["routes"].as_array().map(Vec::len), Some(2), "{out}");
+}
