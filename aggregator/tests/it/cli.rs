@@ -2,9 +2,8 @@
 //! follows `/health/live`.
 
 use crate::helpers::*;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 #[test]
 fn check_config_lists_every_problem_and_no_secret() {
@@ -59,36 +58,8 @@ fn check_config_lists_every_problem_and_no_secret() {
 #[tokio::test]
 async fn logs_are_json_lines_without_secrets() {
     let db = scoreboard_tests::fresh_database().await.unwrap();
-    let mut child = Command::new(BIN)
-        .arg("serve")
-        .env_clear()
-        .envs(base_vars(&db.url))
-        .env("LOG_LEVEL", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut lines = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let port = loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the server logs");
-        lines.push(line.clone());
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-        if v["message"] == "listening" {
-            break v["data"]["port"].as_u64().unwrap();
-        }
-        assert!(Instant::now() < deadline);
-    };
-    let base = format!("http://127.0.0.1:{port}");
+    let server = LoggedProcess::start(&db.url);
+    let base = server.base.clone();
     let http = reqwest::Client::new();
     let password = "my very secret password";
     let reg: serde_json::Value = http
@@ -126,11 +97,7 @@ async fn logs_are_json_lines_without_secrets() {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    scoreboard_tests_kill(&child);
-    let _ = child.wait();
-    while let Ok(l) = rx.recv_timeout(Duration::from_secs(2)) {
-        lines.push(l);
-    }
+    let lines = server.stop();
     let all = lines.join("\n");
     for secret in [
         JWT_SECRET,
@@ -165,13 +132,6 @@ async fn logs_are_json_lines_without_secrets() {
         .iter()
         .any(|l| l.contains("\"requestId\":\"req-123\"") && l.contains("request completed")));
     assert!(lines.iter().any(|l| l.contains("edge signature refused")));
-}
-
-fn scoreboard_tests_kill(child: &std::process::Child) {
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status();
 }
 
 /// `healthcheck`, the container's HEALTHCHECK, passes against a live instance (with no other

@@ -255,3 +255,69 @@ pub(crate) async fn code_of(r: reqwest::Response) -> (u16, String, Value) {
         v,
     )
 }
+
+/// `scoreboard-aggregator serve` with its stdout (the JSON log lines) collected line by line,
+/// for the tests that read what the real process logs.
+pub(crate) struct LoggedProcess {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    /// Every line so far, start-up first.
+    seen: Vec<String>,
+    pub(crate) base: String,
+}
+
+impl LoggedProcess {
+    /// Starts it on `database_url` and waits for its "listening" line.
+    pub(crate) fn start(database_url: &str) -> Self {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(BIN)
+            .arg("serve")
+            .env_clear()
+            .envs(base_vars(database_url))
+            .env("LOG_LEVEL", "info")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the aggregator binary starts");
+        let stdout = child.stdout.take().expect("piped");
+        let (tx, lines) = std::sync::mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(line);
+            }
+        });
+        let mut seen = Vec::new();
+        let port = loop {
+            let line = lines
+                .recv_timeout(std::time::Duration::from_secs(30))
+                .expect("the server logs within 30 s");
+            let v: Value = serde_json::from_str(&line).unwrap_or_default();
+            seen.push(line);
+            if v["message"] == "listening" {
+                break v["data"]["port"].as_u64().expect("a port");
+            }
+        };
+        Self {
+            child,
+            lines,
+            seen,
+            base: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// Stops it with SIGTERM and returns every line it wrote.
+    pub(crate) fn stop(mut self) -> Vec<String> {
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+        while let Ok(l) = self.lines.recv_timeout(std::time::Duration::from_secs(2)) {
+            self.seen.push(l);
+        }
+        self.seen
+    }
+}

@@ -4,64 +4,13 @@
 
 use crate::helpers::*;
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::Duration;
 
-/// `serve` with its stdout collected line by line as JSON.
-struct Logged {
-    child: std::process::Child,
-    lines: std::sync::mpsc::Receiver<String>,
-    base: String,
-}
-
-impl Logged {
-    fn start(database_url: &str) -> Self {
-        let mut child = Command::new(BIN)
-            .arg("serve")
-            .env_clear()
-            .envs(base_vars(database_url))
-            .env("LOG_LEVEL", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = std::sync::mpsc::channel::<String>();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let port = loop {
-            let line = lines
-                .recv_timeout(Duration::from_secs(30))
-                .expect("the server logs");
-            let v: Value = serde_json::from_str(&line).unwrap();
-            if v["message"] == "listening" {
-                break v["data"]["port"].as_u64().unwrap();
-            }
-        };
-        Self {
-            child,
-            lines,
-            base: format!("http://127.0.0.1:{port}"),
-        }
-    }
-
-    /// Stops the process and returns every line it wrote after start-up, parsed.
-    fn stop(mut self) -> Vec<Value> {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
-        let mut out = Vec::new();
-        while let Ok(l) = self.lines.recv_timeout(Duration::from_secs(2)) {
-            out.push(serde_json::from_str(&l).unwrap_or_else(|_| panic!("not JSON: {l}")));
-        }
-        out
-    }
+/// Every line of the process, parsed.
+fn parsed(lines: Vec<String>) -> Vec<Value> {
+    lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
+        .collect()
 }
 
 /// An edge-signed score update with a chosen request id; its status.
@@ -92,7 +41,7 @@ fn with_message<'a>(lines: &'a [Value], message: &str) -> Vec<&'a Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_log_line_of_a_request_carries_its_request_id() {
     let db = scoreboard_tests::fresh_database().await.unwrap();
-    let server = Logged::start(&db.url);
+    let server = LoggedProcess::start(&db.url);
     let player = client::guest(&reqwest::Client::new(), &server.base, "Logline").await;
 
     assert_eq!(
@@ -128,7 +77,7 @@ async fn every_log_line_of_a_request_carries_its_request_id() {
         503
     );
 
-    let lines = server.stop();
+    let lines = parsed(server.stop());
     let request_of = |message: &str| -> Vec<(Value, Value)> {
         with_message(&lines, message)
             .into_iter()
@@ -168,7 +117,7 @@ async fn every_log_line_of_a_request_carries_its_request_id() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_short_safe_request_ids_are_kept() {
     let db = scoreboard_tests::fresh_database().await.unwrap();
-    let server = Logged::start(&db.url);
+    let server = LoggedProcess::start(&db.url);
     let http = reqwest::Client::new();
     let long = "a".repeat(65);
     let mut answered = Vec::new();
@@ -188,7 +137,7 @@ async fn only_short_safe_request_ids_are_kept() {
         let echoed = r.headers()["x-request-id"].to_str().unwrap().to_owned();
         answered.push((given.to_owned(), echoed));
     }
-    let lines = server.stop();
+    let lines = parsed(server.stop());
     let logged: Vec<String> = with_message(&lines, "request completed")
         .iter()
         .map(|l| l["requestId"].as_str().unwrap().to_owned())
