@@ -166,3 +166,25 @@ pub fn internal_score(
     )
     .bearer_auth(session)
 }
+
+/// The keys DESIGN.md gives every log line, of either service.
+pub const LOG_KEYS: [&str; 7] = [
+    "timestamp",
+    "level",
+    "service",
+    "requestId",
+    "userId",
+    "message",
+    "data",
+];
+
+/// A log line, parsed; panics (naming the line) unless it is JSON with every key of
+/// [`LOG_KEYS`].
+pub fn log_line(line: &str) -> serde_json::Value {
+    let v: serde_json::Value =
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+    for key in LOG_KEYS {
+        assert!(v.get(key).is_some(), "{key} missing in {line}");
+    }
+    v
+}

@@ -5,12 +5,9 @@
 use crate::helpers::*;
 use serde_json::Value;
 
-/// Every line of the process, parsed.
+/// Every line of the process, parsed and checked for the documented keys.
 fn parsed(lines: Vec<String>) -> Vec<Value> {
-    lines
-        .iter()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
-        .collect()
+    lines.iter().map(|l| client::log_line(l)).collect()
 }
 
 /// An edge-signed score update with a chosen request id; its status.
