@@ -69,6 +69,18 @@ impl AppError {
     }
 }
 
+/// An update that could not even be queued: `503`, worth retrying in a moment, and nothing
+/// of it was applied.
+impl From<crate::apply::SubmitError> for AppError {
+    fn from(e: crate::apply::SubmitError) -> Self {
+        let code = match e {
+            crate::apply::SubmitError::QueueFull => ErrorCode::Overloaded,
+            crate::apply::SubmitError::ShuttingDown => ErrorCode::UpstreamUnavailable,
+        };
+        Self::code(code).retry_after(1)
+    }
+}
+
 impl From<sqlx::Error> for AppError {
     fn from(e: sqlx::Error) -> Self {
         Self::Internal(anyhow::Error::new(e).context("database error"))

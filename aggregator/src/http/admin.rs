@@ -3,7 +3,7 @@
 //! player's score events. Every change is written to `admin_audit`.
 
 use super::extract::{parse_json, require_json, Admin, JsonBody, RequestId};
-use crate::apply::{Outcome, Source, SubmitError, Update};
+use crate::apply::{Outcome, Source, Update};
 use crate::board::sql;
 use crate::cache::pubsub::{announce, Replace};
 use crate::error::{AppError, Result};
@@ -175,10 +175,7 @@ pub(crate) async fn adjust(
         },
         request_id,
     };
-    let outcome = state.applier.apply(update).await.map_err(|e| match e {
-        SubmitError::QueueFull => AppError::code(ErrorCode::Overloaded).retry_after(1),
-        SubmitError::ShuttingDown => AppError::code(ErrorCode::UpstreamUnavailable).retry_after(1),
-    })?;
+    let outcome = state.applier.apply(update).await?;
     match outcome {
         Outcome::Applied { score, version, .. } => Ok(Json(Adjusted {
             player_id: id.to_string(),

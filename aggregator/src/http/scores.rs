@@ -2,7 +2,7 @@
 //! then the update goes through the group-commit batcher and is answered after the commit.
 
 use super::extract::{parse_json, require_json, verify_session, EdgeSigned, RequestId};
-use crate::apply::{Outcome, Source, SubmitError, Update};
+use crate::apply::{Outcome, Source, Update};
 use crate::clock::now_secs;
 use crate::error::{AppError, Result};
 use crate::state::AppState;
@@ -68,10 +68,7 @@ async fn handle(
         },
         request_id,
     };
-    let outcome = state.applier.apply(update).await.map_err(|e| match e {
-        SubmitError::QueueFull => AppError::code(ErrorCode::Overloaded).retry_after(1),
-        SubmitError::ShuttingDown => AppError::code(ErrorCode::UpstreamUnavailable).retry_after(1),
-    })?;
+    let outcome = state.applier.apply(update).await?;
     answer(session, outcome)
 }
 
