@@ -27,6 +27,10 @@ pub enum ErrorCode {
     PlayerNotFound,
     /// 404: no such route.
     NotFound,
+    /// 404: no such board, or a board that is not public.
+    BoardNotFound,
+    /// 404: no such period of the board.
+    PeriodNotFound,
     /// 405: the route exists, the method does not.
     MethodNotAllowed,
     /// 408: the request took longer than `REQUEST_TIMEOUT`.
@@ -35,6 +39,8 @@ pub enum ErrorCode {
     NameTaken,
     /// 409: the action token was already redeemed.
     ActionTokenReplayed,
+    /// 409: the board has scores, so its order, operator, reset or time zone cannot change.
+    BoardInUse,
     /// 413: the body is larger than 4 KiB.
     PayloadTooLarge,
     /// 415: the body is not `application/json`.
@@ -45,6 +51,10 @@ pub enum ErrorCode {
     ActionTokenExpired,
     /// 422: the action is not in the catalog.
     UnknownAction,
+    /// 422: the token names a board that does not exist or is hidden.
+    UnknownBoard,
+    /// 422: the token's value is outside a board's `value_min`..`value_max`.
+    ValueOutOfRange,
     /// 425: the action token is before its `nbf`.
     ActionTokenNotYetValid,
     /// 429: a rate limit was hit; `Retry-After` says when to try again.
@@ -65,13 +75,14 @@ impl ErrorCode {
             BadRequest => 400,
             Unauthenticated | BadCredentials | EdgeSignatureInvalid => 401,
             PlayerBanned | ActionTokenWrongPlayer | Forbidden => 403,
-            PlayerNotFound | NotFound => 404,
+            PlayerNotFound | NotFound | BoardNotFound | PeriodNotFound => 404,
             MethodNotAllowed => 405,
             RequestTimeout => 408,
-            NameTaken | ActionTokenReplayed => 409,
+            NameTaken | ActionTokenReplayed | BoardInUse => 409,
             PayloadTooLarge => 413,
             UnsupportedMediaType => 415,
-            ActionTokenInvalid | ActionTokenExpired | UnknownAction => 422,
+            ActionTokenInvalid | ActionTokenExpired | UnknownAction | UnknownBoard
+            | ValueOutOfRange => 422,
             ActionTokenNotYetValid => 425,
             RateLimited => 429,
             InternalError => 500,
@@ -92,15 +103,20 @@ impl ErrorCode {
             Forbidden => "FORBIDDEN",
             PlayerNotFound => "PLAYER_NOT_FOUND",
             NotFound => "NOT_FOUND",
+            BoardNotFound => "BOARD_NOT_FOUND",
+            PeriodNotFound => "PERIOD_NOT_FOUND",
             MethodNotAllowed => "METHOD_NOT_ALLOWED",
             RequestTimeout => "REQUEST_TIMEOUT",
             NameTaken => "NAME_TAKEN",
             ActionTokenReplayed => "ACTION_TOKEN_REPLAYED",
+            BoardInUse => "BOARD_IN_USE",
             PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             ActionTokenInvalid => "ACTION_TOKEN_INVALID",
             ActionTokenExpired => "ACTION_TOKEN_EXPIRED",
             UnknownAction => "UNKNOWN_ACTION",
+            UnknownBoard => "UNKNOWN_BOARD",
+            ValueOutOfRange => "VALUE_OUT_OF_RANGE",
             ActionTokenNotYetValid => "ACTION_TOKEN_NOT_YET_VALID",
             RateLimited => "RATE_LIMITED",
             InternalError => "INTERNAL_ERROR",
@@ -122,15 +138,20 @@ impl ErrorCode {
             Forbidden => "This is not allowed.",
             PlayerNotFound => "No such player.",
             NotFound => "No such route.",
+            BoardNotFound => "No such board.",
+            PeriodNotFound => "No such period of this board.",
             MethodNotAllowed => "This method is not allowed on this route.",
             RequestTimeout => "The request took too long.",
             NameTaken => "This name is already taken.",
             ActionTokenReplayed => "This action token was already redeemed.",
+            BoardInUse => "This board has scores: its order, operator, reset and time zone are fixed; create a new board instead.",
             PayloadTooLarge => "The body is larger than 4 KiB.",
             UnsupportedMediaType => "The body must be application/json.",
             ActionTokenInvalid => "The action token is not valid.",
             ActionTokenExpired => "The action token has expired.",
             UnknownAction => "No such action.",
+            UnknownBoard => "The action token names a board that does not exist.",
+            ValueOutOfRange => "The value is outside the limits of one of the token's boards.",
             ActionTokenNotYetValid => "The action is not finished yet.",
             RateLimited => "Too many requests; retry later.",
             InternalError => "Something went wrong on our side.",
@@ -229,6 +250,11 @@ mod tests {
             (ErrorCode::RequestTimeout, 408),
             (ErrorCode::InternalError, 500),
             (ErrorCode::Overloaded, 503),
+            (ErrorCode::BoardNotFound, 404),
+            (ErrorCode::PeriodNotFound, 404),
+            (ErrorCode::BoardInUse, 409),
+            (ErrorCode::UnknownBoard, 422),
+            (ErrorCode::ValueOutOfRange, 422),
         ];
         for (code, status) in all {
             assert_eq!(code.status(), status, "{code}");

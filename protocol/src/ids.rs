@@ -104,6 +104,72 @@ impl fmt::Display for ActionName {
     }
 }
 
+/// A board id: `^[a-z0-9][a-z0-9_-]{0,31}$` (DESIGN.md, "Boards and periods"). Lower case
+/// only, so a board cannot be named twice in two cases, and safe in Redis keys, hub names and
+/// URLs without escaping.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct BoardId(String);
+
+impl BoardId {
+    pub const MAX_LEN: usize = 32;
+    /// The all-time board every route without a board name is an alias of.
+    pub const GLOBAL: &'static str = "global";
+
+    pub fn parse(s: impl Into<String>) -> Result<Self, InvalidValue> {
+        let s = s.into();
+        let mut chars = s.chars();
+        let first_ok = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        let rest_ok =
+            chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+        if !first_ok || !rest_ok || s.len() > Self::MAX_LEN {
+            return Err(InvalidValue(
+                "a board id has 1 to 32 characters of a-z, 0-9, _ and -, starting with a letter or digit",
+            ));
+        }
+        Ok(Self(s))
+    }
+
+    pub fn global() -> Self {
+        Self(Self::GLOBAL.to_owned())
+    }
+
+    pub fn is_global(&self) -> bool {
+        self.0 == Self::GLOBAL
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for BoardId {
+    type Error = InvalidValue;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(s)
+    }
+}
+
+impl From<BoardId> for String {
+    fn from(b: BoardId) -> Self {
+        b.0
+    }
+}
+
+impl fmt::Display for BoardId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for BoardId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
 /// A display name: 1–32 characters after trimming, no control or format characters (which
 /// could reorder or hide text on the board). Any other Unicode is allowed: pages render names
 /// as text, never as HTML, so `<` and `&` are harmless.
@@ -188,6 +254,17 @@ mod tests {
         assert!(DisplayName::parse("evil\u{202E}gnp.exe").is_err());
         assert!(DisplayName::parse("x".repeat(33)).is_err());
         assert!(DisplayName::parse("é".repeat(32)).is_ok());
+    }
+
+    #[test]
+    fn board_ids_follow_the_documented_pattern() {
+        for ok in ["global", "0", "level-3_hard", &"a".repeat(32)] {
+            assert!(BoardId::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "Global", "-x", "_x", "a.b", "a b", "é", &"a".repeat(33)] {
+            assert!(BoardId::parse(bad).is_err(), "{bad}");
+        }
+        assert!(BoardId::global().is_global());
     }
 
     #[test]

@@ -36,4 +36,4 @@ pub mod snapshot;
 pub mod sse;
 
 pub use error::{ErrorBody, ErrorCode};
-pub use ids::{ActionName, DisplayName, PlayerId};
+pub use ids::{ActionName, BoardId, DisplayName, PlayerId};
