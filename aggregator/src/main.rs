@@ -117,6 +117,7 @@ fn mint(
             points,
             min_seconds,
             ttl_secs: config.shared.action_token_ttl_secs,
+            boards: None,
         },
         &jti,
         chrono::Utc::now().timestamp(),

@@ -96,6 +96,7 @@ pub(crate) async fn mint(req: &mut Request, cx: &Cx<'_>) -> Result<Response> {
             points: entry.points,
             min_seconds: entry.min_seconds,
             ttl_secs: cx.config.shared.action_token_ttl_secs,
+            boards: None,
         },
         &jti,
         now_secs(),

@@ -1,9 +1,9 @@
 //! Action tokens: single-use JWTs with header `{"alg":"HS256","typ":"action+jwt"}` signed with
-//! `ACTION_TOKEN_SECRET`, claims `jti sub act pts iat nbf exp`. They are what makes a score
-//! rise: the edge mints them from the action catalog, a trusted backend may mint them too, and
-//! each one is redeemed at most once.
+//! `ACTION_TOKEN_SECRET`, claims `jti sub act pts iat nbf exp` and optionally `brd` (the boards
+//! the token counts on). They are what makes a score rise: the edge mints them from the action
+//! catalog, a trusted backend may mint them too, and each one is redeemed at most once.
 
-use crate::ids::{ActionName, PlayerId};
+use crate::ids::{ActionName, BoardId, InvalidValue, PlayerId};
 use crate::jwt::{self, HmacKeys, HmacSecret, JwtError};
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use jwt_compact::Claims;
@@ -11,8 +11,14 @@ use serde::{Deserialize, Serialize};
 
 /// The `typ` that marks an action token; any other `typ` (or none) is not one.
 pub const ACTION_TOKEN_TYPE: &str = "action+jwt";
-/// `|pts|` may not exceed this.
+/// `|pts|` may not exceed this in a token without `brd` (and `pts` may not be zero).
 pub const MAX_POINTS: i64 = 1_000_000;
+/// `|pts|` may not exceed this in a token with `brd`: 2^53 − 1, the largest integer every JSON
+/// reader (and Redis's scores) holds exactly. Each board's own `value_min`/`value_max` is
+/// narrower; the aggregator, which knows the boards, checks those.
+pub const MAX_VALUE: i64 = (1 << 53) - 1;
+/// A token names at most this many boards (`brd`).
+pub const MAX_BOARDS: usize = 8;
 /// Default `exp - iat` (`ACTION_TOKEN_TTL`).
 pub const DEFAULT_TTL_SECS: i64 = 300;
 /// The longest lifetime a verifier accepts: redeemed `jti`s are remembered until `exp`, so an
@@ -27,6 +33,21 @@ struct WireClaims {
     sub: String,
     act: String,
     pts: i64,
+    /// Kept as raw JSON so that any malformed `brd` (not an array, `null`, a number among the
+    /// ids) is reported as a bad `brd` claim rather than as an unreadable token. Absent when
+    /// the token names no boards, so such tokens are byte-identical to those minted before.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    brd: Option<serde_json::Value>,
+}
+
+/// `Some` for any value the claim has, `null` included (serde's `Option` reads `null` as absent;
+/// here only a missing key is absent).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(d).map(Some)
 }
 
 /// A verified action token.
@@ -39,6 +60,10 @@ pub struct ActionClaims {
     pub iat: i64,
     pub nbf: i64,
     pub exp: i64,
+    /// The boards the token names, in its order; `None` when the claim is absent (then the
+    /// catalog entry for `act` decides, else `global`: see `catalog::Catalog::boards_of`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brd: Option<Vec<BoardId>>,
 }
 
 /// Why an action token was refused, in the order the checks run. Each maps to one error code.
@@ -99,6 +124,69 @@ fn bad(claim: &'static str) -> ActionTokenError {
     ActionTokenError::Invalid(InvalidReason::BadClaim(claim))
 }
 
+/// Whether `pts` is allowed: without boards named, non-zero and `|pts| ≤ MAX_POINTS`; with
+/// boards named, `|pts| ≤ MAX_VALUE`, zero included (a `best` or `latest` board takes a value,
+/// and 0 is a value; the boards' own limits are the aggregator's to check).
+pub fn points_allowed(pts: i64, names_boards: bool) -> bool {
+    // `unsigned_abs`: `i64::MIN.abs()` overflows.
+    if names_boards {
+        pts.unsigned_abs() <= MAX_VALUE as u64
+    } else {
+        pts != 0 && pts.unsigned_abs() <= MAX_POINTS as u64
+    }
+}
+
+/// Why a list of boards (a token's `brd`, a catalog entry's `boards`) was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BoardsError {
+    #[error("the list of boards is empty (name 1 to {MAX_BOARDS}, or leave it out)")]
+    Empty,
+    #[error("more than {MAX_BOARDS} boards are named")]
+    TooMany,
+    #[error("the board {0} is named twice")]
+    Duplicate(BoardId),
+    #[error("{id:?} is not a board id: {reason}")]
+    Invalid { id: String, reason: InvalidValue },
+}
+
+/// 1 to [`MAX_BOARDS`] distinct boards.
+pub fn check_boards(boards: &[BoardId]) -> Result<(), BoardsError> {
+    if boards.is_empty() {
+        return Err(BoardsError::Empty);
+    }
+    if boards.len() > MAX_BOARDS {
+        return Err(BoardsError::TooMany);
+    }
+    for (i, b) in boards.iter().enumerate() {
+        if boards[..i].contains(b) {
+            return Err(BoardsError::Duplicate(b.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// Board ids from strings, checked by [`check_boards`].
+pub fn parse_boards<S: Into<String>>(
+    ids: impl IntoIterator<Item = S>,
+) -> Result<Vec<BoardId>, BoardsError> {
+    let boards = ids
+        .into_iter()
+        .map(|id| {
+            let id = id.into();
+            BoardId::parse(id.clone()).map_err(|reason| BoardsError::Invalid { id, reason })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    check_boards(&boards)?;
+    Ok(boards)
+}
+
+/// The `brd` claim as the token carries it: an array of strings that [`parse_boards`] accepts.
+fn brd_claim(raw: Option<serde_json::Value>) -> Result<Option<Vec<BoardId>>, ActionTokenError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let ids: Vec<String> = serde_json::from_value(raw).map_err(|_| bad("brd"))?;
+    parse_boards(ids).map(Some).map_err(|_| bad("brd"))
+}
+
 /// What to mint.
 #[derive(Debug, Clone)]
 pub struct MintRequest<'a> {
@@ -109,6 +197,8 @@ pub struct MintRequest<'a> {
     pub min_seconds: i64,
     /// `exp - iat`.
     pub ttl_secs: i64,
+    /// The boards to name in `brd`; `None` mints a token without the claim.
+    pub boards: Option<&'a [BoardId]>,
 }
 
 /// Why a mint request was refused (a catalog or caller mistake, not a client one).
@@ -116,6 +206,11 @@ pub struct MintRequest<'a> {
 pub enum MintError {
     #[error("points must be non-zero and at most {MAX_POINTS} in absolute value")]
     PointsOutOfRange,
+    /// With boards named, the wider bound (`MAX_VALUE`) applies.
+    #[error("points must be at most {MAX_VALUE} in absolute value")]
+    ValueOutOfRange,
+    #[error("boards: {0}")]
+    Boards(#[from] BoardsError),
     #[error("the lifetime must be between 1 s and {MAX_TTL_SECS} s")]
     TtlOutOfRange,
     #[error("min_seconds must be at least 0 and shorter than the lifetime")]
@@ -153,9 +248,7 @@ impl ActionTokens {
         jti_random: &[u8; MIN_JTI_BYTES],
         now: i64,
     ) -> Result<MintedAction, MintError> {
-        if req.points == 0 || req.points.abs() > MAX_POINTS {
-            return Err(MintError::PointsOutOfRange);
-        }
+        check_mint_points(req)?;
         if req.ttl_secs < 1 || req.ttl_secs > MAX_TTL_SECS {
             return Err(MintError::TtlOutOfRange);
         }
@@ -170,12 +263,14 @@ impl ActionTokens {
             iat: now,
             nbf: now + req.min_seconds,
             exp: now + req.ttl_secs,
+            brd: req.boards.map(<[BoardId]>::to_vec),
         };
         let mut wire = Claims::new(WireClaims {
             jti: claims.jti.clone(),
             sub: claims.sub.to_string(),
             act: claims.act.to_string(),
             pts: claims.pts,
+            brd: claims.brd.as_ref().map(|b| serde_json::json!(b)),
         });
         wire.issued_at = Some(jwt::datetime(claims.iat));
         wire.not_before = Some(jwt::datetime(claims.nbf));
@@ -233,15 +328,35 @@ impl ActionTokens {
     }
 }
 
+/// The boards (when named) and the points of a mint request, by the rules a verifier applies.
+fn check_mint_points(req: &MintRequest<'_>) -> Result<(), MintError> {
+    if let Some(boards) = req.boards {
+        check_boards(boards)?;
+    }
+    match (points_allowed(req.points, req.boards.is_some()), req.boards) {
+        (true, _) => Ok(()),
+        (false, None) => Err(MintError::PointsOutOfRange),
+        (false, Some(_)) => Err(MintError::ValueOutOfRange),
+    }
+}
+
 fn check_shape(wire: Claims<WireClaims>) -> Result<ActionClaims, ActionTokenError> {
-    let WireClaims { jti, sub, act, pts } = wire.custom;
+    let WireClaims {
+        jti,
+        sub,
+        act,
+        pts,
+        brd,
+    } = wire.custom;
     let decoded = URL_SAFE_NO_PAD.decode(&jti).map_err(|_| bad("jti"))?;
     if decoded.len() < MIN_JTI_BYTES || jti.len() > 128 {
         return Err(bad("jti"));
     }
     let sub = PlayerId::parse(sub).map_err(|_| bad("sub"))?;
     let act = ActionName::parse(act).map_err(|_| bad("act"))?;
-    if pts == 0 || pts.abs() > MAX_POINTS {
+    // `brd` before `pts`: which bound `pts` has depends on it.
+    let brd = brd_claim(brd)?;
+    if !points_allowed(pts, brd.is_some()) {
         return Err(bad("pts"));
     }
     let iat = jwt::unix(wire.issued_at).ok_or_else(|| bad("iat"))?;
@@ -261,5 +376,49 @@ fn check_shape(wire: Claims<WireClaims>) -> Result<ActionClaims, ActionTokenErro
         iat,
         nbf,
         exp,
+        brd,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn points_without_boards_are_non_zero_and_at_most_a_million() {
+        for ok in [1, -1, MAX_POINTS, -MAX_POINTS] {
+            assert!(points_allowed(ok, false), "{ok}");
+        }
+        for bad in [0, MAX_POINTS + 1, -MAX_POINTS - 1, i64::MIN, i64::MAX] {
+            assert!(!points_allowed(bad, false), "{bad}");
+        }
+    }
+
+    #[test]
+    fn points_with_boards_may_be_zero_and_reach_2_pow_53_minus_1() {
+        assert_eq!(MAX_VALUE, 9_007_199_254_740_991);
+        for ok in [0, 1, MAX_POINTS + 1, MAX_VALUE, -MAX_VALUE] {
+            assert!(points_allowed(ok, true), "{ok}");
+        }
+        for bad in [MAX_VALUE + 1, -MAX_VALUE - 1, i64::MIN, i64::MAX] {
+            assert!(!points_allowed(bad, true), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_list_of_boards_has_1_to_8_distinct_valid_ids() {
+        let ids = |n: usize| (0..n).map(|i| format!("b{i}")).collect::<Vec<_>>();
+        assert_eq!(parse_boards(ids(1)).unwrap().len(), 1);
+        assert_eq!(parse_boards(ids(8)).unwrap().len(), 8);
+        assert_eq!(parse_boards(ids(0)), Err(BoardsError::Empty));
+        assert_eq!(parse_boards(ids(9)), Err(BoardsError::TooMany));
+        assert_eq!(
+            parse_boards(["global", "x", "global"]),
+            Err(BoardsError::Duplicate(BoardId::global()))
+        );
+        assert!(matches!(
+            parse_boards(["global", "Level-1"]),
+            Err(BoardsError::Invalid { id, .. }) if id == "Level-1"
+        ));
+    }
 }

@@ -33,6 +33,7 @@ pub fn mint_action(
                 points,
                 min_seconds,
                 ttl_secs,
+                boards: None,
             },
             &rand::random::<[u8; 16]>(),
             iat,

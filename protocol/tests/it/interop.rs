@@ -5,7 +5,7 @@ use scoreboard_protocol::action::{ActionTokens, MintRequest};
 use scoreboard_protocol::edge_signature;
 use scoreboard_protocol::jwt::{HmacKeys, HmacSecret};
 use scoreboard_protocol::session::{SessionPolicy, SessionVerifier, SessionVerifyingKeys};
-use scoreboard_protocol::{ActionName, PlayerId};
+use scoreboard_protocol::{ActionName, BoardId, PlayerId};
 use std::process::Command;
 
 const SECRET: &str = "interop-secret-interop-secret-0123456";
@@ -78,6 +78,7 @@ fn our_action_token_verifies_with_pyjwt_and_has_the_exact_header() {
                 points: -3,
                 min_seconds: 0,
                 ttl_secs: 300,
+                boards: None,
             },
             &[5; 16],
             NOW,
@@ -93,6 +94,37 @@ fn our_action_token_verifies_with_pyjwt_and_has_the_exact_header() {
     assert_eq!(claims["sub"], "p7");
     assert_eq!(claims["pts"], -3);
     assert_eq!(claims["jti"], minted.claims.jti);
+}
+
+/// A token naming its boards is a plain JWT to PyJWT: `brd` is an array of strings.
+#[test]
+fn our_token_with_boards_verifies_with_pyjwt() {
+    let p = PlayerId::parse("p7").unwrap();
+    let a = ActionName::parse("lap").unwrap();
+    let brd = [BoardId::parse("level-1").unwrap(), BoardId::global()];
+    let minted = ActionTokens::from_secret(HmacSecret::new(SECRET.as_bytes()))
+        .mint(
+            &MintRequest {
+                player: &p,
+                action: &a,
+                points: 0,
+                min_seconds: 0,
+                ttl_secs: 300,
+                boards: Some(&brd),
+            },
+            &[6; 16],
+            NOW,
+        )
+        .unwrap();
+    let claims: serde_json::Value = serde_json::from_str(&py(&[
+        "verify-action",
+        SECRET,
+        &minted.token,
+        &NOW.to_string(),
+    ]))
+    .unwrap();
+    assert_eq!(claims["brd"], serde_json::json!(["level-1", "global"]));
+    assert_eq!(claims["pts"], 0);
 }
 
 #[test]

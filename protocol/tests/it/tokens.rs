@@ -5,7 +5,7 @@ use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use ed25519_dalek::pkcs8::{spki::der::pem::LineEnding, EncodePrivateKey, EncodePublicKey};
 use proptest::prelude::*;
 use scoreboard_protocol::action::{
-    ActionTokenError, ActionTokens, InvalidReason, MintError, MintRequest,
+    ActionTokenError, ActionTokens, BoardsError, InvalidReason, MintError, MintRequest, MAX_VALUE,
 };
 use scoreboard_protocol::edge_signature::hmac_sha256_hex;
 use scoreboard_protocol::jwt::{HmacKeys, HmacSecret, JwtError};
@@ -13,7 +13,7 @@ use scoreboard_protocol::session::{
     SessionError, SessionIssuer, SessionPolicy, SessionSigningKey, SessionVerifier,
     SessionVerifyingKeys, SESSION_LEEWAY_SECS,
 };
-use scoreboard_protocol::{ActionName, ErrorCode, PlayerId};
+use scoreboard_protocol::{ActionName, BoardId, ErrorCode, PlayerId};
 
 const NOW: i64 = 1_790_000_000;
 const SESSION_SECRET: &[u8] = b"session-secret-session-secret-0123";
@@ -64,6 +64,7 @@ fn mint(points: i64, min_seconds: i64, jti: u8) -> String {
                 points,
                 min_seconds,
                 ttl_secs: 300,
+                boards: None,
             },
             &[jti; 16],
             NOW,
@@ -334,6 +335,7 @@ fn an_action_token_is_not_a_session_even_with_the_same_secret() {
                 points: 5,
                 min_seconds: 0,
                 ttl_secs: 60,
+                boards: None,
             },
             &[1; 16],
             NOW,
@@ -416,6 +418,7 @@ fn a_forged_or_tampered_action_token_is_invalid() {
             points: 50,
             min_seconds: 0,
             ttl_secs: 300,
+            boards: None,
         },
         &[1; 16],
         NOW,
@@ -611,6 +614,183 @@ fn malformed_claims_are_invalid() {
     }
 }
 
+// ---------------------------------------------------------------- the `brd` claim
+
+fn boards(ids: &[&str]) -> Vec<BoardId> {
+    ids.iter().map(|b| BoardId::parse(*b).unwrap()).collect()
+}
+
+fn mint_for_boards(points: i64, brd: Option<&[BoardId]>) -> Result<String, MintError> {
+    let (p, a) = (player("p1"), ActionName::parse("quest").unwrap());
+    let req = MintRequest {
+        player: &p,
+        action: &a,
+        points,
+        min_seconds: 0,
+        ttl_secs: 300,
+        boards: brd,
+    };
+    actions().mint(&req, &[4; 16], NOW).map(|m| m.token)
+}
+
+fn payload(token: &str) -> serde_json::Value {
+    let part = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+}
+
+/// A hand-signed token with `pts` and, when given, `"brd": <brd>` (raw JSON).
+fn with_brd(pts: i64, brd: Option<&str>) -> String {
+    let jti = URL_SAFE_NO_PAD.encode([1u8; 16]);
+    let brd = brd.map(|b| format!(r#","brd":{b}"#)).unwrap_or_default();
+    let payload = format!(
+        r#"{{"jti":"{jti}","sub":"p1","act":"q","pts":{pts}{brd},"iat":{NOW},"nbf":{NOW},"exp":{}}}"#,
+        NOW + 300
+    );
+    hand_signed(
+        r#"{"alg":"HS256","typ":"action+jwt"}"#,
+        &payload,
+        ACTION_SECRET,
+    )
+}
+
+fn verify_at_now(token: &str) -> Result<Option<Vec<BoardId>>, ActionTokenError> {
+    actions()
+        .verify(token, &player("p1"), NOW, 0)
+        .map(|c| c.brd)
+}
+
+#[test]
+fn a_token_naming_its_boards_round_trips_in_order() {
+    let named = boards(&["level-1", "global", "weekly"]);
+    let token = mint_for_boards(50, Some(&named)).unwrap();
+    assert_eq!(
+        payload(&token)["brd"],
+        serde_json::json!(["level-1", "global", "weekly"])
+    );
+    assert_eq!(verify_at_now(&token).unwrap(), Some(named));
+}
+
+#[test]
+fn a_token_without_boards_has_no_brd_key() {
+    let token = mint_for_boards(50, None).unwrap();
+    assert!(payload(&token).get("brd").is_none(), "{}", payload(&token));
+    assert_eq!(verify_at_now(&token).unwrap(), None);
+    // Minting without boards is what it was: the same bytes as before the claim existed.
+    assert_eq!(token, mint_for_boards(50, None).unwrap());
+}
+
+#[test]
+fn a_brd_claim_minted_by_another_library_verifies() {
+    let token = with_brd(7, Some(r#"["level-1","global"]"#));
+    assert_eq!(
+        verify_at_now(&token).unwrap(),
+        Some(boards(&["level-1", "global"]))
+    );
+}
+
+#[test]
+fn a_malformed_brd_claim_is_invalid_as_brd() {
+    let nine = format!(
+        "[{}]",
+        (0..9)
+            .map(|i| format!("\"b{i}\""))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let eight = format!(
+        "[{}]",
+        (0..8)
+            .map(|i| format!("\"b{i}\""))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    assert_eq!(
+        verify_at_now(&with_brd(5, Some(&eight)))
+            .unwrap()
+            .unwrap()
+            .len(),
+        8
+    );
+    for (what, brd) in [
+        ("empty", "[]"),
+        ("nine boards", nine.as_str()),
+        ("a duplicate", r#"["a","b","a"]"#),
+        ("an upper-case id", r#"["Global"]"#),
+        ("an id too long", &format!("[\"{}\"]", "a".repeat(33))),
+        ("a number among the ids", r#"["a",1]"#),
+        ("a string, not an array", r#""global""#),
+        ("null", "null"),
+        ("an object", r#"{"global":true}"#),
+    ] {
+        assert_eq!(
+            verify_at_now(&with_brd(5, Some(brd))),
+            Err(ActionTokenError::Invalid(InvalidReason::BadClaim("brd"))),
+            "{what}"
+        );
+    }
+}
+
+#[test]
+fn with_boards_named_pts_may_be_zero_or_up_to_2_pow_53_minus_1() {
+    let refused = Err(ActionTokenError::Invalid(InvalidReason::BadClaim("pts")));
+    for pts in [0, 1_000_001, -1_000_001, MAX_VALUE, -MAX_VALUE] {
+        assert!(
+            verify_at_now(&with_brd(pts, Some(r#"["a"]"#))).is_ok(),
+            "{pts}"
+        );
+    }
+    for pts in [MAX_VALUE + 1, -MAX_VALUE - 1, i64::MIN, i64::MAX] {
+        assert_eq!(
+            verify_at_now(&with_brd(pts, Some(r#"["a"]"#))),
+            refused,
+            "{pts}"
+        );
+    }
+}
+
+#[test]
+fn without_boards_the_old_bounds_still_apply() {
+    let refused = Err(ActionTokenError::Invalid(InvalidReason::BadClaim("pts")));
+    for pts in [1, -1, 1_000_000, -1_000_000] {
+        assert!(verify_at_now(&with_brd(pts, None)).is_ok(), "{pts}");
+    }
+    for pts in [0, 1_000_001, -1_000_001, MAX_VALUE, i64::MIN, i64::MAX] {
+        assert_eq!(verify_at_now(&with_brd(pts, None)), refused, "{pts}");
+    }
+}
+
+#[test]
+fn minting_applies_the_same_rules_to_boards_and_points() {
+    let one = boards(&["a"]);
+    let nine: Vec<BoardId> = (0..9)
+        .map(|i| BoardId::parse(format!("b{i}")).unwrap())
+        .collect();
+    let twice = boards(&["a", "b", "a"]);
+    let m = |pts, brd| mint_for_boards(pts, brd).map(|_| ());
+    assert_eq!(m(5, Some(&[])), Err(MintError::Boards(BoardsError::Empty)));
+    assert_eq!(
+        m(5, Some(&nine)),
+        Err(MintError::Boards(BoardsError::TooMany))
+    );
+    assert_eq!(
+        m(5, Some(&twice)),
+        Err(MintError::Boards(BoardsError::Duplicate(
+            BoardId::parse("a").unwrap()
+        )))
+    );
+    assert_eq!(m(5, Some(&nine[..8])), Ok(()));
+    assert_eq!(m(0, Some(&one)), Ok(()));
+    assert_eq!(m(-MAX_VALUE, Some(&one)), Ok(()));
+    assert_eq!(
+        m(MAX_VALUE + 1, Some(&one)),
+        Err(MintError::ValueOutOfRange)
+    );
+    assert_eq!(m(i64::MIN, Some(&one)), Err(MintError::ValueOutOfRange));
+    assert_eq!(m(0, None), Err(MintError::PointsOutOfRange));
+    assert_eq!(m(2_000_000, None), Err(MintError::PointsOutOfRange));
+    assert_eq!(m(i64::MIN, None), Err(MintError::PointsOutOfRange));
+}
+
 #[test]
 fn another_players_token_is_refused_before_its_times() {
     let token = mint(50, 0, 1);
@@ -686,6 +866,7 @@ fn minting_refuses_out_of_range_requests() {
         points,
         min_seconds,
         ttl_secs,
+        boards: None,
     };
     let m = |r: MintRequest<'_>| actions().mint(&r, &[0; 16], NOW).map(|_| ()).unwrap_err();
     assert_eq!(m(req(0, 0, 300)), MintError::PointsOutOfRange);
@@ -697,7 +878,8 @@ fn minting_refuses_out_of_range_requests() {
 }
 
 proptest! {
-    /// Whatever is minted verifies back to the same claims, for its player only.
+    /// Whatever is minted (with or without boards) verifies back to the same claims, for its
+    /// player only.
     #[test]
     fn action_tokens_round_trip(
         pid in "[A-Za-z0-9_.:-]{1,64}",
@@ -707,11 +889,13 @@ proptest! {
         ttl in 300i64..=86_400,
         jti in proptest::array::uniform16(any::<u8>()),
         now in 1_000_000_000i64..4_000_000_000,
+        brd in proptest::option::of(proptest::collection::btree_set("[a-z0-9][a-z0-9_-]{0,31}", 1..=8)),
     ) {
         let p = PlayerId::parse(pid).unwrap();
         let a = ActionName::parse(act).unwrap();
+        let brd: Option<Vec<BoardId>> = brd.map(|b| b.into_iter().map(|id| BoardId::parse(id).unwrap()).collect());
         let minted = actions()
-            .mint(&MintRequest { player: &p, action: &a, points: pts, min_seconds, ttl_secs: ttl }, &jti, now)
+            .mint(&MintRequest { player: &p, action: &a, points: pts, min_seconds, ttl_secs: ttl, boards: brd.as_deref() }, &jti, now)
             .unwrap();
         let at = now + min_seconds;
         let verified = actions().verify(&minted.token, &p, at, 0).unwrap();
