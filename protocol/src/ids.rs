@@ -65,7 +65,7 @@ impl AsRef<str> for PlayerId {
 
 /// An action name (`act` claim, catalog key): same alphabet and length as a player id, so it
 /// can travel in logs and metrics labels without escaping.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct ActionName(String);
 
@@ -95,6 +95,14 @@ impl TryFrom<String> for ActionName {
 impl From<ActionName> for String {
     fn from(a: ActionName) -> Self {
         a.0
+    }
+}
+
+/// Compares, hashes and orders as its string does, so a map keyed by action names can be
+/// looked up with the `&str` a request carries.
+impl std::borrow::Borrow<str> for ActionName {
+    fn borrow(&self) -> &str {
+        &self.0
     }
 }
 

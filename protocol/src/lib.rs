@@ -10,6 +10,7 @@
 //! | [`ids`] | validated newtypes: player ids, action names, display names |
 //! | [`session`] | session JWTs (HS256 or EdDSA): claims, signing, verification |
 //! | [`action`] | single-use action tokens (`typ: action+jwt`, HS256): mint and verify |
+//! | [`catalog`] | the action catalog (`ACTION_CATALOG`), checked once, and the boards a token counts on |
 //! | [`edge_signature`] | the `X-Edge-Signature` HMAC between edge and aggregator |
 //! | [`snapshot`] | the top-10 snapshot and score-update response bodies |
 //! | [`error`] | the error codes of the public API, their statuses, the error body |
@@ -22,6 +23,7 @@
 //! | [`settings`] | reading settings: one syntax, minimum secret length, every problem collected |
 
 pub mod action;
+pub mod catalog;
 pub mod defaults;
 pub mod edge_signature;
 pub mod error;

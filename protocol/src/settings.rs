@@ -4,6 +4,7 @@
 //! *every* problem instead of stopping at the first, so an operator fixes them in one go.
 
 use crate::action::MAX_TTL_SECS;
+use crate::catalog::{Catalog, CATALOG_SETTING};
 use crate::defaults::{self, parse_duration};
 use crate::session::SessionPolicy;
 use std::collections::HashMap;
@@ -35,6 +36,9 @@ pub struct Shared {
     pub cors_origin: Option<String>,
     /// `JWT_ISSUER` and `JWT_AUDIENCE`, checked when set.
     pub session_policy: SessionPolicy,
+    /// `ACTION_CATALOG`: what the edge mints, and the boards of tokens without `brd`. Unset:
+    /// empty. Entries with a problem are left out (and the problem recorded).
+    pub catalog: Catalog,
 }
 
 /// Finds a setting's raw value by name.
@@ -190,8 +194,9 @@ impl<'a> Settings<'a> {
                 "ACTION_TOKEN_TTL must be at most {MAX_TTL_SECS} seconds"
             ));
         }
+        let action_token_ttl_secs = action_token_ttl_secs.min(MAX_TTL_SECS);
         Shared {
-            action_token_ttl_secs: action_token_ttl_secs.min(MAX_TTL_SECS),
+            action_token_ttl_secs,
             rate_limit_score_update: self
                 .positive("RATE_LIMIT_SCORE_UPDATE", defaults::RATE_LIMIT_SCORE_UPDATE),
             rate_limit_window_ms: self
@@ -206,7 +211,20 @@ impl<'a> Settings<'a> {
                 issuer: self.get("JWT_ISSUER"),
                 audience: self.get("JWT_AUDIENCE"),
             },
+            catalog: self.catalog(action_token_ttl_secs),
         }
+    }
+
+    /// `ACTION_CATALOG` for tokens living `ttl_secs`, each problem recorded.
+    fn catalog(&mut self, ttl_secs: i64) -> Catalog {
+        let Some(json) = self.get(CATALOG_SETTING) else {
+            return Catalog::default();
+        };
+        let (catalog, problems) = Catalog::parse(&json, ttl_secs);
+        for p in problems {
+            self.problem(p.to_string());
+        }
+        catalog
     }
 
     /// The problems found so far.
@@ -281,6 +299,26 @@ mod tests {
         let all = s.into_problems().join("\n");
         assert!(all.contains("A_SECRET and B_SECRET must differ"), "{all}");
         assert!(!all.contains(secret) && !all.contains("tiny"), "{all}");
+    }
+
+    #[test]
+    fn the_catalog_is_shared_and_its_problems_are_collected() {
+        assert!(Settings::from_map(&vars(&[])).shared().catalog.is_empty());
+        let map = vars(&[
+            ("ACTION_TOKEN_TTL", "60"),
+            (
+                "ACTION_CATALOG",
+                r#"{"lap": {"points": 0, "boards": ["best-lap"]}, "boss": {"points": 5, "min_seconds": 60}}"#,
+            ),
+        ]);
+        let mut s = Settings::from_map(&map);
+        let shared = s.shared();
+        assert_eq!(shared.catalog.len(), 1);
+        assert!(shared.catalog.get("lap").is_some());
+        assert_eq!(
+            s.into_problems(),
+            ["ACTION_CATALOG entry \"boss\" must have min_seconds shorter than ACTION_TOKEN_TTL (60 s)"]
+        );
     }
 
     #[test]
