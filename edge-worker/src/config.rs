@@ -7,14 +7,11 @@
 //! An absent secret is not a problem by itself: an edge without `JWT_SECRET` still serves the
 //! page, the reads and sign-in (which the aggregator does), and refuses what needs the secret.
 
-use crate::page::CatalogEntry;
-use scoreboard_protocol::action::{ActionTokens, MAX_POINTS};
+use scoreboard_protocol::action::ActionTokens;
 use scoreboard_protocol::defaults;
 use scoreboard_protocol::jwt::{HmacKeys, HmacSecret};
 use scoreboard_protocol::session::{SessionPolicy, SessionVerifier, SessionVerifyingKeys};
 use scoreboard_protocol::settings::{Settings, Shared, SHARED_SECRETS};
-use scoreboard_protocol::ActionName;
-use std::collections::BTreeMap;
 use std::rc::Rc;
 use worker::Env;
 
@@ -30,8 +27,8 @@ pub(crate) struct EdgeConfig {
     pub(crate) sessions: Option<SessionVerifier>,
     /// From `ACTION_TOKEN_SECRET` (+ `_PREVIOUS`).
     pub(crate) action_tokens: Option<ActionTokens>,
-    pub(crate) catalog: BTreeMap<String, CatalogEntry>,
-    /// What the aggregator reads too: token lifetime, per-player limits, SSE pings, CORS.
+    /// What the aggregator reads too: token lifetime, per-player limits, SSE pings, CORS, and
+    /// the action catalog (entries with a problem left out, the problem listed below).
     pub(crate) shared: Shared,
     pub(crate) hub_shards: u32,
     /// `EDGE_REGION`, used when the request carries no Cloudflare location.
@@ -115,7 +112,6 @@ impl EdgeConfig {
             let previous = r.secret("ACTION_TOKEN_SECRET_PREVIOUS");
             ActionTokens::new(HmacKeys::new(current).with_previous(previous))
         });
-        let catalog = catalog(&mut r);
         let hub_shards = r.0.positive("HUB_SHARDS", defaults::HUB_SHARDS);
         let edge_region = r.get("EDGE_REGION");
         EdgeConfig {
@@ -123,7 +119,6 @@ impl EdgeConfig {
             edge_secret,
             sessions,
             action_tokens,
-            catalog,
             shared,
             hub_shards,
             edge_region,
@@ -151,39 +146,6 @@ fn sessions(r: &mut Reader<'_>, policy: SessionPolicy) -> Option<SessionVerifier
         SessionVerifyingKeys::Hs256(HmacKeys::new(current).with_previous(previous))
     };
     Some(SessionVerifier::new(keys, policy))
-}
-
-/// `ACTION_CATALOG`: JSON `{"name": {"points": n, "min_seconds": s}}`. Entries that could
-/// never be minted are problems (they used to fail at the first mint with a 500).
-fn catalog(r: &mut Reader<'_>) -> BTreeMap<String, CatalogEntry> {
-    let Some(json) = r.get("ACTION_CATALOG") else {
-        return BTreeMap::new();
-    };
-    let mut catalog: BTreeMap<String, CatalogEntry> = match serde_json::from_str(&json) {
-        Ok(c) => c,
-        Err(e) => {
-            r.problem(format!(
-                "ACTION_CATALOG must be JSON like {{\"quest\": {{\"points\": 50, \"min_seconds\": 5}}}}: {e}"
-            ));
-            return BTreeMap::new();
-        }
-    };
-    catalog.retain(|name, e| {
-        let problem = if ActionName::parse(name.clone()).is_err() {
-            Some("is not a valid action name")
-        } else if e.points == 0 || e.points.abs() > MAX_POINTS {
-            Some("must have non-zero points of at most 1000000 in absolute value")
-        } else if e.min_seconds < 0 {
-            Some("must have min_seconds of 0 or more")
-        } else {
-            None
-        };
-        if let Some(p) = problem {
-            r.problem(format!("ACTION_CATALOG entry {name:?} {p}"));
-        }
-        problem.is_none()
-    });
-    catalog
 }
 
 #[cfg(test)]
@@ -248,5 +210,31 @@ mod tests {
         }
         assert!(!all.contains("short-secret"), "{all}");
         assert_eq!(c.hub_shards, 1);
+    }
+
+    #[test]
+    fn the_catalog_keeps_its_good_entries_and_names_the_bad_ones() {
+        let c = read(&[(
+            "ACTION_CATALOG",
+            r#"{"quest": {"points": 50, "min_seconds": 5, "boards": ["global", "level-1"]},
+                "coin": {"points": 0}, "lap": {"points": 5, "boards": []}}"#,
+        )]);
+        let quest = c
+            .shared
+            .catalog
+            .get("quest")
+            .expect("a good entry is kept")
+            .1;
+        assert_eq!(quest.boards.as_ref().map(Vec::len), Some(2));
+        assert_eq!(c.shared.catalog.len(), 1);
+        let all = c.problems.join("\n");
+        assert!(
+            all.contains("ACTION_CATALOG entry \"coin\" must have non-zero points"),
+            "{all}"
+        );
+        assert!(
+            all.contains("ACTION_CATALOG entry \"lap\" has bad boards"),
+            "{all}"
+        );
     }
 }

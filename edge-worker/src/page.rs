@@ -3,7 +3,7 @@
 
 use crate::config::EdgeConfig;
 use crate::json_response;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use worker::*;
 
 const INDEX_HTML: &str = include_str!("../page/index.html");
@@ -40,14 +40,6 @@ pub(crate) fn asset(path: &str) -> Option<Result<Response>> {
     })())
 }
 
-/// One entry of `ACTION_CATALOG`, as configured (checked in `config`).
-#[derive(Debug, Deserialize)]
-pub(crate) struct CatalogEntry {
-    pub(crate) points: i64,
-    #[serde(default)]
-    pub(crate) min_seconds: i64,
-}
-
 #[derive(Serialize)]
 struct CatalogView<'a> {
     action: &'a str,
@@ -58,10 +50,11 @@ struct CatalogView<'a> {
 /// `GET /api/actions`: what `POST /api/actions` can mint, so a client can offer it.
 pub(crate) fn list_actions(config: &EdgeConfig) -> Result<Response> {
     let actions: Vec<CatalogView<'_>> = config
+        .shared
         .catalog
         .iter()
         .map(|(name, e)| CatalogView {
-            action: name,
+            action: name.as_str(),
             points: e.points,
             min_seconds: e.min_seconds,
         })

@@ -9,7 +9,7 @@ use scoreboard_protocol::action::{ActionClaims, ActionTokenError, ActionTokens, 
 use scoreboard_protocol::http::{self, BodyError, INTERNAL_SCORES_PATH, REQUEST_ID_HEADER};
 use scoreboard_protocol::session::Session;
 use scoreboard_protocol::snapshot::{rfc3339_millis, ForwardedScore, ScoreRequest};
-use scoreboard_protocol::{edge_signature, ActionName, ErrorBody, ErrorCode};
+use scoreboard_protocol::{edge_signature, ErrorBody, ErrorCode};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use worker::*;
@@ -77,10 +77,7 @@ pub(crate) async fn mint(req: &mut Request, cx: &Cx<'_>) -> Result<Response> {
         Ok(b) => b,
         Err(refused) => return Ok(refused),
     };
-    let (Some(entry), Ok(action)) = (
-        cx.config.catalog.get(&body.action),
-        ActionName::parse(body.action.clone()),
-    ) else {
+    let Some((action, entry)) = cx.config.shared.catalog.get(&body.action) else {
         return Ok(json_error(ErrorCode::UnknownAction, None));
     };
     let tokens = match action_tokens(cx) {
@@ -92,11 +89,13 @@ pub(crate) async fn mint(req: &mut Request, cx: &Cx<'_>) -> Result<Response> {
     let minted = tokens.mint(
         &MintRequest {
             player: &session.player_id,
-            action: &action,
+            action,
             points: entry.points,
             min_seconds: entry.min_seconds,
             ttl_secs: cx.config.shared.action_token_ttl_secs,
-            boards: None,
+            // The entry's boards travel in the token (`brd`), so the aggregator applies it to
+            // them even if its own catalog differs (a deploy in progress).
+            boards: entry.boards.as_deref(),
         },
         &jti,
         now_secs(),
