@@ -209,7 +209,9 @@ pub enum MintError {
     /// With boards named, the wider bound (`MAX_VALUE`) applies.
     #[error("points must be at most {MAX_VALUE} in absolute value")]
     ValueOutOfRange,
-    #[error("boards: {0}")]
+    /// Transparent: its sentences already say they are about boards (and a wrapping message
+    /// would print twice in an error chain).
+    #[error(transparent)]
     Boards(#[from] BoardsError),
     #[error("the lifetime must be between 1 s and {MAX_TTL_SECS} s")]
     TtlOutOfRange,
