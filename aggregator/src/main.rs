@@ -4,7 +4,7 @@ use clap::{Parser, Subcommand};
 use scoreboard_aggregator::config::Config;
 use scoreboard_aggregator::{migrate, telemetry, Application};
 use scoreboard_protocol::action::{ActionTokens, MintRequest};
-use scoreboard_protocol::{ActionName, PlayerId};
+use scoreboard_protocol::{ActionName, BoardId, PlayerId};
 use std::process::ExitCode;
 
 /// The regional aggregator of edge-scoreboard. Configuration comes from the environment
@@ -30,12 +30,18 @@ enum Command {
         /// The action name (`act`).
         #[arg(long)]
         action: String,
-        /// Points (`pts`): non-zero, at most 1,000,000 in absolute value.
+        /// Points (`pts`): non-zero, at most 1,000,000 in absolute value; with `--board`, any
+        /// integer up to 2^53 - 1 in absolute value (each board's own limits apply when the
+        /// token is redeemed).
         #[arg(long, allow_hyphen_values = true)]
         points: i64,
         /// Seconds before the token may be redeemed (`nbf - iat`).
         #[arg(long, default_value_t = 0)]
         min_seconds: i64,
+        /// A board the token counts on (`brd`); repeat for up to 8 distinct boards. Without
+        /// it, the boards of the action's ACTION_CATALOG entry, else `global`.
+        #[arg(long = "board", value_name = "ID")]
+        boards: Vec<String>,
     },
     /// Check the configuration, print every problem, exit non-zero if there is one.
     CheckConfig,
@@ -67,7 +73,8 @@ fn main() -> ExitCode {
             action,
             points,
             min_seconds,
-        } => mint(&config, &player, &action, points, min_seconds),
+            boards,
+        } => mint(&config, &player, &action, points, min_seconds, &boards),
         Command::Migrate => runtime().and_then(|rt| rt.block_on(migrate(config.database_url()))),
         Command::Serve => runtime().and_then(|rt| {
             rt.block_on(async {
@@ -104,10 +111,15 @@ fn mint(
     action: &str,
     points: i64,
     min_seconds: i64,
+    boards: &[String],
 ) -> anyhow::Result<()> {
     use rand::RngCore;
     let player = PlayerId::parse(player).map_err(|e| anyhow::anyhow!("--player: {e}"))?;
     let action = ActionName::parse(action).map_err(|e| anyhow::anyhow!("--action: {e}"))?;
+    let boards = boards
+        .iter()
+        .map(|b| BoardId::parse(b.as_str()).map_err(|e| anyhow::anyhow!("--board {b:?}: {e}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let mut jti = [0u8; 16];
     rand::rngs::OsRng.fill_bytes(&mut jti);
     let minted = ActionTokens::new(config.action_keys.clone()).mint(
@@ -117,7 +129,8 @@ fn mint(
             points,
             min_seconds,
             ttl_secs: config.shared.action_token_ttl_secs,
-            boards: None,
+            // No `--board`: no `brd`, the token of before (the catalog or `global` decide).
+            boards: (!boards.is_empty()).then_some(boards.as_slice()),
         },
         &jti,
         chrono::Utc::now().timestamp(),

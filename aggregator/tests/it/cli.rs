@@ -19,6 +19,10 @@ fn check_config_lists_every_problem_and_no_secret() {
         .env("LOG_FORMAT", "xml")
         .env("APPLY_BATCH_MAX", "0")
         .env("REDIS_URL", "http://localhost")
+        .env(
+            "ACTION_CATALOG",
+            r#"{"quest": {"points": 5, "boards": ["global", "global"]}}"#,
+        )
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -32,6 +36,7 @@ fn check_config_lists_every_problem_and_no_secret() {
         "LOG_FORMAT must be json or pretty",
         "APPLY_BATCH_MAX must be between 1 and 10000",
         "REDIS_URL must be a redis://",
+        "ACTION_CATALOG entry \"quest\" has bad boards",
     ] {
         assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
     }
@@ -51,6 +56,54 @@ fn check_config_lists_every_problem_and_no_secret() {
         "{}",
         String::from_utf8_lossy(&good.stderr)
     );
+}
+
+/// `mint-token --board` puts the boards in `brd`, in order, and lets points be zero; without
+/// `--board` the token has no `brd` and the old bounds hold. Only the configuration is read.
+#[test]
+fn mint_token_names_the_boards_given_with_board() {
+    use scoreboard_protocol::action::ActionTokens;
+    use scoreboard_protocol::jwt::{HmacKeys, HmacSecret};
+    let run = |points: &str, boards: &[&str]| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["mint-token", "--player", "p1", "--action", "lap"])
+            .args(["--points", points])
+            .env_clear()
+            .envs(base_vars("postgres://u@127.0.0.1:1/db"));
+        for b in boards {
+            cmd.args(["--board", b]);
+        }
+        cmd.output().unwrap()
+    };
+    let tokens = ActionTokens::new(HmacKeys::new(HmacSecret::new(ACTION_SECRET.as_bytes())));
+    let brd_of = |out: std::process::Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let token = String::from_utf8(out.stdout).unwrap();
+        let claims = tokens
+            .verify_ignoring_time_and_player(token.trim())
+            .unwrap();
+        claims
+            .brd
+            .map(|b| b.iter().map(|id| id.to_string()).collect::<Vec<_>>())
+    };
+    assert_eq!(
+        brd_of(run("0", &["level-1", "global"])),
+        Some(vec!["level-1".to_owned(), "global".to_owned()])
+    );
+    assert_eq!(brd_of(run("5", &[])), None);
+
+    for (points, boards) in [
+        ("0", &[][..]),
+        ("5", &["global", "global"]),
+        ("5", &["Level-1"]),
+    ] {
+        let out = run(points, boards);
+        assert!(!out.status.success(), "{points} {boards:?}");
+    }
 }
 
 /// Runs `serve`, signs in, scores, fails a login and a token; then checks every log line is
