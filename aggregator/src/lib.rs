@@ -100,10 +100,15 @@ async fn connect_pool(url: &str, max: u32) -> sqlx::Result<PgPool> {
 
 /// The Redis copy, warm when Redis answers; otherwise the supervisor keeps trying and reads
 /// go to PostgreSQL meanwhile.
-async fn warm_cache(url: &str, prefix: &str, db: &PgPool) -> anyhow::Result<Arc<cache::Cache>> {
+async fn warm_cache(
+    url: &str,
+    prefix: &str,
+    db: &PgPool,
+    boards: &board::Boards,
+) -> anyhow::Result<Arc<cache::Cache>> {
     let cache = cache::Cache::new(url, prefix)?;
     if cache.ping().await {
-        if let Err(e) = cache.rebuild(db).await {
+        if let Err(e) = cache.rebuild(db, boards).await {
             tracing::error!(
                 error = format!("{e:#}"),
                 "Redis error: initial rebuild failed"
@@ -118,26 +123,27 @@ async fn warm_cache(url: &str, prefix: &str, db: &PgPool) -> anyhow::Result<Arc<
 fn spawn_jobs(
     config: &Config,
     db: &PgPool,
-    board: &board::Board,
+    boards: &Arc<board::Boards>,
     cache: Option<&Arc<cache::Cache>>,
     shutdown: &tokio::sync::watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = vec![
         jobs::janitor::spawn(db.clone(), shutdown.clone()),
         jobs::probe::spawn(db.clone(), shutdown.clone()),
-        board::poller::spawn(db.clone(), board.clone(), shutdown.clone()),
+        board::poller::spawn(db.clone(), boards.clone(), shutdown.clone()),
     ];
     if let Some(c) = cache {
         let sync = config.redis_sync_interval;
         tasks.push(cache::rebuild::spawn_supervisor(
             c.clone(),
             db.clone(),
+            boards.clone(),
             sync,
             shutdown.clone(),
         ));
         tasks.push(cache::pubsub::spawn_subscriber(
             c.clone(),
-            board.clone(),
+            boards.clone(),
             shutdown.clone(),
         ));
     }
@@ -160,20 +166,16 @@ impl Application {
                 .context("connecting to the read replica")?,
             None => db.clone(),
         };
-        let initial = {
-            let mut conn = db.acquire().await?;
-            board::sql::load_snapshot(&mut conn).await?
-        };
-        let board = board::Board::new(initial);
+        let boards = Arc::new(board::Boards::load(&db).await?);
         let cache = match &config.redis_url {
             Some(url) => {
-                Some(warm_cache(url.expose_secret(), &config.redis_key_prefix, &db).await?)
+                Some(warm_cache(url.expose_secret(), &config.redis_key_prefix, &db, &boards).await?)
             }
             None => None,
         };
         let (applier, batcher) = apply::spawn(
             db.clone(),
-            board.clone(),
+            boards.clone(),
             cache.clone(),
             apply::BatchSettings {
                 max: config.apply_batch_max,
@@ -193,7 +195,7 @@ impl Application {
             config.sse_max_clients,
             cache.as_ref().map(|c| c.is_healthy()),
         );
-        let tasks = spawn_jobs(&config, &db, &board, cache.as_ref(), &shutdown);
+        let tasks = spawn_jobs(&config, &db, &boards, cache.as_ref(), &shutdown);
         let ip_limiter = ratelimit::IpLimiter::new(
             scoreboard_protocol::gcra::Quota::per_window(
                 config.rate_limit_ip,
@@ -205,7 +207,7 @@ impl Application {
             config,
             db,
             read_db,
-            board,
+            boards,
             cache,
             ip_limiter,
             applier,

@@ -1,7 +1,7 @@
 //! Shared application state, cloned cheaply into every handler.
 
 use crate::apply::Applier;
-use crate::board::Board;
+use crate::board::Boards;
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::ratelimit::IpLimiter;
@@ -19,8 +19,9 @@ pub(crate) struct Inner {
     pub(crate) db: PgPool,
     /// Reads go here: `DATABASE_REPLICA_URL` when set, else the primary.
     pub(crate) read_db: PgPool,
-    pub(crate) board: Board,
-    /// The Redis copy of the board, when `REDIS_URL` is set.
+    /// Every board with its live snapshot.
+    pub(crate) boards: Arc<Boards>,
+    /// The Redis copy of the boards, when `REDIS_URL` is set.
     pub(crate) cache: Option<Arc<Cache>>,
     pub(crate) ip_limiter: IpLimiter,
     pub(crate) applier: Applier,

@@ -172,6 +172,13 @@ impl fmt::Display for BoardId {
     }
 }
 
+// Maps keyed by board id can be read with a `&str` (the derived `Hash`/`Eq` are the string's).
+impl std::borrow::Borrow<str> for BoardId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl AsRef<str> for BoardId {
     fn as_ref(&self) -> &str {
         &self.0

@@ -2,7 +2,7 @@
 //! `GET /api/leaderboard`, of each SSE `data:` and each WebSocket message), the score-update
 //! request and response, and the player view.
 
-use crate::ids::PlayerId;
+use crate::ids::{BoardId, PlayerId};
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -35,6 +35,48 @@ impl Snapshot {
     }
 }
 
+/// The period a read or snapshot belongs to: `[starts_at, ends_at)`, its id the start instant
+/// in RFC 3339 UTC, or `all` (no bounds) for a board that never resets.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PeriodRef {
+    pub id: String,
+    pub starts_at: Option<String>,
+    pub ends_at: Option<String>,
+}
+
+impl PeriodRef {
+    /// The id of the one period of a board that never resets.
+    pub const ALL: &'static str = "all";
+
+    pub fn all() -> Self {
+        Self {
+            id: Self::ALL.to_owned(),
+            starts_at: None,
+            ends_at: None,
+        }
+    }
+}
+
+/// A board's snapshot (`GET /api/boards/{id}`, its SSE `data:`, the hubs' WebSocket messages):
+/// the top 10 of [`Snapshot`] plus which board and period it shows. `version` is the id of the
+/// board's newest event in the period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BoardSnapshot {
+    pub board: BoardId,
+    pub period: PeriodRef,
+    #[serde(flatten)]
+    pub snapshot: Snapshot,
+}
+
+/// A player's standing on one board (score answers, `GET /api/players/{id}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Standing {
+    pub board: BoardId,
+    pub period: String,
+    pub score: i64,
+    pub rank: u64,
+}
+
 /// Unix milliseconds as `2026-11-22T10:00:00.123Z`.
 pub fn rfc3339_millis(unix_ms: i64) -> String {
     Utc.timestamp_millis_opt(unix_ms)
@@ -58,7 +100,8 @@ pub struct ForwardedScore {
     pub edge_region: String,
 }
 
-/// `200` answer of a score update.
+/// `200` answer of a score update. `score`, `rank` and `leaderboard_version` are those of the
+/// token's first board (`global` for a token that names none); `boards` has every board.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScoreResponse {
     pub player_id: PlayerId,
@@ -66,6 +109,8 @@ pub struct ScoreResponse {
     pub rank: u64,
     pub applied: bool,
     pub leaderboard_version: i64,
+    #[serde(default)]
+    pub boards: Vec<Standing>,
 }
 
 /// `GET /api/players/{id}`.
@@ -76,6 +121,10 @@ pub struct PlayerView {
     pub score: i64,
     /// 1-based; players with no score event yet rank after everyone who has one.
     pub rank: u64,
+    /// The player's standing on every public board where they have an entry in the current
+    /// period.
+    #[serde(default)]
+    pub boards: Vec<Standing>,
 }
 
 #[cfg(test)]
@@ -98,6 +147,25 @@ mod tests {
             serde_json::to_string(&snap).unwrap(),
             r#"{"version":1234,"updated_at":"2025-11-22T10:00:00.123Z","top":[{"rank":1,"player_id":"p1","name":"Ana","score":1500}]}"#
         );
+    }
+
+    #[test]
+    fn board_snapshots_are_the_snapshot_plus_board_and_period() {
+        let snap = BoardSnapshot {
+            board: BoardId::parse("level-1").unwrap(),
+            period: PeriodRef::all(),
+            snapshot: Snapshot {
+                version: 7,
+                updated_at: rfc3339_millis(0),
+                top: vec![],
+            },
+        };
+        let json = serde_json::to_string(&snap).unwrap();
+        assert_eq!(
+            json,
+            r#"{"board":"level-1","period":{"id":"all","starts_at":null,"ends_at":null},"version":7,"updated_at":"1970-01-01T00:00:00.000Z","top":[]}"#
+        );
+        assert_eq!(serde_json::from_str::<BoardSnapshot>(&json).unwrap(), snap);
     }
 
     #[test]

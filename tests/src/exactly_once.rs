@@ -83,7 +83,7 @@ impl Ledger {
         .fetch_all(db)
         .await?;
         let totals: Vec<(String, i64)> =
-            sqlx::query_as("SELECT player_id, score FROM scores WHERE player_id = ANY($1)")
+            sqlx::query_as("SELECT player_id, value FROM entries WHERE board_id = 'global' AND period = 'all' AND player_id = ANY($1)")
                 .bind(players)
                 .fetch_all(db)
                 .await?;

@@ -1,13 +1,14 @@
 //! The batcher task: takes updates from the queue in batches, commits each batch through
-//! [`write`](super::write), then copies the changed rows to Redis (which also answers the
-//! ranks), announces the new snapshot, and answers every request with its own outcome.
+//! [`write`](super::write), then copies the touched boards' rows to Redis (which also answers
+//! the ranks), announces the boards that changed, and answers every request with its own outcome.
 
-use super::write::{self, Committed};
+use super::write::{self, Committed, Touched};
 use super::{Applier, BatchSettings, Outcome, Update};
-use crate::board::{sql, Board};
+use crate::board::{sql, Boards};
 use crate::cache::pubsub::{announce, Replace};
 use crate::cache::Cache;
 use sqlx::PgPool;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
@@ -17,7 +18,7 @@ type Queued = (Update, oneshot::Sender<Outcome>);
 /// What a batch needs besides its updates.
 struct Sinks {
     db: PgPool,
-    board: Board,
+    boards: Arc<Boards>,
     cache: Option<Arc<Cache>>,
 }
 
@@ -25,12 +26,12 @@ struct Sinks {
 /// drained, which is how shutdown flushes it.
 pub(crate) fn spawn(
     db: PgPool,
-    board: Board,
+    boards: Arc<Boards>,
     cache: Option<Arc<Cache>>,
     settings: BatchSettings,
 ) -> (Applier, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(settings.queue.max(1));
-    let sinks = Sinks { db, board, cache };
+    let sinks = Sinks { db, boards, cache };
     (Applier { tx }, tokio::spawn(run(sinks, settings, rx)))
 }
 
@@ -73,7 +74,7 @@ async fn fill(batch: &mut Vec<Queued>, rx: &mut mpsc::Receiver<Queued>, settings
 /// nothing of the batch was applied).
 async fn apply(sinks: &Sinks, updates: &[Update]) -> Vec<Outcome> {
     let refs: Vec<&Update> = updates.iter().collect();
-    match write::commit(&sinks.db, &refs).await {
+    match write::commit(&sinks.db, &refs, crate::clock::now_millis() as i64).await {
         Ok(committed) => finish(sinks, updates, committed).await,
         Err(err) => {
             let request_ids: Vec<&str> = updates.iter().map(|u| u.request_id.as_str()).collect();
@@ -88,42 +89,52 @@ async fn apply(sinks: &Sinks, updates: &[Update]) -> Vec<Outcome> {
     }
 }
 
-/// After the commit: copy the absolute scores to Redis (which also answers the ranks), fill
-/// in ranks from PostgreSQL when Redis cannot, and announce the snapshot.
+/// After the commit: copy each touched board's rows to Redis (which also answers the ranks),
+/// fill in ranks from PostgreSQL when Redis cannot, and announce the boards that changed.
 async fn finish(sinks: &Sinks, updates: &[Update], done: Committed) -> Vec<Outcome> {
     let Committed {
         mut outcomes,
-        rows,
-        snapshot,
+        touched,
     } = done;
-    if rows.is_empty() {
-        return outcomes;
+    let mut ranks: HashMap<(String, String), u64> = HashMap::new();
+    for t in touched {
+        for (row, rank) in t.rows.iter().zip(ranks_on(sinks, &t).await) {
+            ranks.insert((t.def.id.to_string(), row.player_id.clone()), rank);
+        }
+        if let Some(s) = t.snapshot {
+            announce(sinks.cache.as_deref(), &sinks.boards, s, Replace::IfNewer).await;
+        }
     }
-    let ranks = match sinks.cache.as_deref() {
-        Some(cache) => cache.upsert(&rows).await,
-        None => None,
-    };
-    let ranks = match ranks {
-        Some(r) => Some(r),
-        None => sql::ranks_of(&sinks.db, &rows)
-            .await
-            .inspect_err(|e| tracing::error!(error = %e, "database error: computing ranks"))
-            .ok(),
-    };
-    if let Some(ranks) = ranks {
-        let rank_of: std::collections::HashMap<&str, u64> = rows
-            .iter()
-            .map(|r| r.player_id.as_str())
-            .zip(ranks)
-            .collect();
-        for (u, outcome) in updates.iter().zip(outcomes.iter_mut()) {
-            if let Outcome::Applied { rank, .. } = outcome {
-                *rank = rank_of.get(u.player.as_str()).copied().unwrap_or(0);
+    for (u, outcome) in updates.iter().zip(outcomes.iter_mut()) {
+        if let Outcome::Applied { standings, .. } = outcome {
+            for s in standings {
+                let key = (s.board.to_string(), u.player.to_string());
+                s.rank = ranks.get(&key).copied().unwrap_or(0);
             }
         }
     }
-    if let Some(s) = snapshot {
-        announce(sinks.cache.as_deref(), &sinks.board, s, Replace::IfNewer).await;
-    }
     outcomes
+}
+
+/// The ranks of a touched board's rows after writing them to Redis, or from PostgreSQL when
+/// Redis cannot answer; empty when neither can (the answers then say rank 0).
+async fn ranks_on(sinks: &Sinks, t: &Touched) -> Vec<u64> {
+    if t.rows.is_empty() {
+        return Vec::new();
+    }
+    if let Some(cache) = sinks.cache.as_deref() {
+        if let Some(r) = cache.upsert(&t.def, &t.period.id, &t.rows).await {
+            return r;
+        }
+    }
+    sql::ranks_of(
+        &sinks.db,
+        t.def.id.as_str(),
+        &t.period.id,
+        t.def.order,
+        &t.rows,
+    )
+    .await
+    .inspect_err(|e| tracing::error!(error = %e, "database error: computing ranks"))
+    .unwrap_or_default()
 }

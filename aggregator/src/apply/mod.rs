@@ -16,8 +16,10 @@ pub(crate) mod plan;
 mod write;
 
 pub(crate) use batcher::spawn;
+pub(crate) use write::lock_writers;
 
-use scoreboard_protocol::PlayerId;
+use scoreboard_protocol::snapshot::Standing;
+use scoreboard_protocol::{BoardId, PlayerId};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
@@ -72,7 +74,10 @@ impl Source {
 #[derive(Debug)]
 pub(crate) struct Update {
     pub(crate) player: PlayerId,
+    /// The token's value, or an adjustment's delta.
     pub(crate) points: i64,
+    /// The boards it applies to (1–8, distinct), all in one transaction or none.
+    pub(crate) boards: Vec<BoardId>,
     pub(crate) source: Source,
     pub(crate) request_id: String,
 }
@@ -83,6 +88,7 @@ impl Update {
             player: self.player.as_str(),
             points: self.points,
             jti: self.source.jti(),
+            boards: &self.boards,
         }
     }
 }
@@ -90,14 +96,14 @@ impl Update {
 /// What happened to one update.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Outcome {
-    /// Applied; `score` and `rank` are the player's after the batch, `version` the batch's
-    /// newest event id.
+    /// Applied; the player's standing on each board of the update after the batch, and the
+    /// version of the first board (its newest event id in the batch).
     Applied {
-        score: i64,
-        rank: u64,
+        standings: Vec<Standing>,
         version: i64,
     },
-    /// The token was redeemed before; `score` is the player's current total.
+    /// The token was redeemed before; `score` is the player's current value on its first
+    /// board.
     Replayed {
         score: i64,
     },
@@ -106,7 +112,11 @@ pub(crate) enum Outcome {
     Unauthenticated,
     /// An adjustment for a player who does not exist.
     UnknownPlayer,
-    /// Applying would take the total beyond ±2^53.
+    /// A board that does not exist, or a hidden one named by a token.
+    UnknownBoard,
+    /// The token's value is outside a board's bounds.
+    ValueOutOfRange,
+    /// Applying would take an entry beyond ±2^53.
     OutOfRange,
     /// The database failed; nothing of this update was applied.
     Unavailable,

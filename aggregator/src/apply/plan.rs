@@ -7,19 +7,21 @@
 //! update before the next is checked against the bounds, and a refused update consumes
 //! nothing, so the same token may succeed later.
 
+use crate::board::kind::{combine, BoardDef, MAX_VALUE};
+use scoreboard_protocol::BoardId;
 use std::collections::{HashMap, HashSet};
-
-/// Totals stay within ±2^53 so they are exact as Redis scores (doubles).
-pub(crate) const MAX_TOTAL: i64 = 1 << 53;
 
 /// One request, as far as the decision goes.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Ask<'a> {
     pub(crate) player: &'a str,
+    /// The token's value (a delta on `sum` boards), or an adjustment's delta.
     pub(crate) points: i64,
     /// The action token's id; `None` for an operator's adjustment, which has no token, no
-    /// session and may move a banned player's total.
+    /// session, may move a banned player and may name a hidden board.
     pub(crate) jti: Option<&'a str>,
+    /// The boards the update applies to, all or none.
+    pub(crate) boards: &'a [BoardId],
 }
 
 /// What the batch read about one request's player, session and token.
@@ -31,17 +33,25 @@ pub(crate) struct Facts {
     pub(crate) revoked: bool,
     /// The token was redeemed by an earlier batch.
     pub(crate) consumed: bool,
-    /// The player's total before this batch (0 without a score yet).
-    pub(crate) score: i64,
+}
+
+/// A player's entry on one board, keyed (board, player).
+pub(crate) type EntryKey = (String, String);
+
+/// What an applied update does to one of its boards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Move {
+    /// The player's value on the board right after this update.
+    pub(crate) value_after: i64,
+    /// Whether the entry changed (a `best` that is not better leaves it, and its tie, alone).
+    pub(crate) changed: bool,
 }
 
 /// What happens to one request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Decision {
-    /// Applied; the player's total right after this update.
-    Apply {
-        score_after: i64,
-    },
+    /// Applied; one move per board of the request, in its order.
+    Apply(Vec<Move>),
     /// The token was redeemed before (in an earlier batch or earlier in this one).
     Replayed,
     Banned,
@@ -49,7 +59,11 @@ pub(crate) enum Decision {
     Unauthenticated,
     /// An adjustment for a player who does not exist.
     UnknownPlayer,
-    /// Applying would take the total beyond ±[`MAX_TOTAL`].
+    /// A board that does not exist (or, for a token, is hidden).
+    UnknownBoard,
+    /// The token's value is outside a board's bounds.
+    ValueOutOfRange,
+    /// Applying would take an entry beyond ±[`MAX_VALUE`].
     OutOfRange,
 }
 
@@ -58,37 +72,54 @@ pub(crate) enum Decision {
 pub(crate) struct Plan {
     /// One per request, in request order.
     pub(crate) decisions: Vec<Decision>,
-    /// Each player's total after the batch, for every player the batch names.
-    pub(crate) totals: HashMap<String, i64>,
+    /// The value of every entry the batch names that has one, after the batch.
+    pub(crate) values: HashMap<EntryKey, i64>,
 }
 
-/// Decides a batch. `facts[i]` belongs to `asks[i]`.
-pub(crate) fn plan(asks: &[Ask<'_>], facts: &[Facts]) -> Plan {
+/// Decides a batch. `facts[i]` belongs to `asks[i]`; `boards` are the definitions read (any
+/// board the batch names that exists); `entries` the values before the batch.
+pub(crate) fn plan(
+    asks: &[Ask<'_>],
+    facts: &[Facts],
+    boards: &HashMap<&str, &BoardDef>,
+    entries: HashMap<EntryKey, i64>,
+) -> Plan {
     assert_eq!(asks.len(), facts.len(), "one row of facts per request");
-    let mut totals: HashMap<String, i64> = HashMap::new();
+    let mut values = entries;
     let mut redeemed: HashSet<&str> = HashSet::new();
     let decisions = asks
         .iter()
         .zip(facts)
         .map(|(ask, facts)| {
-            let total = totals.entry(ask.player.to_owned()).or_insert(facts.score);
-            let decision = decide(ask, facts, *total, &redeemed);
-            if let Decision::Apply { score_after } = decision {
-                *total = score_after;
+            let decision = decide(ask, facts, boards, &values, &redeemed);
+            if let Decision::Apply(moves) = &decision {
+                for (board, m) in ask.boards.iter().zip(moves) {
+                    values.insert(key(board, ask.player), m.value_after);
+                }
                 redeemed.extend(ask.jti);
             }
             decision
         })
         .collect();
-    Plan { decisions, totals }
+    Plan { decisions, values }
+}
+
+fn key(board: &BoardId, player: &str) -> EntryKey {
+    (board.as_str().to_owned(), player.to_owned())
 }
 
 /// One request against the running state, in DESIGN.md's order of checks: session, replay,
-/// ban, range.
-fn decide(ask: &Ask<'_>, facts: &Facts, total: i64, redeemed: &HashSet<&str>) -> Decision {
+/// ban, boards, the token's value, the entry's range.
+fn decide(
+    ask: &Ask<'_>,
+    facts: &Facts,
+    boards: &HashMap<&str, &BoardDef>,
+    values: &HashMap<EntryKey, i64>,
+    redeemed: &HashSet<&str>,
+) -> Decision {
     let Some(jti) = ask.jti else {
         return if facts.exists {
-            within_range(total, ask.points)
+            moves(ask, boards, values, false)
         } else {
             Decision::UnknownPlayer
         };
@@ -100,15 +131,42 @@ fn decide(ask: &Ask<'_>, facts: &Facts, total: i64, redeemed: &HashSet<&str>) ->
     } else if facts.banned {
         Decision::Banned
     } else {
-        within_range(total, ask.points)
+        moves(ask, boards, values, true)
     }
 }
 
-fn within_range(total: i64, points: i64) -> Decision {
-    match total.checked_add(points) {
-        Some(t) if t.abs() <= MAX_TOTAL => Decision::Apply { score_after: t },
-        _ => Decision::OutOfRange,
+/// The moves on every board of the request, or why none is made. A token needs public boards
+/// that accept its value and combines by the board's operator; an adjustment is a delta on any
+/// board.
+fn moves(
+    ask: &Ask<'_>,
+    boards: &HashMap<&str, &BoardDef>,
+    values: &HashMap<EntryKey, i64>,
+    token: bool,
+) -> Decision {
+    let mut out = Vec::with_capacity(ask.boards.len());
+    for id in ask.boards {
+        let Some(def) = boards.get(id.as_str()).filter(|d| d.public || !token) else {
+            return Decision::UnknownBoard;
+        };
+        if token && !def.accepts(ask.points) {
+            return Decision::ValueOutOfRange;
+        }
+        let current = values.get(&key(id, ask.player)).copied();
+        let next = if token {
+            combine(def.order, def.operator, current, ask.points)
+        } else {
+            Some(current.unwrap_or(0).saturating_add(ask.points))
+        };
+        if next.is_some_and(|v| v.abs() > MAX_VALUE) {
+            return Decision::OutOfRange;
+        }
+        out.push(Move {
+            value_after: next.or(current).unwrap_or(0),
+            changed: next.is_some(),
+        });
     }
+    Decision::Apply(out)
 }
 
 #[cfg(test)]

@@ -1,46 +1,82 @@
-//! The live top 10: the latest snapshot held in a `watch` channel (latest-value fan-out: a
-//! slow subscriber skips versions instead of queueing them). [`sql`] computes it from
-//! PostgreSQL with the one tie rule; [`poller`] catches changes no channel delivered.
+//! Boards: what each one is ([`kind`]), the live top 10 of each (a `watch` channel per board:
+//! latest-value fan-out, so a slow subscriber skips versions instead of queueing them), the
+//! set of boards this instance knows ([`registry`]), the SQL that orders and ranks entries
+//! ([`sql`], [`pages`]), and the poller that catches changes no channel delivered.
 
+pub(crate) mod kind;
+pub(crate) mod pages;
 pub(crate) mod poller;
+pub(crate) mod registry;
 pub(crate) mod sql;
 
+pub(crate) use kind::BoardDef;
+pub(crate) use registry::Boards;
 pub(crate) use sql::BoardRow;
 
-use scoreboard_protocol::snapshot::Snapshot;
+use axum::body::Bytes;
+use scoreboard_protocol::snapshot::BoardSnapshot;
 use std::sync::Arc;
 use tokio::sync::watch;
 
-/// A snapshot with its JSON, serialized once and shared by every stream that sends it.
+/// A snapshot with its JSON, serialized once and shared by every stream and read that sends
+/// it: as a board's snapshot, and for `global` also in the alias form of `GET
+/// /api/leaderboard` (the plain snapshot, byte for byte what that route always answered).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Frame {
-    pub(crate) snapshot: Snapshot,
+    pub(crate) snapshot: BoardSnapshot,
+    /// The board form, for `/api/boards/{id}` and its streams.
     pub(crate) json: Arc<str>,
-    /// The same JSON as a response body: `GET /api/leaderboard` answers with a reference
-    /// count instead of a copy (it is the hottest read).
-    pub(crate) body: axum::body::Bytes,
+    pub(crate) body: Bytes,
+    /// The alias form (`global` only): `/api/leaderboard`, its stream, and hubs that ask for
+    /// no board.
+    pub(crate) alias: Option<(Arc<str>, Bytes)>,
 }
 
 impl Frame {
-    pub(crate) fn new(snapshot: Snapshot) -> Arc<Self> {
+    pub(crate) fn new(snapshot: BoardSnapshot) -> Arc<Self> {
         let json = serde_json::to_string(&snapshot).expect("snapshots serialize");
-        let body = axum::body::Bytes::from(json.clone().into_bytes());
+        let alias = snapshot.board.is_global().then(|| {
+            let plain = serde_json::to_string(&snapshot.snapshot).expect("snapshots serialize");
+            (Arc::from(plain.as_str()), Bytes::from(plain.into_bytes()))
+        });
         Arc::new(Self {
             snapshot,
+            body: Bytes::from(json.clone().into_bytes()),
             json: json.into(),
-            body,
+            alias,
         })
+    }
+
+    pub(crate) fn version(&self) -> i64 {
+        self.snapshot.snapshot.version
+    }
+
+    /// The JSON a stream sends: the alias form when asked for and there is one.
+    pub(crate) fn json_for(&self, alias: bool) -> &str {
+        match (&self.alias, alias) {
+            (Some((json, _)), true) => json,
+            _ => &self.json,
+        }
+    }
+
+    /// The SSE `id:` of this frame: the version for a board that never resets.
+    pub(crate) fn event_id(&self) -> String {
+        if self.snapshot.period.starts_at.is_none() {
+            self.version().to_string()
+        } else {
+            format!("{}/{}", self.snapshot.period.id, self.version())
+        }
     }
 }
 
-/// Holds the newest snapshot and wakes subscribers when the board changes.
+/// Holds a board's newest snapshot and wakes subscribers when the board changes.
 #[derive(Debug, Clone)]
 pub(crate) struct Board {
     tx: Arc<watch::Sender<Arc<Frame>>>,
 }
 
 impl Board {
-    pub(crate) fn new(initial: Snapshot) -> Self {
+    pub(crate) fn new(initial: BoardSnapshot) -> Self {
         let (tx, _) = watch::channel(Frame::new(initial));
         Self { tx: Arc::new(tx) }
     }
@@ -53,19 +89,22 @@ impl Board {
         self.tx.subscribe()
     }
 
-    /// Offers a snapshot. Older versions are ignored (two sources, local commits and other
-    /// instances via Redis, may deliver out of order). Subscribers are woken only when the
-    /// rows changed; a newer version with the same rows replaces the value silently.
-    /// Returns whether subscribers were woken.
-    pub(crate) fn offer(&self, snapshot: Snapshot) -> bool {
+    /// Offers a snapshot. Older versions of the same period are ignored (two sources, local
+    /// commits and other instances via Redis, may deliver out of order). Subscribers are woken
+    /// only when the rows or the period changed; a newer version with the same rows replaces
+    /// the value silently. Returns whether subscribers were woken.
+    pub(crate) fn offer(&self, snapshot: BoardSnapshot) -> bool {
         let mut woke = false;
         self.tx.send_if_modified(|cur| {
-            if snapshot.version < cur.snapshot.version
-                || (snapshot.version == cur.snapshot.version && cur.snapshot.same_board(&snapshot))
+            let same_period = cur.snapshot.period == snapshot.period;
+            let (old, new) = (&cur.snapshot.snapshot, &snapshot.snapshot);
+            if same_period
+                && (new.version < old.version
+                    || (new.version == old.version && old.same_board(new)))
             {
                 return false;
             }
-            let changed = !cur.snapshot.same_board(&snapshot);
+            let changed = !same_period || !old.same_board(new);
             *cur = Frame::new(snapshot);
             woke = changed;
             changed
@@ -75,7 +114,7 @@ impl Board {
 
     /// Replaces the snapshot whatever its version (after an admin action such as a ban,
     /// which changes the rows without a new score event).
-    pub(crate) fn force(&self, snapshot: Snapshot) {
+    pub(crate) fn force(&self, snapshot: BoardSnapshot) {
         self.tx.send_modify(|cur| *cur = Frame::new(snapshot));
     }
 }

@@ -1,31 +1,51 @@
-//! Catches what no channel delivered (no Redis, Redis down, another instance's commit): every
-//! second, if PostgreSQL has a newer event than the board, reload the snapshot.
+//! Catches what no channel delivered (no Redis, Redis down, another instance's commit or
+//! board change): every second, take the boards' definitions, and reload the snapshot of each
+//! board for which PostgreSQL has a newer event.
 
-use super::{sql, Board};
+use super::{sql, Boards};
 use sqlx::PgPool;
+use std::sync::Arc;
 use std::time::Duration;
 
 const EVERY: Duration = Duration::from_secs(1);
 
 pub(crate) fn spawn(
     db: PgPool,
-    board: Board,
+    boards: Arc<Boards>,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     crate::jobs::every(EVERY, shutdown, move || {
-        let (db, board) = (db.clone(), board.clone());
+        let (db, boards) = (db.clone(), boards.clone());
         async move {
-            let Ok(newest) = sql::current_version(&db).await else {
-                return;
-            };
-            if newest <= board.current().snapshot.version {
-                return;
-            }
-            if let Ok(mut conn) = db.acquire().await {
-                if let Ok(s) = sql::load_snapshot(&mut conn).await {
-                    board.offer(s);
-                }
+            if let Err(e) = poll(&db, &boards).await {
+                tracing::debug!(error = %e, "board poll failed; trying again in a second");
             }
         }
     })
+}
+
+async fn poll(db: &PgPool, boards: &Boards) -> sqlx::Result<()> {
+    let mut conn = db.acquire().await?;
+    for def in sql::load_defs(&mut *conn).await? {
+        if !boards.redefine(&def) {
+            let period = def.period_at(crate::clock::now_millis() as i64);
+            let snapshot = sql::load_snapshot(&mut conn, &def, &period).await?;
+            boards.add(def, snapshot);
+        }
+    }
+    let live = boards.all();
+    let periods: Vec<_> = live.iter().map(|l| l.period()).collect();
+    let pairs: Vec<(&str, &str)> = live
+        .iter()
+        .zip(&periods)
+        .map(|(l, p)| (l.def.id.as_str(), p.id.as_str()))
+        .collect();
+    let newest = sql::versions(&mut *conn, &pairs).await?;
+    for ((l, period), version) in live.iter().zip(&periods).zip(newest) {
+        if version > l.board.current().version() {
+            let snapshot = sql::load_snapshot(&mut conn, &l.def, period).await?;
+            l.board.offer(snapshot);
+        }
+    }
+    Ok(())
 }

@@ -1,46 +1,158 @@
-//! The board as PostgreSQL computes it: the one tie rule, the current version, the top 10,
-//! ranks, and the rows the Redis copy is built from. Every query that orders or ranks players
-//! is written here, so the rule cannot differ between two of them.
+//! Boards as PostgreSQL computes them: the one tie rule, versions, the top 10, ranks, and the
+//! rows the Redis copy is built from. Every query that orders or ranks entries is written here
+//! or in [`pages`](super::pages) from the constants below, so the rule cannot differ between
+//! two of them.
 
-use scoreboard_protocol::snapshot::{rfc3339_millis, LeaderboardEntry, Snapshot, TOP_N};
-use scoreboard_protocol::PlayerId;
+use super::kind::{BoardDef, Order};
+use scoreboard_protocol::snapshot::{
+    rfc3339_millis, BoardSnapshot, LeaderboardEntry, PeriodRef, Snapshot, TOP_N,
+};
+use scoreboard_protocol::{BoardId, PlayerId};
 use sqlx::{PgConnection, PgExecutor, PgPool};
 
-/// The board order: higher score first, then whoever reached that score first (the smaller
-/// event id). Redis encodes the same rule in its members (`cache::scripts::member`).
-const BOARD_ORDER: &str = "s.score DESC, s.reached_version ASC";
+/// The board order, for entries aliased `e`: the rank key ascending (see `kind::Order`), then
+/// whoever reached the value first (the smaller event id). Redis encodes the same rule in its
+/// members (`cache::scripts::member`).
+pub(super) const BOARD_ORDER: &str = "e.rank_key ASC, e.reached_version ASC";
 
-/// "Ranks ahead of `($1, $2)`" under [`BOARD_ORDER`], for a row aliased `s`.
-const AHEAD_OF: &str = "(s.score > $1 OR (s.score = $1 AND s.reached_version < $2))";
+/// Entries (aliased `e`) of board `board`, period `period` (SQL expressions), of players who
+/// are not banned.
+pub(super) fn on_board(board: &str, period: &str) -> String {
+    format!(
+        "entries e JOIN users u USING (player_id)
+         WHERE e.board_id = {board} AND e.period = {period} AND u.banned_at IS NULL"
+    )
+}
 
-/// The current version: the id of the newest score event (0 on an empty board).
-const CURRENT_VERSION: &str = "SELECT coalesce(max(id), 0) FROM score_events";
+/// [`on_board`] with the board in `$1` and the period in `$2`.
+static ON_BOARD: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| on_board("$1", "$2"));
+
+/// "Ranks ahead of `(key, version)`" under [`BOARD_ORDER`].
+pub(super) fn ahead_of(key: &str, version: &str) -> String {
+    format!("(e.rank_key < {key} OR (e.rank_key = {key} AND e.reached_version < {version}))")
+}
 
 /// One player's entry as the board needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct BoardRow {
     pub(crate) player_id: String,
     pub(crate) name: String,
-    pub(crate) score: i64,
-    /// Id of the event that set `score` (the tie-break: smaller ranks higher).
+    pub(crate) value: i64,
+    /// Id of the event that set `value` (the tie-break: smaller ranks higher).
     pub(crate) version: i64,
 }
 
-/// The id of the newest score event.
-pub(crate) async fn current_version<'e>(db: impl PgExecutor<'e>) -> sqlx::Result<i64> {
-    sqlx::query_scalar(CURRENT_VERSION).fetch_one(db).await
+const DEF_COLUMNS: &str =
+    "id, title, sort_order, operator, reset, timezone, value_min, value_max, public, results_size";
+
+type DefRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    bool,
+    i32,
+);
+
+/// `desc`/`asc`, `sum`/`best`/`latest` as stored, by the same names the API uses.
+fn enum_of<T: serde::de::DeserializeOwned>(s: &str) -> Option<T> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned())).ok()
 }
 
-/// Computes the current snapshot from PostgreSQL.
-pub(crate) async fn load_snapshot(db: &mut PgConnection) -> sqlx::Result<Snapshot> {
-    let rows: Vec<(String, String, i64)> = sqlx::query_as(&format!(
-        "SELECT s.player_id, u.name, s.score FROM scores s JOIN users u USING (player_id)
-         WHERE u.banned_at IS NULL ORDER BY {BOARD_ORDER} LIMIT {TOP_N}"
+fn def_from_row(r: DefRow) -> Option<BoardDef> {
+    Some(BoardDef {
+        id: BoardId::parse(r.0).ok()?,
+        title: r.1,
+        order: enum_of(&r.2)?,
+        operator: enum_of(&r.3)?,
+        reset: r.4,
+        timezone: r.5,
+        value_min: r.6,
+        value_max: r.7,
+        public: r.8,
+        results_size: r.9,
+    })
+}
+
+/// Every board, public or not.
+pub(crate) async fn load_defs<'e>(db: impl PgExecutor<'e>) -> sqlx::Result<Vec<BoardDef>> {
+    let rows: Vec<DefRow> =
+        sqlx::query_as(&format!("SELECT {DEF_COLUMNS} FROM boards ORDER BY id"))
+            .fetch_all(db)
+            .await?;
+    Ok(rows.into_iter().filter_map(def_from_row).collect())
+}
+
+/// The boards named in `ids` that exist, public or not.
+pub(crate) async fn load_defs_of<'e>(
+    db: impl PgExecutor<'e>,
+    ids: &[&str],
+) -> sqlx::Result<Vec<BoardDef>> {
+    let rows: Vec<DefRow> = sqlx::query_as(&format!(
+        "SELECT {DEF_COLUMNS} FROM boards WHERE id = ANY($1)"
     ))
+    .bind(ids)
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().filter_map(def_from_row).collect())
+}
+
+/// The id of the board's newest event in the period (0 when it has none).
+pub(crate) async fn current_version<'e>(
+    db: impl PgExecutor<'e>,
+    board: &str,
+    period: &str,
+) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "SELECT coalesce(max(id), 0) FROM score_events WHERE board_id = $1 AND period = $2",
+    )
+    .bind(board)
+    .bind(period)
+    .fetch_one(db)
+    .await
+}
+
+/// The versions of several (board, period) pairs in one round trip, in their order.
+pub(crate) async fn versions<'e>(
+    db: impl PgExecutor<'e>,
+    pairs: &[(&str, &str)],
+) -> sqlx::Result<Vec<i64>> {
+    let boards: Vec<&str> = pairs.iter().map(|p| p.0).collect();
+    let periods: Vec<&str> = pairs.iter().map(|p| p.1).collect();
+    sqlx::query_scalar(
+        "SELECT (SELECT coalesce(max(id), 0) FROM score_events s WHERE s.board_id = p.b AND s.period = p.p)
+         FROM UNNEST($1::text[], $2::text[]) WITH ORDINALITY AS p(b, p, ord) ORDER BY p.ord",
+    )
+    .bind(&boards)
+    .bind(&periods)
+    .fetch_all(db)
+    .await
+}
+
+/// Computes a board's current snapshot from PostgreSQL.
+pub(crate) async fn load_snapshot(
+    db: &mut PgConnection,
+    def: &BoardDef,
+    period: &PeriodRef,
+) -> sqlx::Result<BoardSnapshot> {
+    let on = ON_BOARD.as_str();
+    let rows: Vec<(String, String, i64)> = sqlx::query_as(&format!(
+        "SELECT e.player_id, u.name, e.value FROM {on} ORDER BY {BOARD_ORDER} LIMIT {TOP_N}"
+    ))
+    .bind(def.id.as_str())
+    .bind(&period.id)
     .fetch_all(&mut *db)
     .await?;
-    let version = current_version(db).await?;
-    Ok(snapshot_from_rows(version, rows))
+    let version = current_version(&mut *db, def.id.as_str(), &period.id).await?;
+    Ok(BoardSnapshot {
+        board: def.id.clone(),
+        period: period.clone(),
+        snapshot: snapshot_from_rows(version, rows),
+    })
 }
 
 fn snapshot_from_rows(version: i64, rows: Vec<(String, String, i64)>) -> Snapshot {
@@ -63,99 +175,97 @@ fn snapshot_from_rows(version: i64, rows: Vec<(String, String, i64)>) -> Snapsho
     }
 }
 
-/// 1-based rank of a player with `score` reached at `reached_version`, among players who
-/// are not banned.
-pub(crate) async fn rank_of<'e>(
+/// How many players have an entry (the rank of a player without one is this + 1).
+pub(crate) async fn count<'e>(
     db: impl PgExecutor<'e>,
-    score: i64,
-    reached_version: i64,
+    board: &str,
+    period: &str,
 ) -> sqlx::Result<u64> {
-    let ahead: i64 = sqlx::query_scalar(&format!(
-        "SELECT count(*) FROM scores s JOIN users u USING (player_id)
-         WHERE u.banned_at IS NULL AND {AHEAD_OF}"
-    ))
-    .bind(score)
-    .bind(reached_version)
-    .fetch_one(db)
-    .await?;
-    Ok(ahead as u64 + 1)
+    let on = ON_BOARD.as_str();
+    let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {on}"))
+        .bind(board)
+        .bind(period)
+        .fetch_one(db)
+        .await?;
+    Ok(n as u64)
 }
 
-/// The rank of a player who has no score yet: after everyone who has one.
-pub(crate) async fn rank_of_unscored<'e>(db: impl PgExecutor<'e>) -> sqlx::Result<u64> {
-    let n: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM scores s JOIN users u USING (player_id) WHERE u.banned_at IS NULL",
-    )
-    .fetch_one(db)
-    .await?;
-    Ok(n as u64 + 1)
-}
-
-/// 1-based ranks of several rows at once, in one round trip, in the rows' order.
+/// 1-based ranks of several rows of one board at once, in one round trip, in the rows' order.
 pub(crate) async fn ranks_of<'e>(
     db: impl PgExecutor<'e>,
+    board: &str,
+    period: &str,
+    order: Order,
     rows: &[BoardRow],
 ) -> sqlx::Result<Vec<u64>> {
-    let scores: Vec<i64> = rows.iter().map(|r| r.score).collect();
+    let on = ON_BOARD.as_str();
+    let keys: Vec<i64> = rows.iter().map(|r| order.rank_key(r.value)).collect();
     let versions: Vec<i64> = rows.iter().map(|r| r.version).collect();
-    let ahead = AHEAD_OF.replace("$1", "p.score").replace("$2", "p.version");
     let out: Vec<i64> = sqlx::query_scalar(&format!(
-        "SELECT (SELECT count(*) FROM scores s JOIN users u USING (player_id)
-                 WHERE u.banned_at IS NULL AND {ahead}) + 1
-         FROM UNNEST($1::bigint[], $2::bigint[]) WITH ORDINALITY AS p(score, version, ord)
-         ORDER BY p.ord"
+        "SELECT (SELECT count(*) FROM {on} AND {}) + 1
+         FROM UNNEST($3::bigint[], $4::bigint[]) WITH ORDINALITY AS p(k, v, ord)
+         ORDER BY p.ord",
+        ahead_of("p.k", "p.v")
     ))
-    .bind(&scores)
+    .bind(board)
+    .bind(period)
+    .bind(&keys)
     .bind(&versions)
     .fetch_all(db)
     .await?;
     Ok(out.into_iter().map(|r| r as u64).collect())
 }
 
-/// Every non-banned scored player with `reached_version > after`, and the version at the
-/// time of reading (one consistent snapshot of both).
-pub(crate) async fn load_rows(db: &PgPool, after: i64) -> sqlx::Result<(Vec<BoardRow>, i64)> {
+/// Every non-banned entry of the board with `reached_version > after`, and the board's
+/// version at the time of reading (one consistent snapshot of both).
+pub(crate) async fn load_rows(
+    db: &PgPool,
+    board: &str,
+    period: &str,
+    after: i64,
+) -> sqlx::Result<(Vec<BoardRow>, i64)> {
+    let on = ON_BOARD.as_str();
     let mut tx = db.begin().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         .execute(&mut *tx)
         .await?;
-    let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
-        "SELECT s.player_id, u.name, s.score, s.reached_version FROM scores s JOIN users u USING (player_id)
-         WHERE u.banned_at IS NULL AND s.reached_version > $1",
-    )
+    let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(&format!(
+        "SELECT e.player_id, u.name, e.value, e.reached_version FROM {on} AND e.reached_version > $3"
+    ))
+    .bind(board)
+    .bind(period)
     .bind(after)
     .fetch_all(&mut *tx)
     .await?;
-    let as_of = current_version(&mut *tx).await?;
+    let as_of = current_version(&mut *tx, board, period).await?;
     tx.commit().await?;
-    let rows = rows
-        .into_iter()
-        .map(|(player_id, name, score, version)| BoardRow {
-            player_id,
-            name,
-            score,
-            version,
-        })
-        .collect();
-    Ok((rows, as_of))
+    Ok((rows.into_iter().map(row).collect(), as_of))
 }
 
-/// One player's row, whether or not they are banned (an unban puts it back in Redis).
-pub(crate) async fn load_row<'e>(
+fn row((player_id, name, value, version): (String, String, i64, i64)) -> BoardRow {
+    BoardRow {
+        player_id,
+        name,
+        value,
+        version,
+    }
+}
+
+/// A player's entries on every board and period, whether or not they are banned (an unban
+/// puts them back in Redis).
+pub(crate) async fn player_rows<'e>(
     db: impl PgExecutor<'e>,
     player: &str,
-) -> sqlx::Result<Option<BoardRow>> {
-    let row: Option<(String, i64, i64)> = sqlx::query_as(
-        "SELECT u.name, s.score, s.reached_version FROM users u JOIN scores s USING (player_id)
-         WHERE u.player_id = $1",
+) -> sqlx::Result<Vec<(String, String, BoardRow)>> {
+    let rows: Vec<(String, String, String, String, i64, i64)> = sqlx::query_as(
+        "SELECT e.board_id, e.period, e.player_id, u.name, e.value, e.reached_version
+         FROM entries e JOIN users u USING (player_id) WHERE e.player_id = $1",
     )
     .bind(player)
-    .fetch_optional(db)
+    .fetch_all(db)
     .await?;
-    Ok(row.map(|(name, score, version)| BoardRow {
-        player_id: player.to_owned(),
-        name,
-        score,
-        version,
-    }))
+    Ok(rows
+        .into_iter()
+        .map(|(b, p, id, name, value, version)| (b, p, row((id, name, value, version))))
+        .collect())
 }

@@ -1,4 +1,4 @@
-//! The optional Redis copy of the board. Redis is allowed to fail: every call answers
+//! The optional Redis copy of the boards. Redis is allowed to fail: every call answers
 //! "unavailable" instead of erroring, marks the cache unhealthy, and the supervisor rebuilds
 //! the board from PostgreSQL once Redis answers again.
 //!
@@ -6,10 +6,12 @@
 //! | --- | --- |
 //! | this file | the connection, its health, and the one way a call is made (timeout, failure) |
 //! | [`scripts`] | the Lua scripts (absolute, version-guarded writes; player reads) and their calls |
+//! | [`reads`] | pages and around-me reads, answered as `board::pages` answers them |
 //! | [`rebuild`] | rebuild from PostgreSQL, the drift check, and the supervisor that runs both |
 //! | [`pubsub`] | snapshots between instances: publish, subscribe, and [`pubsub::announce`] |
 
 pub(crate) mod pubsub;
+pub(crate) mod reads;
 pub(crate) mod rebuild;
 pub(crate) mod scripts;
 
@@ -59,10 +61,12 @@ impl Cache {
         format!("{}{name}", self.prefix)
     }
 
-    /// The board's keys, in the order the scripts take them: the sorted set, then the
-    /// member, name and version of each player.
-    fn board_keys(&self) -> [String; 4] {
-        ["board", "members", "names", "versions"].map(|k| self.key(k))
+    /// The keys of one board's period, in the order the scripts take them: the sorted set,
+    /// the member, name and version of each player, and the newest version written. They share
+    /// one hash tag, so a script that touches them all runs on one Redis Cluster slot.
+    fn board_keys(&self, board: &str, period: &str) -> [String; 5] {
+        ["z", "members", "names", "versions", "version"]
+            .map(|k| format!("{}{{{board}:{period}}}:{k}", self.prefix))
     }
 
     pub(crate) fn is_healthy(&self) -> bool {

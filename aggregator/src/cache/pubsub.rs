@@ -4,9 +4,10 @@
 //! made public, with or without Redis.
 
 use super::{Cache, CALL_TIMEOUT};
-use crate::board::Board;
+use crate::board::Boards;
 use futures_util::StreamExt;
-use scoreboard_protocol::snapshot::Snapshot;
+use scoreboard_protocol::snapshot::{BoardSnapshot, PeriodRef, Snapshot};
+use scoreboard_protocol::BoardId;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,22 +26,43 @@ pub(crate) enum Replace {
 /// Publishes `snapshot` on this instance's board and to every other instance.
 pub(crate) async fn announce(
     cache: Option<&Cache>,
-    board: &Board,
-    snapshot: Snapshot,
+    boards: &Boards,
+    snapshot: BoardSnapshot,
     how: Replace,
 ) {
-    metrics::gauge!("leaderboard_version").set(snapshot.version as f64);
+    if snapshot.board.is_global() {
+        metrics::gauge!("leaderboard_version").set(snapshot.snapshot.version as f64);
+    }
     if let Some(cache) = cache {
         if let Ok(json) = serde_json::to_string(&snapshot) {
             cache.publish(&json).await;
         }
     }
+    let Some(live) = boards.get(snapshot.board.as_str()) else {
+        // A board created on another instance a moment ago: the poller will load it.
+        return;
+    };
     match how {
         Replace::IfNewer => {
-            board.offer(snapshot);
+            live.board.offer(snapshot);
         }
-        Replace::Always => board.force(snapshot),
+        Replace::Always => live.board.force(snapshot),
     }
+}
+
+/// A snapshot heard on the channel. Instances from before many boards publish the plain
+/// snapshot of the one board, `global`.
+fn parse(payload: &str) -> Option<BoardSnapshot> {
+    serde_json::from_str::<BoardSnapshot>(payload)
+        .ok()
+        .or_else(|| {
+            let snapshot = serde_json::from_str::<Snapshot>(payload).ok()?;
+            Some(BoardSnapshot {
+                board: BoardId::global(),
+                period: PeriodRef::all(),
+                snapshot,
+            })
+        })
 }
 
 impl Cache {
@@ -61,11 +83,11 @@ impl Cache {
             .await;
     }
 
-    /// Offers every snapshot heard on the channel to `board` until the subscription breaks
+    /// Offers every snapshot heard on the channel to its board until the subscription breaks
     /// (returns) or `shutdown` turns true (returns true).
     async fn relay(
         &self,
-        board: &Board,
+        boards: &Boards,
         shutdown: &mut tokio::sync::watch::Receiver<bool>,
     ) -> bool {
         let connected =
@@ -82,8 +104,8 @@ impl Cache {
                 m = messages.next() => {
                     let Some(msg) = m else { return false };
                     let payload: String = msg.get_payload().unwrap_or_default();
-                    if let Ok(s) = serde_json::from_str::<Snapshot>(&payload) {
-                        board.offer(s);
+                    if let Some(s) = parse(&payload) {
+                        boards.offer(s);
                     }
                 }
                 _ = shutdown.wait_for(|s| *s) => return true,
@@ -92,16 +114,16 @@ impl Cache {
     }
 }
 
-/// Relays other instances' snapshots to this instance's board; subscribes again when Redis
+/// Relays other instances' snapshots to this instance's boards; subscribes again when Redis
 /// goes away.
 pub(crate) fn spawn_subscriber(
     cache: Arc<Cache>,
-    board: Board,
+    boards: Arc<Boards>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            if cache.relay(&board, &mut shutdown).await {
+            if cache.relay(&boards, &mut shutdown).await {
                 return;
             }
             tokio::select! {

@@ -1,15 +1,18 @@
-//! The Lua scripts that keep the Redis board, and the calls that run them. Scores are written
+//! The Lua scripts that keep the Redis boards, and the calls that run them. Entries are written
 //! absolute (never incremented) and guarded by the version that set them, so every write is
 //! idempotent and an older write arriving late changes nothing.
+//!
+//! A board's sorted set is ordered ascending by the rank key (`board::kind::Order`) and, among
+//! equal keys, by member: the member leads with the zero-padded event id, so the earlier
+//! achiever comes first. That is the rule of `board::sql`, "(rank key, event id) ascending".
 
 use super::Cache;
-use crate::board::BoardRow;
+use crate::board::kind::Order;
+use crate::board::{BoardDef, BoardRow};
 
-/// Sorted-set member for a row. Redis orders equal scores by member, descending under
-/// `ZREVRANGE`; leading with `i64::MAX - version`, zero-padded, makes the earlier achiever
-/// come first: the tie rule of `board::sql`, "higher score, then the smaller event id".
+/// Sorted-set member for a row: `<version, 19 digits>:<player>`.
 pub(super) fn member(player_id: &str, version: i64) -> String {
-    format!("{:019}:{player_id}", i64::MAX - version)
+    format!("{version:019}:{player_id}")
 }
 
 /// The player a [`member`] belongs to.
@@ -17,29 +20,31 @@ pub(super) fn member_player(member: &str) -> Option<&str> {
     member.split_once(':').map(|(_, p)| p)
 }
 
-/// Writes rows (absolute scores), skipping any row older than what Redis has, and returns
-/// each row's 0-based rank. KEYS: board, members, names, versions. ARGV: groups of
-/// (player, score, member, name, version).
+/// Writes rows (absolute rank keys), skipping any row older than what Redis has, raises the
+/// board's newest version, and returns each row's 0-based rank. KEYS: the board's five (see
+/// `Cache::board_keys`). ARGV: groups of (player, rank key, member, name, version).
 const UPSERT: &str = r#"
 local ranks = {}
+local top = tonumber(redis.call('GET', KEYS[5]) or '0')
 for i = 1, #ARGV, 5 do
-  local p, score, m, name, v = ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3], tonumber(ARGV[i+4])
+  local p, key, m, name, v = ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3], tonumber(ARGV[i+4])
   local cur = tonumber(redis.call('HGET', KEYS[4], p) or '-1')
   if v >= cur then
     local old = redis.call('HGET', KEYS[2], p)
     if old then redis.call('ZREM', KEYS[1], old) end
-    redis.call('ZADD', KEYS[1], score, m)
+    redis.call('ZADD', KEYS[1], key, m)
     redis.call('HSET', KEYS[2], p, m)
     redis.call('HSET', KEYS[3], p, name)
     redis.call('HSET', KEYS[4], p, v)
+    if v > top then top = v end
   end
-  local now = redis.call('HGET', KEYS[2], p)
-  table.insert(ranks, redis.call('ZREVRANK', KEYS[1], now))
+  table.insert(ranks, redis.call('ZRANK', KEYS[1], redis.call('HGET', KEYS[2], p)))
 end
+redis.call('SET', KEYS[5], top)
 return ranks
 "#;
 
-/// Removes a player. KEYS: board, members, names, versions. ARGV: player.
+/// Removes a player. KEYS: the board's five. ARGV: player.
 const REMOVE: &str = r#"
 local old = redis.call('HGET', KEYS[2], ARGV[1])
 if old then redis.call('ZREM', KEYS[1], old) end
@@ -49,19 +54,21 @@ redis.call('HDEL', KEYS[4], ARGV[1])
 return 1
 "#;
 
-/// A player's name, score and 0-based rank, or nil. KEYS as above. ARGV: player.
+/// A player's name, rank key and 0-based rank, or nil. KEYS: the board's five. ARGV: player.
 const PLAYER: &str = r#"
 local m = redis.call('HGET', KEYS[2], ARGV[1])
 if not m then return nil end
-return {redis.call('HGET', KEYS[3], ARGV[1]), redis.call('ZSCORE', KEYS[1], m), redis.call('ZREVRANK', KEYS[1], m)}
+return {redis.call('HGET', KEYS[3], ARGV[1]), redis.call('ZSCORE', KEYS[1], m), redis.call('ZRANK', KEYS[1], m)}
 "#;
 
-/// The three scripts, loaded once per cache.
+/// The scripts, loaded once per cache.
 #[derive(Debug)]
 pub(super) struct Scripts {
     upsert: redis::Script,
     remove: redis::Script,
     player: redis::Script,
+    pub(super) page: redis::Script,
+    pub(super) around: redis::Script,
 }
 
 impl Scripts {
@@ -70,31 +77,44 @@ impl Scripts {
             upsert: redis::Script::new(UPSERT),
             remove: redis::Script::new(REMOVE),
             player: redis::Script::new(PLAYER),
+            page: redis::Script::new(super::reads::PAGE),
+            around: redis::Script::new(super::reads::AROUND),
         }
     }
 }
 
 impl Cache {
-    /// An invocation of `script` with the board's four keys.
-    fn invocation<'a>(&self, script: &'a redis::Script) -> redis::ScriptInvocation<'a> {
+    /// An invocation of `script` with the five keys of a board's period.
+    pub(super) fn invocation<'a>(
+        &self,
+        script: &'a redis::Script,
+        board: &str,
+        period: &str,
+    ) -> redis::ScriptInvocation<'a> {
         let mut inv = script.prepare_invoke();
-        for k in self.board_keys() {
+        for k in self.board_keys(board, period) {
             inv.key(k);
         }
         inv
     }
 
-    /// Writes absolute scores; returns 1-based ranks (in the rows' order) when Redis answered.
-    pub(crate) async fn upsert(&self, rows: &[BoardRow]) -> Option<Vec<u64>> {
+    /// Writes absolute entries of one board; returns 1-based ranks (in the rows' order) when
+    /// Redis answered.
+    pub(crate) async fn upsert(
+        &self,
+        def: &BoardDef,
+        period: &str,
+        rows: &[BoardRow],
+    ) -> Option<Vec<u64>> {
         if rows.is_empty() {
             return Some(Vec::new());
         }
         let ranks: Vec<Option<i64>> = self
             .call("writing scores", |mut c| async move {
-                let mut inv = self.invocation(&self.scripts.upsert);
+                let mut inv = self.invocation(&self.scripts.upsert, def.id.as_str(), period);
                 for r in rows {
                     inv.arg(&r.player_id)
-                        .arg(r.score)
+                        .arg(def.order.rank_key(r.value))
                         .arg(member(&r.player_id, r.version))
                         .arg(&r.name)
                         .arg(r.version);
@@ -110,10 +130,10 @@ impl Cache {
         )
     }
 
-    /// Takes a player off the Redis board; `false` when Redis is unavailable.
-    pub(crate) async fn remove(&self, player: &str) -> bool {
+    /// Takes a player off one board's period; `false` when Redis is unavailable.
+    pub(crate) async fn remove(&self, board: &str, period: &str, player: &str) -> bool {
         self.call("removing a player", |mut c| async move {
-            self.invocation(&self.scripts.remove)
+            self.invocation(&self.scripts.remove, board, period)
                 .arg(player)
                 .invoke_async::<i64>(&mut c)
                 .await
@@ -122,18 +142,24 @@ impl Cache {
         .is_some()
     }
 
-    /// `Some(Some((name, score, rank)))` from Redis, `Some(None)` when Redis does not know the
-    /// player, `None` when Redis is unavailable.
-    pub(crate) async fn player(&self, player: &str) -> Option<Option<(String, i64, u64)>> {
+    /// `Some(Some((name, value, rank)))` from Redis, `Some(None)` when Redis does not know the
+    /// player on that board, `None` when Redis is unavailable.
+    pub(crate) async fn player(
+        &self,
+        board: &str,
+        period: &str,
+        order: Order,
+        player: &str,
+    ) -> Option<Option<(String, i64, u64)>> {
         let v: Option<(String, f64, i64)> = self
             .call("reading a player", |mut c| async move {
-                self.invocation(&self.scripts.player)
+                self.invocation(&self.scripts.player, board, period)
                     .arg(player)
                     .invoke_async(&mut c)
                     .await
             })
             .await?;
-        Some(v.map(|(name, score, rank)| (name, score as i64, rank as u64 + 1)))
+        Some(v.map(|(name, key, rank)| (name, order.value(key as i64), rank as u64 + 1)))
     }
 }
 
@@ -142,8 +168,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_earlier_version_sorts_after_a_later_one_so_it_ranks_first_under_zrevrange() {
-        assert!(member("a", 5) > member("b", 6));
+    fn an_earlier_version_sorts_first_among_equal_keys() {
+        assert!(member("b", 5) < member("a", 6));
+        assert!(member("z", 9) < member("a", 10));
         assert_eq!(member_player(&member("p:1", 7)), Some("p:1"));
     }
 }

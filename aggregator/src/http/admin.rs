@@ -11,7 +11,7 @@ use crate::state::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::Json;
-use scoreboard_protocol::{ErrorCode, PlayerId};
+use scoreboard_protocol::{BoardId, ErrorCode, PlayerId};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -51,21 +51,28 @@ async fn audit(
     Ok(())
 }
 
-/// Reloads the snapshot after a change that moved players without a score event, and tells
-/// every instance.
-async fn republish(state: &AppState) -> Result<()> {
+/// Reloads the snapshots of `boards` after a change that moved players without a score event,
+/// and tells every instance.
+async fn republish(state: &AppState, boards: &[String]) -> Result<()> {
     let mut conn = state.db.acquire().await?;
-    let snapshot = sql::load_snapshot(&mut conn).await?;
-    announce(
-        state.cache.as_deref(),
-        &state.board,
-        snapshot,
-        Replace::Always,
-    )
-    .await;
+    for id in boards {
+        let Some(live) = state.boards.get(id) else {
+            continue;
+        };
+        let snapshot = sql::load_snapshot(&mut conn, &live.def, &live.period()).await?;
+        announce(
+            state.cache.as_deref(),
+            &state.boards,
+            snapshot,
+            Replace::Always,
+        )
+        .await;
+    }
     Ok(())
 }
 
+/// Sets the ban, takes the player off (or puts them back on) every board's Redis copy, and
+/// republishes the boards they stand on.
 async fn set_banned(state: &AppState, id: &PlayerId, banned: bool) -> Result<()> {
     let done = sqlx::query(
         "UPDATE users SET banned_at = CASE WHEN $2 THEN coalesce(banned_at, now()) ELSE NULL END
@@ -78,16 +85,28 @@ async fn set_banned(state: &AppState, id: &PlayerId, banned: bool) -> Result<()>
     if done.rows_affected() == 0 {
         return Err(AppError::code(ErrorCode::PlayerNotFound));
     }
+    let current: Vec<(String, String, crate::board::BoardRow)> =
+        sql::player_rows(&state.db, id.as_str())
+            .await?
+            .into_iter()
+            .filter(|(b, p, _)| state.boards.get(b).is_some_and(|l| l.period().id == *p))
+            .collect();
     if let Some(cache) = &state.cache {
-        if banned {
-            cache.remove(id.as_str()).await;
-        } else {
-            if let Some(row) = sql::load_row(&state.db, id.as_str()).await? {
-                cache.upsert(&[row]).await;
+        for (board, period, row) in &current {
+            let Some(live) = state.boards.get(board) else {
+                continue;
+            };
+            if banned {
+                cache.remove(board, period, id.as_str()).await;
+            } else {
+                cache
+                    .upsert(&live.def, period, std::slice::from_ref(row))
+                    .await;
             }
         }
     }
-    republish(state).await
+    let boards: Vec<String> = current.into_iter().map(|(b, _, _)| b).collect();
+    republish(state, &boards).await
 }
 
 /// Bans or unbans, audits, and answers the new state.
@@ -140,18 +159,22 @@ pub(crate) async fn unban(
 pub(crate) struct Adjustment {
     points: i64,
     reason: String,
+    /// The board to adjust; `global` when absent.
+    #[serde(default)]
+    board: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
 pub(crate) struct Adjusted {
     player_id: String,
+    board: BoardId,
     score: i64,
     leaderboard_version: i64,
 }
 
-/// Adds `points` (either sign) to a player's total as a score event of its own
-/// (`action = 'admin:adjust'`), through the same batcher as every score update, audited in
-/// the same transaction.
+/// Adds `points` (either sign) to a player's value on one board (any operator: an adjustment
+/// is a correction, not a play) as a score event of its own (`action = 'admin:adjust'`),
+/// through the same batcher as every score update, audited in the same transaction.
 pub(crate) async fn adjust(
     _: Admin,
     State(state): State<AppState>,
@@ -167,9 +190,14 @@ pub(crate) async fn adjust(
             "An adjustment needs non-zero points and a reason of at most 500 characters.",
         ));
     }
+    let board = match adj.board {
+        None => BoardId::global(),
+        Some(b) => BoardId::parse(b).map_err(|_| AppError::code(ErrorCode::BoardNotFound))?,
+    };
     let update = Update {
         player: id.clone(),
         points: adj.points,
+        boards: vec![board.clone()],
         source: Source::Adjustment {
             reason: reason.to_owned(),
         },
@@ -177,11 +205,13 @@ pub(crate) async fn adjust(
     };
     let outcome = state.applier.apply(update).await?;
     match outcome {
-        Outcome::Applied { score, version, .. } => Ok(Json(Adjusted {
+        Outcome::Applied { standings, version } => Ok(Json(Adjusted {
             player_id: id.to_string(),
-            score,
+            board,
+            score: standings.first().map_or(0, |s| s.score),
             leaderboard_version: version,
         })),
+        Outcome::UnknownBoard => Err(AppError::code(ErrorCode::BoardNotFound)),
         Outcome::OutOfRange => Err(AppError::with_message(
             ErrorCode::BadRequest,
             "The total would leave the supported range.",
@@ -191,7 +221,7 @@ pub(crate) async fn adjust(
     }
 }
 
-/// Rewrites the Redis board from PostgreSQL now.
+/// Rewrites every Redis board from PostgreSQL now.
 pub(crate) async fn rebuild(
     _: Admin,
     State(state): State<AppState>,
@@ -203,7 +233,7 @@ pub(crate) async fn rebuild(
             "Redis is not configured.",
         ));
     };
-    let players = cache.rebuild(&state.db).await.map_err(|e| {
+    let players = cache.rebuild(&state.db, &state.boards).await.map_err(|e| {
         tracing::error!(error = format!("{e:#}"), "Redis error: rebuild failed");
         AppError::code(ErrorCode::UpstreamUnavailable).retry_after(5)
     })?;
@@ -220,6 +250,8 @@ pub(crate) struct EventsQuery {
 #[derive(Debug, Serialize, sqlx::FromRow)]
 pub(crate) struct EventRow {
     id: i64,
+    board_id: String,
+    period: String,
     action: String,
     pts: i64,
     score_after: i64,
@@ -245,7 +277,7 @@ pub(crate) async fn events(
         return Err(AppError::code(ErrorCode::PlayerNotFound));
     }
     let rows: Vec<EventRow> = sqlx::query_as(
-        "SELECT id, action, pts, score_after, edge_region, request_id, created_at FROM score_events
+        "SELECT id, board_id, period, action, pts, score_after, edge_region, request_id, created_at FROM score_events
          WHERE player_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
     )
     .bind(id.as_str())

@@ -1,14 +1,204 @@
-//! `GET /api/leaderboard`: the current snapshot, answered from the shared bytes the board
-//! keeps (the hottest read: a reference count, no serialisation, no copy).
+//! The public board reads: `GET /api/leaderboard` (the alias of `global`, answered from the
+//! shared bytes the board keeps: the hottest read, a reference count and no copy), the board
+//! list, a board's snapshot, its keyset-paged entries and its closed periods. Pages come from
+//! Redis when it answers, else from PostgreSQL, with the same order, ranks and cursor.
 
+use super::extract::Params;
+use crate::board::pages::{self, Cursor, Entry};
+use crate::board::registry::Live;
+use crate::board::sql;
+use crate::error::{AppError, Result};
 use crate::state::AppState;
-use axum::extract::State;
+use axum::extract::{Path, State};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use axum::Json;
+use scoreboard_protocol::snapshot::PeriodRef;
+use scoreboard_protocol::{BoardId, ErrorCode};
+use serde::{Deserialize, Serialize};
+
+const JSON: [(header::HeaderName, &str); 1] = [(header::CONTENT_TYPE, "application/json")];
 
 pub(crate) async fn leaderboard(State(state): State<AppState>) -> Response {
-    (
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        state.board.current().body.clone(),
-    )
-        .into_response()
+    let frame = state.boards.global().current();
+    let body = frame
+        .alias
+        .as_ref()
+        .map(|a| a.1.clone())
+        .unwrap_or_else(|| frame.body.clone());
+    (JSON, body).into_response()
+}
+
+/// A board players may see, by the id in the path. A board created on another instance a
+/// moment ago is looked up in PostgreSQL rather than called unknown.
+pub(crate) async fn public_board(state: &AppState, id: &str) -> Result<Live> {
+    let not_found = || AppError::code(ErrorCode::BoardNotFound);
+    let id = BoardId::parse(id).map_err(|_| not_found())?;
+    if let Some(live) = state.boards.get(id.as_str()) {
+        return live.def.public.then_some(live).ok_or_else(not_found);
+    }
+    let def = sql::load_defs_of(&state.db, &[id.as_str()])
+        .await?
+        .pop()
+        .ok_or_else(not_found)?;
+    let period = def.period_at(crate::clock::now_millis() as i64);
+    let mut conn = state.db.acquire().await?;
+    let snapshot = sql::load_snapshot(&mut conn, &def, &period).await?;
+    let live = state.boards.add(def, snapshot);
+    live.def.public.then_some(live).ok_or_else(not_found)
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct PeriodQuery {
+    period: Option<String>,
+}
+
+/// The period a read asks for: the current one unless `?period=` names another. Boards keep
+/// only their current period until resets exist, so any other id is unknown.
+pub(crate) fn period_of(live: &Live, asked: Option<&str>) -> Result<PeriodRef> {
+    let current = live.period();
+    match asked {
+        None => Ok(current),
+        Some(p) if p == current.id => Ok(current),
+        Some(_) => Err(AppError::code(ErrorCode::PeriodNotFound)),
+    }
+}
+
+/// One board in the list.
+#[derive(Debug, Serialize)]
+pub(crate) struct BoardInfo {
+    id: BoardId,
+    title: String,
+    order: &'static str,
+    operator: &'static str,
+    reset: String,
+    timezone: String,
+    period: PeriodRef,
+    next_reset_at: Option<String>,
+}
+
+pub(crate) fn info(live: &Live) -> BoardInfo {
+    let d = &live.def;
+    BoardInfo {
+        id: d.id.clone(),
+        title: d.title.clone(),
+        order: d.order.as_str(),
+        operator: d.operator.as_str(),
+        reset: d.reset.clone(),
+        timezone: d.timezone.clone(),
+        period: live.period(),
+        next_reset_at: live.period().ends_at,
+    }
+}
+
+/// `GET /api/boards`: the public boards, in id order.
+pub(crate) async fn list(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let boards: Vec<BoardInfo> = state
+        .boards
+        .all()
+        .iter()
+        .filter(|l| l.def.public)
+        .map(info)
+        .collect();
+    Json(serde_json::json!({ "boards": boards }))
+}
+
+/// `GET /api/boards/{id}`: the board's current snapshot, from the shared bytes.
+pub(crate) async fn snapshot(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Params(q): Params<PeriodQuery>,
+) -> Result<Response> {
+    let live = public_board(&state, &id).await?;
+    period_of(&live, q.period.as_deref())?;
+    Ok((JSON, live.board.current().body.clone()).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct EntriesQuery {
+    limit: Option<String>,
+    after: Option<String>,
+    period: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct EntriesPage {
+    entries: Vec<Entry>,
+    next: Option<String>,
+}
+
+/// An integer query parameter within `range`, or `400` naming it.
+pub(crate) fn bounded(
+    raw: Option<&str>,
+    default: i64,
+    range: std::ops::RangeInclusive<i64>,
+    name: &str,
+) -> Result<i64> {
+    let Some(raw) = raw else {
+        return Ok(default);
+    };
+    raw.parse::<i64>()
+        .ok()
+        .filter(|n| range.contains(n))
+        .ok_or_else(|| {
+            AppError::with_message(
+                ErrorCode::BadRequest,
+                format!(
+                    "`{name}` must be an integer from {} to {}.",
+                    range.start(),
+                    range.end()
+                ),
+            )
+        })
+}
+
+/// `GET /api/boards/{id}/entries?limit=&after=`: one keyset page.
+pub(crate) async fn entries(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Params(q): Params<EntriesQuery>,
+) -> Result<Json<EntriesPage>> {
+    let live = public_board(&state, &id).await?;
+    let period = period_of(&live, q.period.as_deref())?;
+    let limit = bounded(q.limit.as_deref(), 50, 1..=100, "limit")?;
+    let cursor = match q.after.as_deref() {
+        None => None,
+        Some(raw) => Some(Cursor::decode(raw).ok_or_else(|| {
+            AppError::with_message(
+                ErrorCode::BadRequest,
+                "`after` is not a cursor of this API.",
+            )
+        })?),
+    };
+    let (board, order) = (live.def.id.as_str(), live.def.order);
+    let cached = match &state.cache {
+        Some(c) => c.page(board, &period.id, order, cursor, limit).await,
+        None => None,
+    };
+    let page = match cached {
+        Some(p) => p,
+        None => {
+            let cursor = match cursor {
+                Some(c) => c,
+                None => {
+                    Cursor::start(sql::current_version(&state.read_db, board, &period.id).await?)
+                }
+            };
+            pages::page(&state.read_db, board, &period.id, cursor, limit).await?
+        }
+    };
+    Ok(Json(EntriesPage {
+        entries: page.entries,
+        next: page.next.map(|c| c.encode()),
+    }))
+}
+
+/// `GET /api/boards/{id}/periods`: closed periods, newest first. A board that never resets
+/// has none.
+pub(crate) async fn periods(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>> {
+    public_board(&state, &id).await?;
+    Ok(Json(serde_json::json!({ "periods": [] })))
 }

@@ -46,6 +46,22 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppErro
     http_rules::parse_json_bytes(bytes).map_err(refused)
 }
 
+/// The query string, deserialized; a malformed one is `400` in our shape.
+#[derive(Debug)]
+pub(crate) struct Params<T>(pub(crate) T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Params<T> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, AppError> {
+        Query::<T>::try_from_uri(&parts.uri)
+            .map(|q| Params(q.0))
+            .map_err(|_| {
+                AppError::with_message(ErrorCode::BadRequest, "The query string is malformed.")
+            })
+    }
+}
+
 /// A JSON body of at most 4 KiB, as `application/json`.
 #[derive(Debug)]
 pub(crate) struct JsonBody<T>(pub(crate) T);

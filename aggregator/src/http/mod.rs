@@ -5,14 +5,16 @@
 //! | --- | --- |
 //! | [`auth`] | guest, register, login, logout (per-IP limited by [`limit`]) |
 //! | [`scores`] | `POST /internal/scores`, edge-signed |
-//! | [`boards`], [`players`] | the public reads |
+//! | [`boards`], [`players`] | the public reads: boards, snapshots, pages, around-me, standings |
 //! | [`stream`] | SSE for browsers, the edge-signed WebSocket for edge hubs |
 //! | [`admin`] | `/admin/`: ban, unban, adjust, rebuild, a player's events |
+//! | [`board_admin`] | `/admin/boards`: create, change, hide and list boards |
 //! | [`health`] | `/health`, `/health/live`, `/health/ready` |
 //! | [`extract`], [`observe`] | extractors in our error shape; the per-request middleware |
 
 mod admin;
 mod auth;
+mod board_admin;
 mod boards;
 mod extract;
 mod health;
@@ -26,7 +28,7 @@ use crate::error::{error_response, AppError};
 use crate::state::AppState;
 use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::middleware;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use scoreboard_protocol::http::{INTERNAL_LEADERBOARD_WS_PATH, INTERNAL_SCORES_PATH};
 use scoreboard_protocol::{ErrorBody, ErrorCode};
@@ -47,6 +49,15 @@ fn routes(state: &AppState) -> Router<AppState> {
         .route("/api/leaderboard", get(boards::leaderboard))
         .route("/api/leaderboard/stream", get(stream::sse))
         .route("/api/players/{id}", get(players::player))
+        .route("/api/boards", get(boards::list))
+        .route("/api/boards/{id}", get(boards::snapshot))
+        .route("/api/boards/{id}/stream", get(stream::board_sse))
+        .route("/api/boards/{id}/entries", get(boards::entries))
+        .route("/api/boards/{id}/periods", get(boards::periods))
+        .route(
+            "/api/boards/{id}/players/{player}",
+            get(players::board_player),
+        )
         .route(INTERNAL_SCORES_PATH, post(scores::internal_scores))
         .route(INTERNAL_LEADERBOARD_WS_PATH, get(stream::ws))
         .route("/admin/players/{id}/ban", post(admin::ban))
@@ -54,6 +65,8 @@ fn routes(state: &AppState) -> Router<AppState> {
         .route("/admin/players/{id}/adjust", post(admin::adjust))
         .route("/admin/players/{id}/events", get(admin::events))
         .route("/admin/leaderboard/rebuild", post(admin::rebuild))
+        .route("/admin/boards", get(board_admin::list))
+        .route("/admin/boards/{id}", put(board_admin::put))
         .route("/health", get(health::health))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
@@ -71,7 +84,7 @@ fn cors(origin: Option<&str>) -> CorsLayer {
     };
     CorsLayer::new()
         .allow_origin(allowed)
-        .allow_methods([Method::GET, Method::POST])
+        .allow_methods([Method::GET, Method::POST, Method::PUT])
         .allow_headers([
             header::CONTENT_TYPE,
             header::AUTHORIZATION,

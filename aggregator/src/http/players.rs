@@ -1,48 +1,137 @@
-//! `GET /api/players/{id}`: a player's name, score and rank, from Redis when it knows the
-//! player, else from PostgreSQL (the read replica when there is one).
+//! A player's standing: `GET /api/players/{id}` (name, score and rank on `global`, plus every
+//! public board where the player has an entry) and `GET /api/boards/{id}/players/{player}`
+//! (the entry with the ones around it). From Redis when it answers, else from PostgreSQL (the
+//! read replica when there is one), answering the same.
 
+use super::boards::{bounded, period_of, public_board};
+use super::extract::Params;
+use crate::board::pages::{self, Entry};
 use crate::board::sql;
 use crate::error::{AppError, Result};
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::Json;
-use scoreboard_protocol::snapshot::PlayerView;
-use scoreboard_protocol::{ErrorCode, PlayerId};
+use scoreboard_protocol::snapshot::{PlayerView, Standing};
+use scoreboard_protocol::{BoardId, ErrorCode, PlayerId};
+use serde::{Deserialize, Serialize};
+
+fn player_id(raw: String) -> Result<PlayerId> {
+    PlayerId::parse(raw).map_err(|_| AppError::code(ErrorCode::PlayerNotFound))
+}
 
 pub(crate) async fn player(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<PlayerView>> {
-    let id = PlayerId::parse(id).map_err(|_| AppError::code(ErrorCode::PlayerNotFound))?;
-    if let Some(cache) = &state.cache {
-        if let Some(Some((name, score, rank))) = cache.player(id.as_str()).await {
-            return Ok(Json(PlayerView {
-                player_id: id,
-                name,
-                score,
-                rank,
-            }));
-        }
-    }
-    let row: Option<(String, Option<i64>, Option<i64>, bool)> = sqlx::query_as(
-        "SELECT u.name, s.score, s.reached_version, u.banned_at IS NOT NULL
-         FROM users u LEFT JOIN scores s USING (player_id) WHERE u.player_id = $1",
-    )
-    .bind(id.as_str())
-    .fetch_optional(&state.read_db)
-    .await?;
-    let Some((name, score, reached, false)) = row else {
-        // Unknown, or banned (a banned player is off the board).
+    let id = player_id(id)?;
+    let row: Option<(String, bool)> =
+        sqlx::query_as("SELECT name, banned_at IS NOT NULL FROM users WHERE player_id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&state.read_db)
+            .await?;
+    let Some((name, false)) = row else {
+        // Unknown, or banned (a banned player is off every board).
         return Err(AppError::code(ErrorCode::PlayerNotFound));
     };
-    let rank = match (score, reached) {
-        (Some(s), Some(v)) => sql::rank_of(&state.read_db, s, v).await?,
-        _ => sql::rank_of_unscored(&state.read_db).await?,
+    let boards = standings(&state, &id).await?;
+    let global = boards.iter().find(|s| s.board.is_global());
+    let (score, rank) = match global {
+        Some(s) => (s.score, s.rank),
+        None => (
+            0,
+            sql::count(&state.read_db, BoardId::GLOBAL, "all").await? + 1,
+        ),
     };
     Ok(Json(PlayerView {
         player_id: id,
         name,
-        score: score.unwrap_or(0),
+        score,
         rank,
+        boards,
+    }))
+}
+
+/// The player's standing on every public board's current period where they have an entry.
+async fn standings(state: &AppState, id: &PlayerId) -> Result<Vec<Standing>> {
+    let boards: Vec<_> = state
+        .boards
+        .all()
+        .into_iter()
+        .filter(|l| l.def.public)
+        .collect();
+    if let Some(cache) = &state.cache {
+        let reads = boards.iter().map(|l| {
+            let period = l.period().id;
+            async move {
+                let read = cache
+                    .player(l.def.id.as_str(), &period, l.def.order, id.as_str())
+                    .await;
+                (l.def.id.clone(), period, read)
+            }
+        });
+        let answers = futures_util::future::join_all(reads).await;
+        if answers.iter().all(|a| a.2.is_some()) {
+            return Ok(answers
+                .into_iter()
+                .filter_map(|(board, period, read)| {
+                    let (_, score, rank) = read.flatten()?;
+                    Some(Standing {
+                        board,
+                        period,
+                        score,
+                        rank,
+                    })
+                })
+                .collect());
+        }
+    }
+    let pairs: Vec<(BoardId, String)> = boards
+        .iter()
+        .map(|l| (l.def.id.clone(), l.period().id))
+        .collect();
+    Ok(pages::standings(&state.read_db, id, &pairs).await?)
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct AroundQuery {
+    around: Option<String>,
+    period: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct BoardPlayer {
+    player_id: String,
+    name: String,
+    score: i64,
+    rank: u64,
+    around: Vec<Entry>,
+}
+
+/// `GET /api/boards/{id}/players/{player}?around=N`.
+pub(crate) async fn board_player(
+    State(state): State<AppState>,
+    Path((board, player)): Path<(String, String)>,
+    Params(q): Params<AroundQuery>,
+) -> Result<Json<BoardPlayer>> {
+    let live = public_board(&state, &board).await?;
+    let period = period_of(&live, q.period.as_deref())?;
+    let n = bounded(q.around.as_deref(), 0, 0..=25, "around")?;
+    let player = player_id(player)?;
+    let (board, order) = (live.def.id.as_str(), live.def.order);
+    let cached = match &state.cache {
+        Some(c) => c.around(board, &period.id, order, player.as_str(), n).await,
+        None => None,
+    };
+    let found = match cached {
+        Some(found) => found,
+        None => pages::around(&state.read_db, board, &period.id, player.as_str(), n).await?,
+    };
+    let (me, around) = found.ok_or_else(|| AppError::code(ErrorCode::PlayerNotFound))?;
+    Ok(Json(BoardPlayer {
+        player_id: me.player_id,
+        name: me.name,
+        score: me.score,
+        rank: me.rank,
+        around,
     }))
 }

@@ -59,6 +59,7 @@ async fn handle(
     let update = Update {
         player: session.player_id.clone(),
         points: claims.pts,
+        boards: state.config.shared.catalog.boards_of(&claims),
         source: Source::Token {
             jti: claims.jti,
             action: claims.act.to_string(),
@@ -97,18 +98,16 @@ fn verify_action(state: &AppState, session: &Session, token: &str) -> Result<Act
 
 fn answer(session: Session, outcome: Outcome) -> Result<Json<ScoreResponse>> {
     match outcome {
-        Outcome::Applied {
-            score,
-            rank,
-            version,
-        } => {
+        Outcome::Applied { standings, version } => {
             validation("valid");
+            let first = standings.first();
             Ok(Json(ScoreResponse {
                 player_id: session.player_id,
-                score,
-                rank,
+                score: first.map_or(0, |s| s.score),
+                rank: first.map_or(0, |s| s.rank),
                 applied: true,
                 leaderboard_version: version,
+                boards: standings,
             }))
         }
         Outcome::Replayed { score } => {
@@ -119,6 +118,8 @@ fn answer(session: Session, outcome: Outcome) -> Result<Json<ScoreResponse>> {
         Outcome::Unauthenticated | Outcome::UnknownPlayer => {
             Err(AppError::code(ErrorCode::Unauthenticated))
         }
+        Outcome::UnknownBoard => Err(AppError::code(ErrorCode::UnknownBoard)),
+        Outcome::ValueOutOfRange => Err(AppError::code(ErrorCode::ValueOutOfRange)),
         Outcome::OutOfRange => Err(AppError::with_message(
             ErrorCode::BadRequest,
             "This update would take the score beyond the supported range.",

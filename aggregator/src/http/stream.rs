@@ -1,13 +1,15 @@
-//! Live snapshots: SSE for browsers (`/api/leaderboard/stream`) and an edge-signed WebSocket
-//! for edge hubs (`/internal/leaderboard/ws`). Both read the board's `watch` channel, so a slow
-//! reader only ever has the newest snapshot waiting, never a queue.
+//! Live snapshots: SSE for browsers (`/api/boards/{id}/stream`, and `/api/leaderboard/stream`,
+//! the alias of `global` in its original form) and an edge-signed WebSocket for edge hubs
+//! (`/internal/leaderboard/ws?board=`). All read the board's `watch` channel, so a slow reader
+//! only ever has the newest snapshot waiting, never a queue.
 
-use super::extract::EdgeSigned;
-use crate::board::Frame;
+use super::boards::public_board;
+use super::extract::{EdgeSigned, Params};
+use crate::board::{Board, Frame};
 use crate::error::AppError;
 use crate::state::AppState;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -43,22 +45,23 @@ impl Drop for Slot {
     }
 }
 
-fn event(frame: &Frame) -> Event {
+fn event(frame: &Frame, alias: bool) -> Event {
     Event::default()
-        .id(frame.snapshot.version.to_string())
+        .id(frame.event_id())
         .event("leaderboard")
-        .data(&*frame.json)
+        .data(frame.json_for(alias))
 }
 
-/// Snapshots from the board: the current one unless the client already has it, then every
-/// change; ends when the instance shuts down.
+/// Snapshots from the board: the current one unless the client already has it (its last
+/// event id is the current one), then every change; ends when the instance shuts down.
 fn frames(
     state: &AppState,
-    last_seen: Option<i64>,
+    board: &Board,
+    last_seen: Option<String>,
 ) -> impl Stream<Item = Arc<Frame>> + Send + 'static {
-    let mut rx = state.board.subscribe();
+    let mut rx = board.subscribe();
     let current = rx.borrow_and_update().clone();
-    let first = (last_seen != Some(current.snapshot.version)).then_some(current);
+    let first = (last_seen.as_deref() != Some(current.event_id().as_str())).then_some(current);
     let mut shutdown = state.shutdown.clone();
     let stop = async move {
         let _ = shutdown.wait_for(|s| *s).await;
@@ -68,10 +71,35 @@ fn frames(
         .take_until(Box::pin(stop))
 }
 
+/// `GET /api/leaderboard/stream`: the `global` board in the alias form.
 pub(crate) async fn sse(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(q): Query<StreamQuery>,
+    Params(q): Params<StreamQuery>,
+) -> Response {
+    let board = state.boards.global();
+    serve_sse(state, board, true, &headers, q)
+}
+
+/// `GET /api/boards/{id}/stream`.
+pub(crate) async fn board_sse(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Params(q): Params<StreamQuery>,
+) -> Response {
+    match public_board(&state, &id).await {
+        Ok(live) => serve_sse(state, live.board, false, &headers, q),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn serve_sse(
+    state: AppState,
+    board: Board,
+    alias: bool,
+    headers: &HeaderMap,
+    q: StreamQuery,
 ) -> Response {
     let n = state.sse_clients.fetch_add(1, Ordering::Relaxed) + 1;
     let slot = Slot {
@@ -93,14 +121,14 @@ pub(crate) async fn sse(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
         .or(q.last_event_id)
-        .and_then(|v| v.trim().parse::<i64>().ok());
+        .map(|v| v.trim().to_owned());
     let retry = futures_util::stream::once(async {
         Ok::<_, Infallible>(Event::default().retry(SSE_RETRY))
     });
-    let updates = frames(&state, last_seen).map(move |f| {
+    let updates = frames(&state, &board, last_seen).map(move |f| {
         // The slot lives as long as the stream.
         let _ = &slot;
-        Ok::<_, Infallible>(event(&f))
+        Ok::<_, Infallible>(event(&f, alias))
     });
     Sse::new(retry.chain(updates))
         .keep_alive(
@@ -114,11 +142,14 @@ pub(crate) async fn sse(
 #[derive(Debug, Deserialize)]
 pub(crate) struct WsQuery {
     since: Option<i64>,
+    /// The board; without it, `global` in the alias form (what hubs from before many boards
+    /// ask for).
+    board: Option<String>,
 }
 
 pub(crate) async fn ws(
     State(state): State<AppState>,
-    Query(q): Query<WsQuery>,
+    Params(q): Params<WsQuery>,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
     signed: Result<EdgeSigned, AppError>,
 ) -> Response {
@@ -132,6 +163,13 @@ pub(crate) async fn ws(
         )
         .into_response();
     };
+    let (board, alias) = match q.board.as_deref() {
+        None => (state.boards.global(), true),
+        Some(id) => match public_board(&state, id).await {
+            Ok(live) => (live.board, false),
+            Err(e) => return e.into_response(),
+        },
+    };
     let n = state.ws_subscribers.fetch_add(1, Ordering::Relaxed) + 1;
     metrics::gauge!("ws_subscribers_active").set(n as f64);
     let slot = Slot {
@@ -140,17 +178,24 @@ pub(crate) async fn ws(
     };
     // Always start with the current snapshot, as DESIGN.md says; `since` only lets a hub
     // skip it when it already has that version.
-    let since = q.since.filter(|v| *v > 0);
-    upgrade.on_upgrade(move |socket| serve_ws(socket, state, since, slot))
+    let since = q.since.filter(|v| *v > 0).map(|v| v.to_string());
+    upgrade.on_upgrade(move |socket| serve_ws(socket, state, board, alias, since, slot))
 }
 
-async fn serve_ws(mut socket: WebSocket, state: AppState, since: Option<i64>, _slot: Slot) {
-    let mut frames = Box::pin(frames(&state, since));
+async fn serve_ws(
+    mut socket: WebSocket,
+    state: AppState,
+    board: Board,
+    alias: bool,
+    since: Option<String>,
+    _slot: Slot,
+) {
+    let mut frames = Box::pin(frames(&state, &board, since));
     loop {
         tokio::select! {
             next = frames.next() => match next {
                 Some(f) => {
-                    if socket.send(Message::Text(f.json.to_string().into())).await.is_err() {
+                    if socket.send(Message::Text(f.json_for(alias).to_owned().into())).await.is_err() {
                         return;
                     }
                 }

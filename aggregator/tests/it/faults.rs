@@ -133,7 +133,7 @@ async fn acknowledged_updates_survive_crashes_and_restarts_exactly_once() {
             .collect::<Vec<_>>()
     );
     let totals: Vec<(String, i64)> =
-        sqlx::query_as("SELECT player_id, score FROM scores WHERE player_id = ANY($1)")
+        sqlx::query_as("SELECT player_id, value FROM entries WHERE board_id = 'global' AND period = 'all' AND player_id = ANY($1)")
             .bind(&ids)
             .fetch_all(&db)
             .await

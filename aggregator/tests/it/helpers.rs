@@ -240,7 +240,7 @@ impl TestApp {
 
     /// The player's total in PostgreSQL (0 before their first score event).
     pub(crate) async fn total(&self, player: &str) -> i64 {
-        let sql = "SELECT coalesce((SELECT score FROM scores WHERE player_id = $1), 0)";
+        let sql = "SELECT coalesce((SELECT value FROM entries WHERE board_id = 'global' AND period = 'all' AND player_id = $1), 0)";
         self.player_row(sql, player).await
     }
 }

@@ -8,6 +8,7 @@
 //! | [`abusive`] | stalled and vanishing SSE clients cost bounded memory and delay nobody |
 //! | [`admin`] | the admin key, bans, audited adjustments, rebuild, events; the janitor |
 //! | [`auth`] | guests, registration, login, logout, the per-IP limit |
+//! | [`boards_migration`] | a single-board database becomes `global` with the same ranks and versions |
 //! | [`cli`] | `check-config`, JSON logs without secrets, `healthcheck` |
 //! | [`failover`] | the edge follows a DNS failover between two regions, exactly once |
 //! | [`faults`] | SIGKILL, Redis and PostgreSQL restarts under load, exactly once |
@@ -32,6 +33,7 @@
 mod abusive;
 mod admin;
 mod auth;
+mod boards_migration;
 mod cli;
 mod failover;
 mod faults;

@@ -80,10 +80,12 @@ async fn a_graceful_stop_under_load_loses_no_acknowledged_update() {
         acknowledged <= applied,
         "{acknowledged} acknowledged but only {applied} applied"
     );
-    let total: i64 = sqlx::query_scalar("SELECT coalesce(sum(score), 0)::bigint FROM scores")
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
+    let total: i64 = sqlx::query_scalar(
+        "SELECT coalesce(sum(value), 0)::bigint FROM entries WHERE board_id = 'global'",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
     assert_eq!(total, applied);
 }
 

@@ -29,12 +29,17 @@ async fn process_with_redis(redis: &scoreboard_tests::TestRedis) -> TestApp {
     spawn_process_with(on_redis(redis)).await
 }
 
-/// The players Redis holds, with their scores, best first.
+/// The key of the `global` board's sorted set (its rank key is the negated score).
+fn global_key(redis: &scoreboard_tests::TestRedis) -> String {
+    format!("{}{{global:all}}:z", redis.key_prefix)
+}
+
+/// The players Redis holds on `global`, with their scores, best first.
 async fn redis_board(redis: &scoreboard_tests::TestRedis) -> Vec<(String, i64)> {
     let client = redis::Client::open(redis.url.as_str()).unwrap();
     let mut c = client.get_multiplexed_async_connection().await.unwrap();
-    let rows: Vec<(String, f64)> = redis::cmd("ZREVRANGE")
-        .arg(format!("{}board", redis.key_prefix))
+    let rows: Vec<(String, f64)> = redis::cmd("ZRANGE")
+        .arg(global_key(redis))
         .arg(0)
         .arg(-1)
         .arg("WITHSCORES")
@@ -42,14 +47,14 @@ async fn redis_board(redis: &scoreboard_tests::TestRedis) -> Vec<(String, i64)> 
         .await
         .unwrap();
     rows.into_iter()
-        .map(|(m, s)| (m.split_once(':').unwrap().1.to_owned(), s as i64))
+        .map(|(m, s)| (m.split_once(':').unwrap().1.to_owned(), -(s as i64)))
         .collect()
 }
 
 async fn pg_board(app: &TestApp) -> Vec<(String, i64)> {
     sqlx::query_as(
-        "SELECT s.player_id, s.score FROM scores s JOIN users u USING (player_id)
-         WHERE u.banned_at IS NULL ORDER BY s.score DESC, s.reached_version ASC",
+        "SELECT e.player_id, e.value FROM entries e JOIN users u USING (player_id)
+         WHERE u.banned_at IS NULL AND e.board_id = 'global' ORDER BY e.value DESC, e.reached_version ASC",
     )
     .fetch_all(&app.db)
     .await
@@ -203,7 +208,7 @@ async fn the_sync_task_measures_and_repairs_drift() {
     let client = redis::Client::open(redis.url.as_str()).unwrap();
     let mut c = client.get_multiplexed_async_connection().await.unwrap();
     let _: () = redis::cmd("DEL")
-        .arg(format!("{}board", redis.key_prefix))
+        .arg(global_key(&redis))
         .query_async(&mut c)
         .await
         .unwrap();

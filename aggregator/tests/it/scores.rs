@@ -64,7 +64,7 @@ async fn two_thousand_distinct_tokens_for_fifty_players_all_apply_exactly_once()
     }
     let (events, consumed, sum_pts, sum_scores): (i64, i64, i64, i64) = sqlx::query_as(
         "SELECT (SELECT count(*) FROM score_events), (SELECT count(*) FROM consumed_tokens),
-                (SELECT sum(pts)::bigint FROM score_events), (SELECT sum(score)::bigint FROM scores)",
+                (SELECT sum(pts)::bigint FROM score_events), (SELECT sum(value)::bigint FROM entries)",
     )
     .fetch_one(&app.db)
     .await

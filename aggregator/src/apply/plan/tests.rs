@@ -1,245 +1,392 @@
 //! The batch decision, without a database: examples of each rule, and a property test over
-//! random sequences of batches against a ledger of what was applied.
+//! random sequences of batches on boards of every operator against a ledger of what was
+//! applied.
 
 use super::*;
+use crate::board::kind::{Operator, Order};
 use proptest::prelude::*;
 
-fn ask<'a>(player: &'a str, points: i64, jti: &'a str) -> Ask<'a> {
+fn def(id: &str, order: Order, operator: Operator) -> BoardDef {
+    let (value_min, value_max) = operator.default_bounds();
+    BoardDef {
+        id: BoardId::parse(id).unwrap(),
+        title: id.to_owned(),
+        order,
+        operator,
+        reset: "never".into(),
+        timezone: "UTC".into(),
+        value_min,
+        value_max,
+        public: true,
+        results_size: 100,
+    }
+}
+
+/// `global` (sum, desc), `time` (best, asc), `last` (latest, desc), `hidden` (sum, not public).
+fn defs() -> Vec<BoardDef> {
+    let mut hidden = def("hidden", Order::Desc, Operator::Sum);
+    hidden.public = false;
+    vec![
+        def("global", Order::Desc, Operator::Sum),
+        def("time", Order::Asc, Operator::Best),
+        def("last", Order::Desc, Operator::Latest),
+        hidden,
+    ]
+}
+
+fn index(defs: &[BoardDef]) -> HashMap<&str, &BoardDef> {
+    defs.iter().map(|d| (d.id.as_str(), d)).collect()
+}
+
+fn ids(names: &[&str]) -> Vec<BoardId> {
+    names.iter().map(|n| BoardId::parse(*n).unwrap()).collect()
+}
+
+fn ask<'a>(player: &'a str, points: i64, jti: &'a str, boards: &'a [BoardId]) -> Ask<'a> {
     Ask {
         player,
         points,
         jti: Some(jti),
+        boards,
     }
 }
 
-fn player(score: i64) -> Facts {
+fn player() -> Facts {
     Facts {
         exists: true,
-        score,
         ..Facts::default()
     }
 }
 
+fn entries(rows: &[(&str, &str, i64)]) -> HashMap<EntryKey, i64> {
+    rows.iter()
+        .map(|(b, p, v)| (((*b).to_owned(), (*p).to_owned()), *v))
+        .collect()
+}
+
+fn apply(moves: &[(i64, bool)]) -> Decision {
+    Decision::Apply(
+        moves
+            .iter()
+            .map(|&(value_after, changed)| Move {
+                value_after,
+                changed,
+            })
+            .collect(),
+    )
+}
+
 #[test]
-fn a_fresh_token_is_applied_and_moves_the_total() {
-    let p = plan(&[ask("a", 5, "j1")], &[player(10)]);
-    assert_eq!(p.decisions, [Decision::Apply { score_after: 15 }]);
-    assert_eq!(p.totals["a"], 15);
+fn one_token_moves_each_of_its_boards_by_that_boards_operator() {
+    let defs = defs();
+    let boards = ids(&["global", "time", "last"]);
+    let before = entries(&[("global", "a", 10), ("time", "a", 50), ("last", "a", 7)]);
+    let p = plan(
+        &[ask("a", 40, "j1", &boards)],
+        &[player()],
+        &index(&defs),
+        before,
+    );
+    assert_eq!(p.decisions, [apply(&[(50, true), (40, true), (40, true)])]);
+    assert_eq!(p.values[&("time".into(), "a".into())], 40);
+}
+
+#[test]
+fn a_best_that_is_not_better_changes_nothing_and_keeps_the_tie() {
+    let defs = defs();
+    let boards = ids(&["time"]);
+    let before = entries(&[("time", "a", 30)]);
+    let asks = [ask("a", 30, "j1", &boards), ask("a", 31, "j2", &boards)];
+    let p = plan(&asks, &[player(), player()], &index(&defs), before);
+    assert_eq!(p.decisions, [apply(&[(30, false)]), apply(&[(30, false)])]);
 }
 
 #[test]
 fn the_same_token_twice_in_one_batch_is_applied_once() {
-    let p = plan(
-        &[ask("a", 5, "j1"), ask("a", 5, "j1")],
-        &[player(0), player(0)],
-    );
+    let defs = defs();
+    let boards = ids(&["global"]);
+    let asks = [ask("a", 5, "j1", &boards), ask("a", 5, "j1", &boards)];
+    let p = plan(&asks, &[player(), player()], &index(&defs), HashMap::new());
+    assert_eq!(p.decisions, [apply(&[(5, true)]), Decision::Replayed]);
+    assert_eq!(p.values[&("global".into(), "a".into())], 5);
+}
+
+#[test]
+fn an_unknown_or_hidden_board_or_a_value_out_of_bounds_refuses_the_whole_token() {
+    let defs = defs();
+    let unknown = ids(&["global", "nope"]);
+    let hidden = ids(&["global", "hidden"]);
+    let sum = ids(&["global", "time"]);
+    let asks = [
+        ask("a", 5, "j1", &unknown),
+        ask("a", 5, "j2", &hidden),
+        ask("a", 2_000_000, "j3", &sum),
+        ask("a", 0, "j4", &sum),
+        // The refused j1 is judged again, not called a replay.
+        ask("a", 5, "j1", &sum),
+    ];
+    let p = plan(&asks, &vec![player(); 5], &index(&defs), HashMap::new());
     assert_eq!(
         p.decisions,
-        [Decision::Apply { score_after: 5 }, Decision::Replayed]
+        [
+            Decision::UnknownBoard,
+            Decision::UnknownBoard,
+            Decision::ValueOutOfRange,
+            Decision::ValueOutOfRange,
+            apply(&[(5, true), (5, true)]),
+        ]
     );
-    assert_eq!(p.totals["a"], 5);
 }
 
 #[test]
-fn a_token_consumed_by_an_earlier_batch_is_a_replay_even_for_a_banned_player() {
-    let banned_and_used = Facts {
-        banned: true,
+fn session_replay_and_ban_are_checked_before_the_boards() {
+    let defs = defs();
+    let unknown = ids(&["nope"]);
+    let used = Facts {
         consumed: true,
-        ..player(3)
+        banned: true,
+        ..player()
     };
-    let p = plan(&[ask("a", 5, "j1")], &[banned_and_used]);
-    assert_eq!(p.decisions, [Decision::Replayed]);
-    assert_eq!(p.totals["a"], 3);
-}
-
-#[test]
-fn a_banned_player_and_a_revoked_session_move_nothing() {
     let banned = Facts {
         banned: true,
-        ..player(0)
+        ..player()
     };
     let revoked = Facts {
         revoked: true,
-        ..player(0)
+        ..player()
     };
+    let asks = [
+        ask("a", 5, "j1", &unknown),
+        ask("b", 5, "j2", &unknown),
+        ask("c", 5, "j3", &unknown),
+    ];
     let p = plan(
-        &[ask("a", 5, "j1"), ask("b", 5, "j2"), ask("c", 5, "j3")],
-        &[banned, revoked, Facts::default()],
+        &asks,
+        &[used, banned, revoked],
+        &index(&defs),
+        HashMap::new(),
     );
     assert_eq!(
         p.decisions,
         [
+            Decision::Replayed,
             Decision::Banned,
-            Decision::Unauthenticated,
             Decision::Unauthenticated
         ]
     );
-    assert_eq!(p.totals.values().sum::<i64>(), 0);
 }
 
 #[test]
 fn an_update_past_the_bound_is_refused_and_a_later_one_in_range_still_applies() {
+    let defs = defs();
+    let boards = ids(&["global"]);
+    let before = entries(&[("global", "a", MAX_VALUE - 5)]);
+    let asks = [ask("a", 10, "j1", &boards), ask("a", -10, "j2", &boards)];
+    let p = plan(&asks, &[player(), player()], &index(&defs), before);
+    assert_eq!(
+        p.decisions,
+        [Decision::OutOfRange, apply(&[(MAX_VALUE - 15, true)])]
+    );
+}
+
+#[test]
+fn an_adjustment_needs_an_existing_player_and_board_and_may_use_a_hidden_one() {
+    let defs = defs();
+    let hidden = ids(&["hidden"]);
+    let unknown = ids(&["nope"]);
+    let adjust = |player, boards| Ask {
+        player,
+        points: -7,
+        jti: None,
+        boards,
+    };
+    let banned = Facts {
+        banned: true,
+        ..player()
+    };
+    let asks = [
+        adjust("a", &hidden[..]),
+        adjust("b", &hidden[..]),
+        adjust("a", &unknown[..]),
+    ];
     let p = plan(
-        &[ask("a", 10, "j1"), ask("a", -10, "j2")],
-        &[player(MAX_TOTAL - 5), player(MAX_TOTAL - 5)],
+        &asks,
+        &[banned.clone(), Facts::default(), banned],
+        &index(&defs),
+        entries(&[("hidden", "a", 7)]),
     );
     assert_eq!(
         p.decisions,
         [
-            Decision::OutOfRange,
-            Decision::Apply {
-                score_after: MAX_TOTAL - 15
-            }
+            apply(&[(0, true)]),
+            Decision::UnknownPlayer,
+            Decision::UnknownBoard
         ]
     );
 }
 
-#[test]
-fn a_refused_token_repeated_in_the_batch_is_judged_again_not_called_a_replay() {
-    let p = plan(
-        &[ask("a", 10, "j1"), ask("a", 10, "j1")],
-        &[player(MAX_TOTAL), player(MAX_TOTAL)],
-    );
-    assert_eq!(p.decisions, [Decision::OutOfRange, Decision::OutOfRange]);
-}
+/// One generated request: player index, value, token index (None: an adjustment), and which
+/// of the boards it names (a bit set over `BOARDS`).
+type Gen = (usize, i64, Option<usize>, u8);
 
-#[test]
-fn an_adjustment_needs_only_an_existing_player_and_may_move_a_banned_one() {
-    let adjust = |player| Ask {
-        player,
-        points: -7,
-        jti: None,
-    };
-    let banned = Facts {
-        banned: true,
-        ..player(7)
-    };
-    let p = plan(&[adjust("a"), adjust("b")], &[banned, Facts::default()]);
-    assert_eq!(
-        p.decisions,
-        [Decision::Apply { score_after: 0 }, Decision::UnknownPlayer]
-    );
-}
-
-/// One generated request: player index, points, token index (None: an adjustment).
-type Gen = (usize, i64, Option<usize>);
+const PLAYERS: usize = 4;
+const BOARDS: [&str; 4] = ["global", "time", "last", "nope"];
 
 /// The world the batches run against: per player, whether they exist, are banned, and
-/// whether their session is revoked; their starting totals.
+/// whether their session is revoked.
 #[derive(Debug, Clone)]
 struct World {
     exists: Vec<bool>,
     banned: Vec<bool>,
     revoked: Vec<bool>,
-    start: Vec<i64>,
 }
 
-const PLAYERS: usize = 4;
-
 fn world() -> impl Strategy<Value = World> {
-    let near_bounds = prop_oneof![
-        -1_000i64..1_000,
-        (MAX_TOTAL - 2_000)..=MAX_TOTAL,
-        -MAX_TOTAL..=(-MAX_TOTAL + 2_000),
-    ];
     (
         proptest::collection::vec(proptest::bool::weighted(0.9), PLAYERS),
         proptest::collection::vec(proptest::bool::weighted(0.2), PLAYERS),
         proptest::collection::vec(proptest::bool::weighted(0.2), PLAYERS),
-        proptest::collection::vec(near_bounds, PLAYERS),
     )
-        .prop_map(|(exists, banned, revoked, start)| World {
+        .prop_map(|(exists, banned, revoked)| World {
             exists,
             banned,
             revoked,
-            start,
         })
 }
 
 fn request() -> impl Strategy<Value = Gen> {
     (
         0..PLAYERS,
-        prop_oneof![-1_500i64..1_500, Just(1_000_000), Just(-1_000_000)],
+        prop_oneof![
+            -1_500i64..1_500,
+            Just(1_000_000),
+            Just(0),
+            Just(MAX_VALUE - 1)
+        ],
         proptest::option::weighted(0.9, 0usize..12),
+        prop_oneof![1u8..8, Just(8u8), 1u8..16],
     )
 }
 
-fn names() -> Vec<String> {
-    (0..PLAYERS).map(|i| format!("p{i}")).collect()
+/// The model: what one request does to the ledger, decided the slow, obvious way.
+fn model(
+    defs: &HashMap<&str, &BoardDef>,
+    ledger: &HashMap<EntryKey, i64>,
+    player: &str,
+    value: i64,
+    token: bool,
+    boards: &[BoardId],
+) -> Option<Vec<(EntryKey, i64)>> {
+    let mut out = Vec::new();
+    for b in boards {
+        let d = defs.get(b.as_str())?;
+        if token && (!d.public || !(d.value_min..=d.value_max).contains(&value)) {
+            return None;
+        }
+        if token && d.operator == crate::board::kind::Operator::Sum && value == 0 {
+            return None;
+        }
+        let k = (b.to_string(), player.to_owned());
+        let cur = ledger.get(&k).copied();
+        let next = match (token, d.operator, cur) {
+            (_, _, None) if token => value,
+            (false, _, c) => c.unwrap_or(0) + value,
+            (true, crate::board::kind::Operator::Sum, Some(c)) => c + value,
+            (true, crate::board::kind::Operator::Best, Some(c)) => {
+                if d.order == Order::Desc {
+                    c.max(value)
+                } else {
+                    c.min(value)
+                }
+            }
+            (true, crate::board::kind::Operator::Latest, Some(_)) => value,
+            _ => unreachable!(),
+        };
+        if next.abs() > MAX_VALUE {
+            return None;
+        }
+        out.push((k, next));
+    }
+    Some(out)
 }
 
 proptest! {
-    /// Across a sequence of batches (the ledger of consumed tokens and totals carried from
-    /// one to the next, as the database would), every token is applied at most once, totals
-    /// are exactly the start plus the applied points and stay within the bounds, a replay is
-    /// only ever a token applied before, and nothing moves for banned players, revoked
-    /// sessions or unknown players.
+    /// Across a sequence of batches (consumed tokens and entries carried from one to the
+    /// next, as the database would), every token is applied at most once and to all of its
+    /// boards or none, every entry is what the model computes, a replay is only ever a token
+    /// applied before, and nothing moves for banned players, revoked sessions or unknown
+    /// players or boards.
     #[test]
-    fn every_token_is_applied_at_most_once_and_totals_are_exact(
+    fn every_token_applies_once_to_all_its_boards_and_entries_match_the_model(
         world in world(),
         batches in proptest::collection::vec(proptest::collection::vec(request(), 1..24), 1..6),
     ) {
-        let names = names();
+        let all = defs();
+        let defs = index(&all);
+        let names: Vec<String> = (0..PLAYERS).map(|i| format!("p{i}")).collect();
         let jtis: Vec<String> = (0..12).map(|j| format!("jti-{j}")).collect();
+        let board_sets: Vec<Vec<BoardId>> = (0u8..16)
+            .map(|bits| BOARDS.iter().enumerate().filter(|(i, _)| bits & (1 << i) != 0).map(|(_, b)| BoardId::parse(*b).unwrap()).collect())
+            .collect();
         // A token belongs to one player, as the edge guarantees (`sub` = session's player).
         let owner = |j: usize| j % PLAYERS;
         let mut consumed: HashSet<usize> = HashSet::new();
-        let mut totals = world.start.clone();
-        let mut applied_points = [0i64; PLAYERS];
+        let mut ledger: HashMap<EntryKey, i64> = HashMap::new();
         for batch in &batches {
-            let batch: Vec<Gen> = batch
-                .iter()
-                .map(|&(p, pts, j)| (j.map_or(p, owner), pts, j))
-                .collect();
+            let batch: Vec<Gen> = batch.iter().map(|&(p, v, j, b)| (j.map_or(p, owner), v, j, b)).collect();
             let asks: Vec<Ask<'_>> = batch
                 .iter()
-                .map(|&(p, points, j)| Ask { player: &names[p], points, jti: j.map(|j| jtis[j].as_str()) })
+                .map(|&(p, points, j, b)| Ask {
+                    player: &names[p],
+                    points,
+                    jti: j.map(|j| jtis[j].as_str()),
+                    boards: &board_sets[b as usize],
+                })
                 .collect();
             let facts: Vec<Facts> = batch
                 .iter()
-                .map(|&(p, _, j)| Facts {
+                .map(|&(p, _, j, _)| Facts {
                     exists: world.exists[p],
                     banned: world.banned[p],
                     revoked: world.revoked[p] && j.is_some(),
                     consumed: j.is_some_and(|j| consumed.contains(&j)),
-                    score: totals[p],
                 })
                 .collect();
-            let out = plan(&asks, &facts);
-            let mut seen_in_batch: HashSet<usize> = HashSet::new();
-            for (&(p, pts, j), d) in batch.iter().zip(&out.decisions) {
-                match *d {
-                    Decision::Apply { score_after } => {
+            let out = plan(&asks, &facts, &defs, ledger.clone());
+            for (ask, d) in asks.iter().zip(&out.decisions) {
+                let expected = model(&defs, &ledger, ask.player, ask.points, ask.jti.is_some(), ask.boards);
+                let p = names.iter().position(|n| n == ask.player).unwrap();
+                match d {
+                    Decision::Apply(moves) => {
                         prop_assert!(world.exists[p]);
-                        if let Some(j) = j {
+                        if let Some(j) = ask.jti {
                             prop_assert!(!world.banned[p] && !world.revoked[p]);
-                            prop_assert!(consumed.insert(j), "token {j} applied twice");
-                            seen_in_batch.insert(j);
+                            let j: usize = j.trim_start_matches("jti-").parse().unwrap();
+                            prop_assert!(consumed.insert(j), "token {} applied twice", j);
                         }
-                        totals[p] += pts;
-                        applied_points[p] += pts;
-                        prop_assert_eq!(score_after, totals[p]);
-                        prop_assert!(score_after.abs() <= MAX_TOTAL);
+                        let expected = expected.expect("the model applies it too");
+                        prop_assert_eq!(moves.len(), expected.len());
+                        for (m, (k, v)) in moves.iter().zip(expected) {
+                            prop_assert_eq!(m.value_after, v);
+                            prop_assert_eq!(m.changed, ledger.get(&k) != Some(&v) || ask.jti.is_none());
+                            ledger.insert(k, v);
+                        }
                     }
                     Decision::Replayed => {
+                        let j: Option<usize> = ask.jti.map(|j| j.trim_start_matches("jti-").parse().unwrap());
                         prop_assert!(j.is_some_and(|j| consumed.contains(&j)));
                     }
-                    Decision::OutOfRange => {
-                        prop_assert!(totals[p].checked_add(pts).is_none_or(|t| t.abs() > MAX_TOTAL));
+                    Decision::UnknownBoard | Decision::ValueOutOfRange | Decision::OutOfRange => {
+                        prop_assert!(expected.is_none());
                     }
                     Decision::Banned => prop_assert!(world.banned[p]),
-                    Decision::Unauthenticated => {
-                        prop_assert!(!world.exists[p] || world.revoked[p]);
-                    }
-                    Decision::UnknownPlayer => prop_assert!(j.is_none() && !world.exists[p]),
+                    Decision::Unauthenticated => prop_assert!(!world.exists[p] || world.revoked[p]),
+                    Decision::UnknownPlayer => prop_assert!(ask.jti.is_none() && !world.exists[p]),
                 }
             }
-            for &(p, _, _) in &batch {
-                prop_assert_eq!(out.totals[&names[p]], totals[p]);
+            for (k, v) in &ledger {
+                prop_assert_eq!(out.values.get(k), Some(v));
             }
-        }
-        for p in 0..PLAYERS {
-            prop_assert_eq!(totals[p], world.start[p] + applied_points[p]);
         }
     }
 }

@@ -1,0 +1,112 @@
+//! The boards this instance knows, each with its live snapshot. Loaded from PostgreSQL at
+//! start-up and kept current by the poller (another instance may have created or changed a
+//! board). The write path never trusts this copy: a batch reads the definitions of its boards
+//! in its own transaction.
+
+use super::kind::BoardDef;
+use super::{sql, Board};
+use scoreboard_protocol::snapshot::{BoardSnapshot, PeriodRef};
+use scoreboard_protocol::BoardId;
+use sqlx::PgPool;
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+/// One board: its definition and its live snapshot.
+#[derive(Debug, Clone)]
+pub(crate) struct Live {
+    pub(crate) def: Arc<BoardDef>,
+    pub(crate) board: Board,
+}
+
+impl Live {
+    /// The period the board shows now.
+    pub(crate) fn period(&self) -> PeriodRef {
+        self.board.current().snapshot.period.clone()
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Boards {
+    /// A std lock: held only to clone an entry in or out, never across an await.
+    map: RwLock<BTreeMap<BoardId, Live>>,
+}
+
+impl Boards {
+    /// Every board with its current snapshot, from PostgreSQL.
+    pub(crate) async fn load(db: &PgPool) -> sqlx::Result<Self> {
+        let boards = Self::default();
+        let mut conn = db.acquire().await?;
+        for def in sql::load_defs(&mut *conn).await? {
+            let period = def.period_at(crate::clock::now_millis() as i64);
+            let snapshot = sql::load_snapshot(&mut conn, &def, &period).await?;
+            boards.insert(def, snapshot);
+        }
+        Ok(boards)
+    }
+
+    fn insert(&self, def: BoardDef, snapshot: BoardSnapshot) -> Live {
+        let live = Live {
+            def: Arc::new(def),
+            board: Board::new(snapshot),
+        };
+        let id = live.def.id.clone();
+        self.map
+            .write()
+            .expect("not poisoned")
+            .insert(id, live.clone());
+        live
+    }
+
+    /// A board, public or not.
+    pub(crate) fn get(&self, id: &str) -> Option<Live> {
+        self.map.read().expect("not poisoned").get(id).cloned()
+    }
+
+    /// Every board, in id order.
+    pub(crate) fn all(&self) -> Vec<Live> {
+        self.map
+            .read()
+            .expect("not poisoned")
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// The `global` board, which the aliases serve. It exists from the first migration and
+    /// cannot be removed.
+    pub(crate) fn global(&self) -> Board {
+        self.get(BoardId::GLOBAL)
+            .map(|l| l.board)
+            .expect("the global board exists")
+    }
+
+    /// Takes a changed definition of a known board (its live snapshot and subscribers stay);
+    /// `false` when the board is new here, for the caller to [`Self::add`] it.
+    pub(crate) fn redefine(&self, def: &BoardDef) -> bool {
+        let mut map = self.map.write().expect("not poisoned");
+        let Some(live) = map.get_mut(&def.id) else {
+            return false;
+        };
+        if *live.def != *def {
+            live.def = Arc::new(def.clone());
+        }
+        true
+    }
+
+    /// Adds a board with its first snapshot (a board another call added first stays).
+    pub(crate) fn add(&self, def: BoardDef, snapshot: BoardSnapshot) -> Live {
+        if let Some(live) = self.get(def.id.as_str()) {
+            return live;
+        }
+        self.insert(def, snapshot)
+    }
+
+    /// Offers a snapshot to its board; snapshots of boards this instance does not know yet are
+    /// dropped (the poller will load the board).
+    pub(crate) fn offer(&self, snapshot: BoardSnapshot) -> bool {
+        match self.get(snapshot.board.as_str()) {
+            Some(live) => live.board.offer(snapshot),
+            None => false,
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! Operators' board routes: `PUT /admin/boards/{id}` creates or changes a board (idempotent;
+//! order, operator, reset and time zone are fixed once it has a score: `409 BOARD_IN_USE`) and
+//! `GET /admin/boards` lists every board, hidden ones included. Changes are audited.
+
+use super::extract::{Admin, JsonBody, RequestId};
+use crate::apply::lock_writers;
+use crate::board::kind::{Operator, Order, MAX_VALUE};
+use crate::board::{sql, BoardDef};
+use crate::error::{AppError, Result};
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use scoreboard_protocol::{BoardId, ErrorCode};
+use serde::Deserialize;
+use serde_json::json;
+
+/// The body of `PUT /admin/boards/{id}`: the whole board, defaults for what is left out.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BoardBody {
+    title: String,
+    order: Order,
+    operator: Operator,
+    #[serde(default)]
+    reset: Option<String>,
+    #[serde(default)]
+    timezone: Option<String>,
+    #[serde(default)]
+    value_min: Option<i64>,
+    #[serde(default)]
+    value_max: Option<i64>,
+    #[serde(default)]
+    public: Option<bool>,
+    #[serde(default)]
+    results_size: Option<i32>,
+}
+
+fn bad(message: &str) -> AppError {
+    AppError::with_message(ErrorCode::BadRequest, message)
+}
+
+/// The definition the body asks for, or `400` saying what is wrong with it.
+fn definition(id: BoardId, b: BoardBody) -> Result<BoardDef> {
+    let title = b.title.trim().to_owned();
+    if title.is_empty() || title.chars().count() > 64 || title.chars().any(char::is_control) {
+        return Err(bad(
+            "`title` has 1 to 64 characters and no control characters.",
+        ));
+    }
+    let reset = b.reset.unwrap_or_else(|| "never".to_owned());
+    if reset != "never" {
+        return Err(bad(
+            "`reset` must be \"never\": boards that reset are not available yet.",
+        ));
+    }
+    let timezone = b.timezone.unwrap_or_else(|| "UTC".to_owned());
+    if timezone.parse::<chrono_tz::Tz>().is_err() {
+        return Err(bad(
+            "`timezone` must be an IANA time zone name, such as \"Europe/Berlin\".",
+        ));
+    }
+    let (min, max) = b.operator.default_bounds();
+    let (value_min, value_max) = (b.value_min.unwrap_or(min), b.value_max.unwrap_or(max));
+    let limit = MAX_VALUE - 1;
+    if value_min > value_max || value_min < -limit || value_max > limit {
+        return Err(bad(
+            "`value_min` must not exceed `value_max`, both within ±(2^53 − 1).",
+        ));
+    }
+    let results_size = b.results_size.unwrap_or(100);
+    if !(1..=1000).contains(&results_size) {
+        return Err(bad("`results_size` must be from 1 to 1000."));
+    }
+    let public = b.public.unwrap_or(true);
+    if id.is_global() && !public {
+        return Err(bad(
+            "The global board cannot be hidden: every route without a board name reads it.",
+        ));
+    }
+    Ok(BoardDef {
+        id,
+        title,
+        order: b.order,
+        operator: b.operator,
+        reset,
+        timezone,
+        value_min,
+        value_max,
+        public,
+        results_size,
+    })
+}
+
+/// Whether `new` changes what scores already depend on.
+fn changes_scoring(old: &BoardDef, new: &BoardDef) -> bool {
+    (old.order, old.operator, &old.reset, &old.timezone)
+        != (new.order, new.operator, &new.reset, &new.timezone)
+}
+
+pub(crate) async fn put(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    RequestId(rid): RequestId,
+    JsonBody(body): JsonBody<BoardBody>,
+) -> Result<(StatusCode, Json<BoardDef>)> {
+    let id = BoardId::parse(id).map_err(|e| bad(e.0))?;
+    let def = definition(id, body)?;
+    let created = store(&state, &def, &rid).await?;
+    if !state.boards.redefine(&def) {
+        let mut conn = state.db.acquire().await?;
+        let period = def.period_at(crate::clock::now_millis() as i64);
+        let snapshot = sql::load_snapshot(&mut conn, &def, &period).await?;
+        state.boards.add(def.clone(), snapshot);
+    }
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(def)))
+}
+
+/// Writes the board under the writers' lock (so no batch scores it between the check and the
+/// change) and audits a real change; returns whether it was created.
+async fn store(state: &AppState, def: &BoardDef, request_id: &str) -> Result<bool> {
+    let mut tx = state.db.begin().await?;
+    lock_writers(&mut tx).await?;
+    let old = sql::load_defs_of(&mut *tx, &[def.id.as_str()]).await?.pop();
+    if old.as_ref() == Some(def) {
+        return Ok(false);
+    }
+    if let Some(old) = &old {
+        let scored: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM entries WHERE board_id = $1)")
+                .bind(def.id.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
+        if scored && changes_scoring(old, def) {
+            return Err(AppError::code(ErrorCode::BoardInUse));
+        }
+    }
+    sqlx::query(
+        "INSERT INTO boards (id, title, sort_order, operator, reset, timezone, value_min, value_max, public, results_size)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         ON CONFLICT (id) DO UPDATE SET title = $2, sort_order = $3, operator = $4, reset = $5, timezone = $6,
+             value_min = $7, value_max = $8, public = $9, results_size = $10, updated_at = now()",
+    )
+    .bind(def.id.as_str())
+    .bind(&def.title)
+    .bind(def.order.as_str())
+    .bind(def.operator.as_str())
+    .bind(&def.reset)
+    .bind(&def.timezone)
+    .bind(def.value_min)
+    .bind(def.value_max)
+    .bind(def.public)
+    .bind(def.results_size)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("INSERT INTO admin_audit (action, detail, request_id) VALUES ('board', $1, $2)")
+        .bind(json!({ "board": def, "created": old.is_none() }))
+        .bind(request_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(old.is_none())
+}
+
+/// `GET /admin/boards`: every board, hidden ones included, from PostgreSQL.
+pub(crate) async fn list(
+    _: Admin,
+    State(state): State<AppState>,
+) -> Result<Json<serde_json::Value>> {
+    let boards = sql::load_defs(&state.db).await?;
+    Ok(Json(json!({ "boards": boards })))
+}

@@ -1,0 +1,114 @@
+//! The migration to many boards: a database from before it, with scores, ties and events,
+//! becomes the board `global`, period `all`, with the same scores, ranks and versions.
+
+use crate::helpers::*;
+use serde_json::Value;
+use sqlx::migrate::Migrator;
+use std::borrow::Cow;
+
+/// The first migration of many boards; everything before it is "before".
+const BOARDS_MIGRATION: i64 = 20261202000001;
+
+/// Applies the migrations from before many boards only.
+async fn migrate_to_before_boards(url: &str) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");
+    let mut before = Migrator::new(dir).await.unwrap();
+    let kept: Vec<_> = before
+        .migrations
+        .iter()
+        .filter(|m| m.version < BOARDS_MIGRATION)
+        .cloned()
+        .collect();
+    before.migrations = Cow::Owned(kept);
+    let pool = sqlx::PgPool::connect(url).await.unwrap();
+    before.run(&pool).await.unwrap();
+}
+
+/// Players, their events and totals as the single-board schema held them: `c` and `b` tie at
+/// 300 and `b` reached it first (event 4 before event 5); `d` is banned.
+async fn write_single_board_data(url: &str) {
+    let pool = sqlx::PgPool::connect(url).await.unwrap();
+    let statements = [
+        "INSERT INTO users (player_id, name, name_key, name_rules) VALUES
+           ('a', 'Ana', 'ana', 1), ('b', 'Bo', 'bo', 1), ('c', 'Cy', 'cy', 1), ('d', 'Di', 'di', 1)",
+        "UPDATE users SET banned_at = now() WHERE player_id = 'd'",
+        "INSERT INTO score_events (id, player_id, jti, action, pts, score_after) VALUES
+           (1, 'a', 'j1', 'quest', 500, 500), (2, 'b', 'j2', 'quest', 100, 100),
+           (3, 'd', 'j3', 'quest', 900, 900), (4, 'b', 'j4', 'quest', 200, 300),
+           (5, 'c', 'j5', 'quest', 300, 300), (6, 'a', NULL, 'admin:adjust', -50, 450)",
+        "SELECT setval('score_events_id_seq', 6)",
+        "INSERT INTO scores (player_id, score, reached_version) VALUES
+           ('a', 450, 6), ('b', 300, 4), ('c', 300, 5), ('d', 900, 3)",
+    ];
+    for s in statements {
+        sqlx::query(s).execute(&pool).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn todays_scores_become_the_global_board_with_the_same_ranks_and_versions() {
+    let db = scoreboard_tests::fresh_database().await.unwrap();
+    migrate_to_before_boards(&db.url).await;
+    write_single_board_data(&db.url).await;
+    let url = db.url.clone();
+    let app = spawn_app_with(move |vars| {
+        vars.insert("DATABASE_URL".into(), url);
+    })
+    .await;
+    let board: Value =
+        scoreboard_tests::client::get_json(&app.http, &format!("{}/api/leaderboard", app.base))
+            .await;
+    assert_eq!(board["version"], 6);
+    let top: Vec<(String, i64, i64)> = board["top"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["player_id"].as_str().unwrap().to_owned(),
+                e["score"].as_i64().unwrap(),
+                e["rank"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        top,
+        [
+            ("a".into(), 450, 1),
+            ("b".into(), 300, 2),
+            ("c".into(), 300, 3)
+        ],
+        "the banned player stays off; the earlier of a tie ranks first"
+    );
+    let c: Value =
+        scoreboard_tests::client::get_json(&app.http, &format!("{}/api/players/c", app.base)).await;
+    assert_eq!(
+        (c["score"].as_i64(), c["rank"].as_i64()),
+        (Some(300), Some(3))
+    );
+    assert_eq!(c["boards"][0]["board"], "global");
+    assert_eq!(c["boards"][0]["period"], "all");
+    let g: Value =
+        scoreboard_tests::client::get_json(&app.http, &format!("{}/api/boards/global", app.base))
+            .await;
+    assert_eq!(g["board"], "global");
+    assert_eq!(g["period"]["id"], "all");
+    assert_eq!(g["version"], 6);
+    assert_eq!(g["top"], board["top"]);
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let events: Vec<(i64, String, String)> =
+        sqlx::query_as("SELECT id, board_id, period FROM score_events ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(events.len(), 6);
+    assert!(
+        events.iter().all(|e| e.1 == "global" && e.2 == "all"),
+        "{events:?}"
+    );
+    let next: i64 = sqlx::query_scalar("SELECT nextval('score_events_id_seq')")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(next, 7, "versions go on from where they were");
+}
