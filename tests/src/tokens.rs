@@ -4,7 +4,7 @@
 use crate::stack::ACTION_SECRET;
 use scoreboard_protocol::action::{ActionTokens, MintRequest, MintedAction};
 use scoreboard_protocol::jwt::HmacSecret;
-use scoreboard_protocol::{ActionName, PlayerId};
+use scoreboard_protocol::{ActionName, BoardId, PlayerId};
 
 /// Unix time in seconds, as tokens and edge signatures count it.
 pub fn now() -> i64 {
@@ -56,4 +56,28 @@ pub fn mint_with(
 /// A `quest` token signed with the test action secret.
 pub fn mint(player: &str, points: i64, min_seconds: i64, ttl_secs: i64, iat: i64) -> String {
     mint_with(ACTION_SECRET, player, points, min_seconds, ttl_secs, iat)
+}
+
+/// A 300-second `quest` token for `value` on `boards` (its `brd` claim), signed with the test
+/// action secret.
+pub fn mint_on(player: &str, value: i64, boards: &[&str]) -> String {
+    let boards: Vec<BoardId> = boards
+        .iter()
+        .map(|b| BoardId::parse(*b).expect("a valid board id"))
+        .collect();
+    ActionTokens::from_secret(HmacSecret::new(ACTION_SECRET.as_bytes()))
+        .mint(
+            &MintRequest {
+                player: &PlayerId::parse(player).expect("a valid player id"),
+                action: &ActionName::parse("quest").expect("a valid action name"),
+                points: value,
+                min_seconds: 0,
+                ttl_secs: 300,
+                boards: Some(&boards),
+            },
+            &rand::random::<[u8; 16]>(),
+            now(),
+        )
+        .expect("the minter accepts the request")
+        .token
 }

@@ -3,23 +3,6 @@
 use crate::helpers::*;
 use serde_json::json;
 
-async fn admin(
-    app: &TestApp,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<serde_json::Value>,
-) -> (u16, serde_json::Value) {
-    let mut req = app
-        .http
-        .request(method, format!("{}{path}", app.base))
-        .bearer_auth(ADMIN_KEY);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let r = req.send().await.unwrap();
-    (r.status().as_u16(), r.json().await.unwrap_or_default())
-}
-
 #[tokio::test]
 async fn admin_routes_need_the_admin_key() {
     let app = spawn_app().await;

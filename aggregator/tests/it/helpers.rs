@@ -12,7 +12,7 @@ use std::collections::HashMap;
 pub(crate) use scoreboard_tests::client::{self, Guest as Player};
 pub(crate) use scoreboard_tests::sse::SseClient;
 pub(crate) use scoreboard_tests::stack::{ACTION_SECRET, ADMIN_KEY, EDGE_SECRET, JWT_SECRET};
-pub(crate) use scoreboard_tests::tokens::{mint, mint_with, now};
+pub(crate) use scoreboard_tests::tokens::{mint, mint_on, mint_with, now};
 
 /// The aggregator binary, for the tests that run it as a process.
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_scoreboard-aggregator");
@@ -243,6 +243,37 @@ impl TestApp {
         let sql = "SELECT coalesce((SELECT value FROM entries WHERE board_id = 'global' AND period = 'all' AND player_id = $1), 0)";
         self.player_row(sql, player).await
     }
+}
+
+/// An admin request (with the admin key) and its status and JSON body.
+pub(crate) async fn admin(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = app
+        .http
+        .request(method, format!("{}{path}", app.base))
+        .bearer_auth(ADMIN_KEY);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or_default())
+}
+
+/// Creates (or changes) a board with `PUT /admin/boards/{id}`; it must succeed.
+pub(crate) async fn put_board(app: &TestApp, id: &str, body: Value) -> Value {
+    let (s, b) = admin(
+        app,
+        reqwest::Method::PUT,
+        &format!("/admin/boards/{id}"),
+        Some(body),
+    )
+    .await;
+    assert!(s == 200 || s == 201, "PUT /admin/boards/{id}: {s} {b}");
+    b
 }
 
 /// The error code of a JSON error response.

@@ -8,6 +8,8 @@
 //! | [`abusive`] | stalled and vanishing SSE clients cost bounded memory and delay nobody |
 //! | [`admin`] | the admin key, bans, audited adjustments, rebuild, events; the janitor |
 //! | [`auth`] | guests, registration, login, logout, the per-IP limit |
+//! | [`board_reads`] | Redis, PostgreSQL and a model agree on every read; paging a moving board |
+//! | [`boards`] | board routes, one token on many boards, board reads and streams, their failures |
 //! | [`boards_migration`] | a single-board database becomes `global` with the same ranks and versions |
 //! | [`cli`] | `check-config`, JSON logs without secrets, `healthcheck` |
 //! | [`failover`] | the edge follows a DNS failover between two regions, exactly once |
@@ -33,6 +35,8 @@
 mod abusive;
 mod admin;
 mod auth;
+mod board_reads;
+mod boards;
 mod boards_migration;
 mod cli;
 mod failover;
