@@ -1,13 +1,15 @@
-//! `LeaderboardHub`, one Durable Object per `<colo>:<shard>`: holds one WebSocket to the
-//! aggregator's `/internal/leaderboard/ws` for all its SSE clients, keeps the latest snapshot,
-//! and fans it out latest-value style (a slow client skips versions, nothing queues). It
-//! reconnects with backoff and jitter, resuming from the last version it has, and closes the
-//! upstream when its last client leaves.
+//! `LeaderboardHub`, one Durable Object per `<colo>:<board>:<shard>`: holds one WebSocket to
+//! the aggregator's `/internal/leaderboard/ws?board=<id>` for all its SSE clients, keeps the
+//! board's latest snapshot, and fans it out latest-value style (a slow client skips versions,
+//! nothing queues). It reconnects with backoff and jitter, resuming from the last version it
+//! has, and closes the upstream when its last client leaves. The `global` board's hubs also
+//! serve the alias routes, in the snapshot's original form.
 
 use crate::Cx;
 use futures_util::{Stream, StreamExt};
 use scoreboard_protocol::http::INTERNAL_LEADERBOARD_WS_PATH;
-use scoreboard_protocol::snapshot::Snapshot;
+use scoreboard_protocol::snapshot::BoardSnapshot;
+use scoreboard_protocol::BoardId;
 use scoreboard_protocol::{defaults, edge_signature, sse};
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -19,10 +21,28 @@ use worker::*;
 
 const MAX_BACKOFF_MS: u64 = 10_000;
 
+/// The newest snapshot: its version, its JSON as the board's, and for `global` the alias form.
+#[derive(Clone)]
+struct Latest {
+    version: i64,
+    json: Rc<str>,
+    alias: Option<Rc<str>>,
+}
+
+impl Latest {
+    fn json_for(&self, alias: bool) -> &Rc<str> {
+        match (&self.alias, alias) {
+            (Some(a), true) => a,
+            _ => &self.json,
+        }
+    }
+}
+
 #[derive(Default)]
 struct Shared {
-    /// (version, snapshot JSON) of the newest snapshot.
-    latest: RefCell<Option<(i64, Rc<str>)>>,
+    /// The board this hub serves, learnt from its first request.
+    board: RefCell<Option<BoardId>>,
+    latest: RefCell<Option<Latest>>,
     wakers: RefCell<Vec<Waker>>,
     clients: Cell<usize>,
     upstream: RefCell<Option<WebSocket>>,
@@ -31,14 +51,35 @@ struct Shared {
 }
 
 impl Shared {
-    fn publish(&self, version: i64, json: String) {
+    /// Takes a message from the aggregator; anything but a newer snapshot of this board is
+    /// ignored.
+    fn publish(&self, text: String) {
+        let Ok(s) = serde_json::from_str::<BoardSnapshot>(&text) else {
+            return;
+        };
+        if self.board.borrow().as_ref() != Some(&s.board) {
+            return;
+        }
+        let version = s.snapshot.version;
         let newer = self
             .latest
             .borrow()
             .as_ref()
-            .is_none_or(|(v, _)| version > *v);
+            .is_none_or(|l| version > l.version);
         if newer {
-            *self.latest.borrow_mut() = Some((version, json.into()));
+            // The alias form is the plain snapshot, serialized by the same type the
+            // aggregator uses, so its bytes are what `/api/leaderboard` always sent.
+            let alias = s
+                .board
+                .is_global()
+                .then(|| serde_json::to_string(&s.snapshot).ok())
+                .flatten()
+                .map(Rc::from);
+            *self.latest.borrow_mut() = Some(Latest {
+                version,
+                json: text.into(),
+                alias,
+            });
             for w in self.wakers.borrow_mut().drain(..) {
                 w.wake();
             }
@@ -67,13 +108,17 @@ impl DurableObject for LeaderboardHub {
     }
 
     async fn fetch(&self, req: Request) -> Result<Response> {
+        let (board, alias) = hub_query(&req)?;
+        if self.shared.board.borrow().is_none() {
+            *self.shared.board.borrow_mut() = Some(board);
+        }
         match req.path().as_str() {
             // Only while the upstream is live: a hub without clients keeps an old snapshot.
             "/snapshot" => match (
                 self.shared.upstream.borrow().is_some(),
                 self.shared.latest.borrow().clone(),
             ) {
-                (true, Some((_, json))) => crate::json_raw(200, json.as_bytes().to_vec()),
+                (true, Some(l)) => crate::json_raw(200, l.json_for(alias).as_bytes().to_vec()),
                 _ => Response::error("no live snapshot", 404),
             },
             "/sse" => {
@@ -89,6 +134,7 @@ impl DurableObject for LeaderboardHub {
                 self.ensure_upstream();
                 let stream = ClientStream {
                     shared: self.shared.clone(),
+                    alias,
                     sent: last_seen,
                     greeted: false,
                     ping_ms,
@@ -115,11 +161,12 @@ impl LeaderboardHub {
         let config = crate::config::get(&self.env);
         let base = config.aggregator_url.clone();
         let secret = config.edge_secret.as_ref().map(|s| s.expose().to_vec());
+        let board = self.shared.board.borrow().clone();
         wasm_bindgen_futures::spawn_local(async move {
             let mut backoff = 250u64;
             while shared.clients.get() > 0 {
-                if let (Some(base), Some(secret)) = (&base, &secret) {
-                    if let Ok(ws) = connect(base, secret, &shared).await {
+                if let (Some(base), Some(secret), Some(board)) = (&base, &secret, &board) {
+                    if let Ok(ws) = connect(base, secret, board, &shared).await {
                         backoff = 250;
                         *shared.upstream.borrow_mut() = Some(ws.clone());
                         if let Ok(mut events) = ws.events() {
@@ -127,9 +174,7 @@ impl LeaderboardHub {
                                 match ev {
                                     Ok(WebsocketEvent::Message(m)) => {
                                         if let Some(text) = m.text() {
-                                            if let Ok(s) = serde_json::from_str::<Snapshot>(&text) {
-                                                shared.publish(s.version, text);
-                                            }
+                                            shared.publish(text);
                                         }
                                     }
                                     Ok(WebsocketEvent::Close(_)) | Err(_) => break,
@@ -158,8 +203,25 @@ impl LeaderboardHub {
     }
 }
 
-/// Opens the edge-signed WebSocket, resuming after the version the hub already has.
-async fn connect(base: &str, secret: &[u8], shared: &Shared) -> Result<WebSocket> {
+/// The board and the form (`alias=1`: the original snapshot of `global`) a hub request asks
+/// for; the edge's handlers always name a valid board.
+fn hub_query(req: &Request) -> Result<(BoardId, bool)> {
+    let url = req.url()?;
+    let mut board = None;
+    let mut alias = false;
+    for (k, v) in url.query_pairs() {
+        match k.as_ref() {
+            "board" => board = BoardId::parse(v.into_owned()).ok(),
+            "alias" => alias = v == "1",
+            _ => {}
+        }
+    }
+    let board = board.ok_or_else(|| Error::RustError("a hub request names its board".into()))?;
+    Ok((board, alias))
+}
+
+/// Opens the edge-signed WebSocket of `board`, resuming after the version the hub has.
+async fn connect(base: &str, secret: &[u8], board: &BoardId, shared: &Shared) -> Result<WebSocket> {
     let path = INTERNAL_LEADERBOARD_WS_PATH;
     let t = crate::upstream::now_secs();
     let sig = edge_signature::sign(secret, t, "GET", path, b"");
@@ -167,9 +229,11 @@ async fn connect(base: &str, secret: &[u8], shared: &Shared) -> Result<WebSocket
         .latest
         .borrow()
         .as_ref()
-        .map(|(v, _)| *v)
+        .map(|l| l.version)
         .unwrap_or(0);
-    let url = Url::parse(&format!("{base}{path}?since={since}&t={t}&sig={sig}"))?;
+    let url = Url::parse(&format!(
+        "{base}{path}?board={board}&since={since}&t={t}&sig={sig}"
+    ))?;
     let ws = WebSocket::connect(url).await?;
     ws.accept()?;
     Ok(ws)
@@ -179,6 +243,8 @@ async fn connect(base: &str, secret: &[u8], shared: &Shared) -> Result<WebSocket
 /// this client was sent, and a `: ping` comment when nothing else was sent for a while.
 struct ClientStream {
     shared: Rc<Shared>,
+    /// Sends the alias form (the `global` board's original routes).
+    alias: bool,
     sent: Option<i64>,
     greeted: bool,
     ping_ms: u64,
@@ -194,12 +260,14 @@ impl Stream for ClientStream {
             return Poll::Ready(Some(Ok(sse::retry(defaults::SSE_RETRY).into_bytes())));
         }
         let latest = self.shared.latest.borrow().clone();
-        if let Some((version, json)) = latest {
+        if let Some(latest) = latest {
             // Versions are global and monotonic: send only what is newer than the client has.
+            let version = latest.version;
             if self.sent.is_none_or(|s| version > s) {
                 self.sent = Some(version);
                 self.ping = Box::pin(Delay::from(Duration::from_millis(self.ping_ms)));
-                let frame = sse::event(&version.to_string(), "leaderboard", &json);
+                let json = latest.json_for(self.alias);
+                let frame = sse::event(&version.to_string(), "leaderboard", json);
                 return Poll::Ready(Some(Ok(frame.into_bytes())));
             }
         }
@@ -228,23 +296,41 @@ impl Drop for ClientStream {
     }
 }
 
-/// The hub named `<colo>:<shard>` (`local` under `wrangler dev` without a location).
-fn hub_stub(env: &Env, colo: Option<String>, shard: u32) -> Result<Stub> {
+/// The hub named `<colo>:<board>:<shard>` (`local` under `wrangler dev` without a location).
+fn hub_stub(env: &Env, colo: Option<String>, board: &BoardId, shard: u32) -> Result<Stub> {
     let colo = colo.unwrap_or_else(|| "local".into());
     env.durable_object("LEADERBOARD_HUB")?
-        .id_from_name(&format!("{colo}:{shard}"))?
+        .id_from_name(&format!("{colo}:{board}:{shard}"))?
         .get_stub()
 }
 
-/// This location's first hub's snapshot, when it has a live one.
-pub(crate) async fn live_snapshot(req: &Request, env: &Env) -> Option<Response> {
-    let hub = hub_stub(env, crate::colo(req), 0).ok()?;
-    let resp = hub.fetch_with_str("http://hub/snapshot").await.ok()?;
+fn hub_url(route: &str, board: &BoardId, alias: bool) -> String {
+    format!("http://hub/{route}?board={board}&alias={}", u8::from(alias))
+}
+
+/// This location's first hub's snapshot of `board`, when it has a live one; `alias` for the
+/// original form of `global`.
+pub(crate) async fn live_snapshot(
+    req: &Request,
+    env: &Env,
+    board: &BoardId,
+    alias: bool,
+) -> Option<Response> {
+    let hub = hub_stub(env, crate::colo(req), board, 0).ok()?;
+    let resp = hub
+        .fetch_with_str(&hub_url("snapshot", board, alias))
+        .await
+        .ok()?;
     (resp.status_code() == 200).then_some(resp)
 }
 
-/// `GET /api/leaderboard/stream`: served by one of this location's hubs.
-pub(crate) async fn stream(req: &Request, cx: &Cx<'_>) -> Result<Response> {
+/// A board's SSE stream, served by one of this location's hubs for that board.
+pub(crate) async fn stream(
+    req: &Request,
+    cx: &Cx<'_>,
+    board: &BoardId,
+    alias: bool,
+) -> Result<Response> {
     // Spread clients over shards by request id, which is random per request.
     let shard = cx
         .rid
@@ -264,7 +350,10 @@ pub(crate) async fn stream(req: &Request, cx: &Cx<'_>) -> Result<Response> {
     }
     let mut init = RequestInit::new();
     init.with_method(Method::Get).with_headers(headers);
-    let hub = hub_stub(cx.env, crate::colo(req), shard)?;
-    hub.fetch_with_request(Request::new_with_init("http://hub/sse", &init)?)
-        .await
+    let hub = hub_stub(cx.env, crate::colo(req), board, shard)?;
+    hub.fetch_with_request(Request::new_with_init(
+        &hub_url("sse", board, alias),
+        &init,
+    )?)
+    .await
 }

@@ -18,6 +18,7 @@ use scoreboard_protocol::http::{request_id_from_client, REQUEST_ID_HEADER};
 use scoreboard_protocol::ErrorCode;
 use worker::*;
 
+mod boards;
 mod config;
 mod gate;
 mod hub;

@@ -3,8 +3,8 @@
 //! per-IP limit applies. Lookup, 404/405 and the per-IP limit all read this table.
 
 use crate::respond::json_error;
-use crate::{hub, log, page, scores, upstream, Cx};
-use scoreboard_protocol::ErrorCode;
+use crate::{boards, hub, log, page, scores, upstream, Cx};
+use scoreboard_protocol::{BoardId, ErrorCode};
 use worker::{Method, Request, Response, Result};
 
 /// What serves a route.
@@ -16,10 +16,14 @@ pub(crate) enum Handler {
     ListActions,
     MintAction,
     RedeemScore,
-    /// SSE from this location's hub.
+    /// SSE of `global` in the original form, from this location's hub.
     Stream,
-    /// From a live hub's snapshot, else forwarded.
+    /// `global` in the original form, from a live hub's snapshot, else forwarded.
     Leaderboard,
+    /// SSE of the board in the path, from this location's hub of that board.
+    BoardStream,
+    /// The board's snapshot, from a live hub's, else forwarded.
+    BoardSnapshot,
     /// Passed to the aggregator as it is (sign-in, player reads).
     Forward,
 }
@@ -30,6 +34,20 @@ pub(crate) enum PathPattern {
     Exact(&'static str),
     /// The path starts with this and continues (`/api/players/{id}`).
     Prefix(&'static str),
+    /// `/api/boards/{id}` followed by exactly this (`""`, `"/stream"`, ...).
+    Board(&'static str),
+    /// `/api/boards/{id}` followed by this and more (`"/players/"`).
+    BoardPrefix(&'static str),
+}
+
+const BOARDS: &str = "/api/boards/";
+
+/// The board id segment of `/api/boards/{id}...` and what follows it.
+pub(crate) fn board_segment(path: &str) -> Option<(&str, &str)> {
+    let rest = path.strip_prefix(BOARDS)?;
+    let end = rest.find('/').unwrap_or(rest.len());
+    let (id, tail) = rest.split_at(end);
+    (!id.is_empty()).then_some((id, tail))
 }
 
 impl PathPattern {
@@ -37,6 +55,10 @@ impl PathPattern {
         match self {
             PathPattern::Exact(p) => path == p,
             PathPattern::Prefix(p) => path.starts_with(p),
+            PathPattern::Board(s) => board_segment(path).is_some_and(|(_, t)| t == s),
+            PathPattern::BoardPrefix(s) => {
+                board_segment(path).is_some_and(|(_, t)| t.len() > s.len() && t.starts_with(s))
+            }
         }
     }
 }
@@ -70,10 +92,10 @@ const fn route(
 
 use Handler::*;
 use Method::{Get, Post};
-use PathPattern::{Exact, Prefix};
+use PathPattern::{Board, BoardPrefix, Exact, Prefix};
 
-/// Every route the edge serves (DESIGN.md, "Public API").
-pub(crate) static ROUTES: [Route; 14] = [
+/// Every route the edge serves (DESIGN.md, "Public API" and "Boards and periods").
+pub(crate) static ROUTES: [Route; 20] = [
     route(Get, Exact("/"), "/", Page, false),
     route(Get, Exact("/assets/app.js"), "/assets/app.js", Page, false),
     route(
@@ -117,6 +139,36 @@ pub(crate) static ROUTES: [Route; 14] = [
         Get,
         Prefix("/api/players/"),
         "/api/players/{id}",
+        Forward,
+        false,
+    ),
+    route(Get, Exact("/api/boards"), "/api/boards", Forward, false),
+    route(Get, Board(""), "/api/boards/{id}", BoardSnapshot, false),
+    route(
+        Get,
+        Board("/stream"),
+        "/api/boards/{id}/stream",
+        BoardStream,
+        false,
+    ),
+    route(
+        Get,
+        Board("/entries"),
+        "/api/boards/{id}/entries",
+        Forward,
+        false,
+    ),
+    route(
+        Get,
+        Board("/periods"),
+        "/api/boards/{id}/periods",
+        Forward,
+        false,
+    ),
+    route(
+        Get,
+        BoardPrefix("/players/"),
+        "/api/boards/{id}/players/{player}",
         Forward,
         false,
     ),
@@ -211,12 +263,40 @@ pub(crate) async fn handle(req: &mut Request, cx: &Cx<'_>, found: &Lookup) -> Re
         ListActions => page::list_actions(cx.config),
         MintAction => scores::mint(req, cx).await,
         RedeemScore => scores::redeem(req, cx).await,
-        Stream => hub::stream(req, cx).await,
-        Leaderboard => match hub::live_snapshot(req, cx.env).await {
+        Stream => hub::stream(req, cx, &BoardId::global(), true).await,
+        Leaderboard => match hub::live_snapshot(req, cx.env, &BoardId::global(), true).await {
             Some(r) => Ok(r),
             None => upstream::forward(req, cx).await,
         },
+        BoardStream => match known_board(req, cx).await {
+            Ok(board) => hub::stream(req, cx, &board, false).await,
+            Err(refused) => Ok(refused),
+        },
+        BoardSnapshot => match known_board(req, cx).await {
+            Ok(board) => match hub::live_snapshot(req, cx.env, &board, false).await {
+                Some(r) => Ok(r),
+                None => upstream::forward(req, cx).await,
+            },
+            Err(refused) => Ok(refused),
+        },
         Forward => upstream::forward(req, cx).await,
+    }
+}
+
+/// The public board the path names, or the answer to give instead: `404 BOARD_NOT_FOUND`
+/// for an id that is malformed or not on the aggregator's list, `503` when the aggregator
+/// cannot say.
+async fn known_board(req: &Request, cx: &Cx<'_>) -> std::result::Result<BoardId, Response> {
+    let not_found = || json_error(ErrorCode::BoardNotFound, None);
+    let path = req.path();
+    let id = board_segment(&path)
+        .map(|(id, _)| id)
+        .ok_or_else(not_found)?;
+    let board = BoardId::parse(id).map_err(|_| not_found())?;
+    match boards::exists(cx, board.as_str()).await {
+        Some(true) => Ok(board),
+        Some(false) => Err(not_found()),
+        None => Err(json_error(ErrorCode::UpstreamUnavailable, Some(1))),
     }
 }
 
@@ -253,6 +333,8 @@ mod tests {
             let path = match r.path {
                 Exact(p) => p.to_owned(),
                 Prefix(p) => format!("{p}p1"),
+                Board(s) => format!("/api/boards/level-1{s}"),
+                BoardPrefix(s) => format!("/api/boards/level-1{s}p1"),
             };
             assert!(
                 matches!(lookup(&r.method, &path), Lookup::Found(f) if f.name == r.name && f.handler == r.handler)
@@ -271,6 +353,18 @@ mod tests {
             Lookup::WrongMethod
         ));
         assert!(matches!(lookup(&Method::Get, "/nope"), Lookup::NotFound));
+        assert!(matches!(
+            lookup(&Method::Get, "/api/boards/x/nope"),
+            Lookup::NotFound
+        ));
+        assert!(matches!(
+            lookup(&Method::Get, "/api/boards//stream"),
+            Lookup::NotFound
+        ));
+        assert!(matches!(
+            lookup(&Method::Get, "/api/boards/x/players/"),
+            Lookup::NotFound
+        ));
         assert_eq!(lookup(&Method::Get, "/nope").name(), "unmatched");
     }
 }
