@@ -76,24 +76,35 @@ impl Ledger {
         db: &sqlx::PgPool,
         players: &[String],
     ) -> sqlx::Result<Verification> {
-        let events: Vec<(String, String, i64)> = sqlx::query_as(
-            "SELECT player_id, coalesce(jti, ''), pts FROM score_events WHERE player_id = ANY($1)",
+        let events: Vec<(String, String, String, i64)> = sqlx::query_as(
+            "SELECT board_id, player_id, coalesce(jti, ''), pts FROM score_events WHERE player_id = ANY($1)",
         )
         .bind(players)
         .fetch_all(db)
         .await?;
-        let totals: Vec<(String, i64)> =
-            sqlx::query_as("SELECT player_id, value FROM entries WHERE board_id = 'global' AND period = 'all' AND player_id = ANY($1)")
-                .bind(players)
-                .fetch_all(db)
-                .await?;
+        // Totals add up on `sum` boards; other operators keep a value, checked elsewhere.
+        let totals: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT e.board_id, e.player_id, e.value FROM entries e JOIN boards b ON b.id = e.board_id
+             WHERE b.operator = 'sum' AND e.player_id = ANY($1)",
+        )
+        .bind(players)
+        .fetch_all(db)
+        .await?;
+        // A token on several boards is one event per board: applied twice means twice on one.
+        let mut per_board: HashMap<(&str, &str), usize> = HashMap::new();
         let mut seen: HashMap<&str, usize> = HashMap::new();
-        let mut expected: BTreeMap<&str, i64> = BTreeMap::new();
-        for (player, jti, pts) in &events {
+        let mut expected: BTreeMap<(&str, &str), i64> = BTreeMap::new();
+        for (board, player, jti, pts) in &events {
+            *per_board.entry((jti.as_str(), board.as_str())).or_default() += 1;
             *seen.entry(jti.as_str()).or_default() += 1;
-            *expected.entry(player.as_str()).or_default() += pts;
+            *expected
+                .entry((board.as_str(), player.as_str()))
+                .or_default() += pts;
         }
-        let applied_twice = seen.values().filter(|&&n| n > 1).count()
+        let applied_twice = per_board
+            .iter()
+            .filter(|(k, &n)| !k.0.is_empty() && n > 1)
+            .count()
             + self.answers.values().filter(|a| a.ok > 1).count();
         let (mut acknowledged_missing, mut applied_though_refused, mut applied_without_answer) =
             (0, 0, 0);
@@ -118,7 +129,13 @@ impl Ledger {
         let foreign_events = seen.keys().filter(|j| !self.minted.contains(**j)).count();
         let totals_mismatched = totals
             .iter()
-            .filter(|(p, score)| expected.get(p.as_str()).copied().unwrap_or(0) != *score)
+            .filter(|(b, p, value)| {
+                expected
+                    .get(&(b.as_str(), p.as_str()))
+                    .copied()
+                    .unwrap_or(0)
+                    != *value
+            })
             .count();
         Ok(Verification {
             ok: applied_twice == 0

@@ -3,7 +3,7 @@
 //! verifies (exactly once, every client saw the final version), never a time.
 
 use crate::support::{edge_with, stack};
-use scoreboard_tests::stack::{ACTION_SECRET, EDGE_SECRET, JWT_SECRET};
+use scoreboard_tests::stack::{ACTION_SECRET, ADMIN_KEY, EDGE_SECRET, JWT_SECRET};
 use serde_json::Value;
 
 struct Stack {
@@ -31,6 +31,7 @@ impl Stack {
             .env("JWT_SECRET", JWT_SECRET)
             .env("ACTION_TOKEN_SECRET", ACTION_SECRET)
             .env("EDGE_FORWARD_SECRET", EDGE_SECRET)
+            .env("ADMIN_API_KEY", ADMIN_KEY)
             .output()
             .await
             .expect("loadgen runs");
@@ -48,7 +49,8 @@ impl Stack {
     }
 }
 
-/// `apply`, `edge` (with 30% replays), `fanout` (aggregator and edge hub) and `read`, quick.
+/// `apply` (tokens on 1 and 3 boards), `edge` (with 30% replays), `fanout` (aggregator and
+/// edge hub, one board and five) and `read` (the alias routes and a board's), quick.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_loadgen_scenario_runs_quick_and_verifies_itself() {
     let _heavy = scoreboard_tests::heavy().await;
@@ -66,6 +68,15 @@ async fn every_loadgen_scenario_runs_quick_and_verifies_itself() {
     assert_eq!(r["acknowledged"], r["requests"], "{out}");
     assert!(r["exactly_once"]["events"].as_u64() > Some(0));
 
+    let (ok, r, out) = stack.loadgen(&["apply", "--boards", "3"]).await;
+    assert!(ok, "{out}");
+    assert_eq!(r["exactly_once"]["ok"], true, "three boards: {out}");
+    assert_eq!(
+        r["exactly_once"]["events"].as_u64(),
+        r["acknowledged"].as_u64().map(|n| 3 * n),
+        "one event per board: {out}"
+    );
+
     let (ok, r, out) = stack.loadgen(&["apply", "--rate", "200"]).await;
     assert!(ok, "{out}");
     assert_eq!(r["exactly_once"]["ok"], true, "open loop: {out}");
@@ -81,8 +92,15 @@ async fn every_loadgen_scenario_runs_quick_and_verifies_itself() {
         "every replay refused: {out}"
     );
 
-    for via in ["aggregator", "edge"] {
-        let (ok, r, out) = stack.loadgen(&["fanout", "--via", via]).await;
+    for (via, boards) in [
+        ("aggregator", "0"),
+        ("edge", "0"),
+        ("aggregator", "5"),
+        ("edge", "5"),
+    ] {
+        let (ok, r, out) = stack
+            .loadgen(&["fanout", "--via", via, "--boards", boards])
+            .await;
         assert!(ok, "{via}: {out}");
         assert_eq!(r["missed_final"], 0, "{via}: {out}");
         assert_eq!(r["connected"], r["clients"], "{via}: {out}");
@@ -95,4 +113,10 @@ async fn every_loadgen_scenario_runs_quick_and_verifies_itself() {
     let (ok, r, out) = stack.loadgen(&["read"]).await;
     assert!(ok, "{out}");
     assert_eq!(r["routes"].as_array().map(Vec::len), Some(2), "{out}");
+    let (ok, r, out) = stack.loadgen(&["read", "--board", "reads"]).await;
+    assert!(ok, "{out}");
+    assert_eq!(
+        r["routes"][0]["route"], "/api/boards/reads/entries",
+        "{out}"
+    );
 }

@@ -5,6 +5,7 @@
 //! | module | what it proves |
 //! | --- | --- |
 //! | [`edge`] | forwarding, errors, headers, logs, limits, SSE through the hub, restarts |
+//! | [`edge_boards`] | a hub per board, each board's clients see only their board, the alias unchanged |
 //! | [`edge_rotation`] | secrets rotate at the edge and the aggregator without refusing anyone |
 //! | [`harness`] | the harness itself: throwaway servers, isolation, cleanup after a crash |
 //! | [`hostile`] | malformed requests at every public route get their documented errors |
@@ -18,6 +19,7 @@
 //! [`scoreboard_tests::heavy`] so that no two of them share the two cores of a CI runner.
 
 mod edge;
+mod edge_boards;
 mod edge_rotation;
 mod harness;
 mod hostile;

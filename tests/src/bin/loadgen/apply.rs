@@ -35,6 +35,21 @@ pub(crate) struct ApplyArgs {
     /// applied twice.
     #[arg(long, default_value_t = 0.0)]
     replays: f64,
+    /// Boards each token names: 1 is a plain token for `global` (no `brd`); more names
+    /// `global` and `load-2` .. `load-<n>` (created with ADMIN_API_KEY), all applied in the
+    /// token's one transaction.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=8))]
+    boards: u8,
+}
+
+/// The boards of `--boards`: none named (plain `global` tokens) for 1.
+fn board_ids(n: u8) -> Vec<String> {
+    if n <= 1 {
+        return Vec::new();
+    }
+    std::iter::once("global".to_owned())
+        .chain((2..=n).map(|i| format!("load-{i}")))
+        .collect()
 }
 
 #[derive(Clone, Copy, Debug, Serialize)]
@@ -49,6 +64,7 @@ struct Report {
     scenario: &'static str,
     target: String,
     mode: String,
+    boards: u8,
     players: usize,
     requests: usize,
     replays_sent: usize,
@@ -80,6 +96,10 @@ pub(crate) async fn run(args: ApplyArgs, path: Path) -> anyhow::Result<bool> {
     let run_id = scoreboard_tests::random_suffix(6);
     let players = common::sign_in(stack, &http, &run_id, args.players).await?;
     let minter = Minter::new(stack);
+    let boards = board_ids(args.boards);
+    if !boards.is_empty() {
+        common::ensure_boards(stack, &http, &boards).await?;
+    }
 
     // Tokens before the clock starts; a replay resends an earlier request's token.
     // (player index, jti, token); a replay repeats an earlier entry.
@@ -96,7 +116,11 @@ pub(crate) async fn run(args: ApplyArgs, path: Path) -> anyhow::Result<bool> {
         }
         let p = i % players.len();
         let points = 1 + (i as i64 % 100);
-        let m = minter.mint(&players[p].id, points)?;
+        let m = if boards.is_empty() {
+            minter.mint(&players[p].id, points)?
+        } else {
+            minter.mint_on(&players[p].id, points, &boards)?
+        };
         ledger.minted(&m.claims.jti);
         plan.push((p, m.claims.jti, m.token));
     }
@@ -191,7 +215,7 @@ pub(crate) async fn run(args: ApplyArgs, path: Path) -> anyhow::Result<bool> {
     let mode = match args.rate {
         Some(r) => format!("open loop {r}/s"),
         None => format!("closed loop, {} in flight", args.concurrency),
-    };
+    } + &format!(", {} board(s) per token", args.boards);
     let target = match path {
         Path::Aggregator => stack.aggregator.clone(),
         Path::Edge => stack.edge.clone(),
@@ -231,6 +255,7 @@ pub(crate) async fn run(args: ApplyArgs, path: Path) -> anyhow::Result<bool> {
         },
         target,
         mode,
+        boards: args.boards,
         players: players.len(),
         requests: plan.len(),
         replays_sent,

@@ -67,6 +67,65 @@ impl Minter {
         scoreboard_protocol::PlayerId::parse(player)?;
         Ok(mint_action(&self.0, "load", player, points, 0, 600, now()))
     }
+
+    /// Like [`Self::mint`], naming `boards` in the token (`brd`).
+    pub(crate) fn mint_on(
+        &self,
+        player: &str,
+        points: i64,
+        boards: &[String],
+    ) -> anyhow::Result<MintedAction> {
+        use scoreboard_protocol::action::{ActionTokens, MintRequest};
+        use scoreboard_protocol::{ActionName, BoardId, PlayerId};
+        let boards: Vec<BoardId> = boards
+            .iter()
+            .map(|b| BoardId::parse(b.clone()))
+            .collect::<Result<_, _>>()?;
+        let keys =
+            ActionTokens::from_secret(scoreboard_protocol::jwt::HmacSecret::new(self.0.as_bytes()));
+        let request = MintRequest {
+            player: &PlayerId::parse(player)?,
+            action: &ActionName::parse("load")?,
+            points,
+            min_seconds: 0,
+            ttl_secs: 600,
+            boards: Some(&boards),
+        };
+        Ok(keys.mint(&request, &rand::random::<[u8; 16]>(), now())?)
+    }
+}
+
+/// Creates the `sum`/`desc` boards `ids` (an idempotent `PUT /admin/boards/{id}`); needs
+/// `ADMIN_API_KEY`. `global` always exists and is left alone.
+pub(crate) async fn ensure_boards(
+    stack: &StackArgs,
+    http: &reqwest::Client,
+    ids: &[String],
+) -> anyhow::Result<()> {
+    let ids: Vec<&String> = ids.iter().filter(|b| *b != "global").collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let key = stack
+        .admin_key
+        .as_deref()
+        .context("boards other than global need ADMIN_API_KEY to create them")?;
+    for id in ids {
+        let body = json!({"title": format!("Load {id}"), "order": "desc", "operator": "sum"});
+        let r = http
+            .put(format!("{}/admin/boards/{id}", stack.aggregator))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .context("creating a board")?;
+        anyhow::ensure!(
+            r.status().is_success(),
+            "PUT /admin/boards/{id} answered {}",
+            r.status()
+        );
+    }
+    Ok(())
 }
 
 /// The edge's `POST /internal/scores`, signed.

@@ -1,5 +1,6 @@
-//! `fanout`: N SSE clients on one stream URL (the aggregator's, or the edge's hub) while a
-//! writer changes the top 10 through the apply path. Reports the delivery latency from the
+//! `fanout`: N SSE clients on one stream URL (the aggregator's, or the edge's hub), or spread
+//! over `--boards` boards that all change at once, while a writer changes the top 10 through
+//! the apply path. Reports the delivery latency from the
 //! moment each update was sent to each client's receipt (p50/p99/max over all clients and
 //! versions), the clients that never saw the final version, and the server's resident memory
 //! per connected idle client when its pid is given.
@@ -42,6 +43,10 @@ pub(crate) struct FanoutArgs {
     /// Clients connecting at once (connection set-up is not what is measured).
     #[arg(long, default_value_t = 200)]
     connect_concurrency: usize,
+    /// Spread the clients over this many boards (`fo-1` .. `fo-<n>`, created with
+    /// ADMIN_API_KEY); every update then changes all of them at once. 0: the `global` alias.
+    #[arg(long, default_value_t = 0)]
+    boards: usize,
     /// Pids of the server processes whose resident memory is measured (e.g. the aggregator's,
     /// or workerd's), summed.
     #[arg(long, value_delimiter = ',')]
@@ -53,6 +58,7 @@ struct Report {
     scenario: &'static str,
     via: Via,
     url: String,
+    boards: usize,
     clients: usize,
     connected: usize,
     updates: usize,
@@ -77,10 +83,18 @@ pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<bool> {
         args.updates = args.updates.min(10);
     }
     let stack = &args.stack;
-    let url = match args.via {
-        Via::Aggregator => format!("{}/api/leaderboard/stream", stack.aggregator),
-        Via::Edge => format!("{}/api/leaderboard/stream", stack.edge),
+    let base = match args.via {
+        Via::Aggregator => stack.aggregator.clone(),
+        Via::Edge => stack.edge.clone(),
     };
+    let board_ids: Vec<String> = (1..=args.boards).map(|b| format!("fo-{b}")).collect();
+    common::ensure_boards(stack, &common::http(4), &board_ids).await?;
+    let url_of = |c: usize| match board_ids.len() {
+        0 => format!("{base}/api/leaderboard/stream"),
+        n => format!("{base}/api/boards/{}/stream", board_ids[c % n]),
+    };
+    let url = url_of(0);
+    let lanes = board_ids.len().max(1);
     let rss = |pids: &[u32]| -> Option<u64> {
         if pids.is_empty() {
             return None;
@@ -94,13 +108,15 @@ pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<bool> {
         .pool_max_idle_per_host(0)
         .build()?;
     let connected = Arc::new(AtomicUsize::new(0));
-    let receipts: Arc<Mutex<Vec<(i64, Instant)>>> = Arc::new(Mutex::new(Vec::new()));
+    // (board lane, version, when): versions are per board.
+    let receipts: Arc<Mutex<Vec<(usize, i64, Instant)>>> = Arc::new(Mutex::new(Vec::new()));
     let seen: Arc<Vec<Seen>> = Arc::new((0..args.clients).map(|_| Seen::default()).collect());
     let gate = Arc::new(tokio::sync::Semaphore::new(args.connect_concurrency));
     let mut tasks = Vec::with_capacity(args.clients);
     for c in 0..args.clients {
         let http = sse_http.clone();
-        let url = url.clone();
+        let url = url_of(c);
+        let lane = c % lanes;
         let connected = connected.clone();
         let receipts = receipts.clone();
         let seen = seen.clone();
@@ -144,7 +160,7 @@ pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<bool> {
                     receipts
                         .lock()
                         .expect("not poisoned")
-                        .push((id, Instant::now()));
+                        .push((lane, id, Instant::now()));
                 }
             }
         }));
@@ -159,9 +175,87 @@ pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<bool> {
     let rss_connected = rss(&args.server_pid);
     receipts.lock().expect("not poisoned").clear();
 
-    // The writer: ten players lifted above the current leader first (untimed, in chunks of
-    // the largest allowed token), so that they fill the top 10; then every measured update adds
-    // a point to one of them, which changes the top 10 and is published.
+    let (sent_at, final_versions) = if board_ids.is_empty() {
+        write_global(stack, &args).await?
+    } else {
+        write_boards(stack, &args, &board_ids).await?
+    };
+    // Every client should reach the final version: give them a moment.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let final_version = final_versions.iter().copied().max().unwrap_or(0);
+    let missed = |seen: &[Seen]| {
+        seen.iter()
+            .enumerate()
+            .filter(|(c, s)| s.last.load(Ordering::Relaxed) < final_versions[c % lanes])
+            .count()
+    };
+    while missed(&seen) > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let missed_final = missed(&seen);
+    let delivery: Vec<Duration> = receipts
+        .lock()
+        .expect("not poisoned")
+        .iter()
+        .filter_map(|(lane, v, at)| {
+            sent_at
+                .get(&(*lane, *v))
+                .map(|t0| at.saturating_duration_since(*t0))
+        })
+        .collect();
+    for t in &tasks {
+        t.abort();
+    }
+    let delivery = Latency::of(delivery);
+    let per_client = match (rss_before, rss_connected) {
+        (Some(b), Some(a)) if connected_n > 0 => {
+            Some((a.saturating_sub(b) as f64 * 1024.0) / connected_n as f64)
+        }
+        _ => None,
+    };
+    println!("| via | boards | clients | connected | updates | deliveries | p50 ms | p99 ms | max ms | missed final | server bytes/client |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!(
+        "| {:?} | {} | {} | {connected_n} | {} | {} | {:.1} | {:.1} | {:.1} | {missed_final} | {} |",
+        args.via,
+        lanes,
+        args.clients,
+        args.updates,
+        delivery.count,
+        delivery.p50_ms,
+        delivery.p99_ms,
+        delivery.max_ms,
+        per_client.map_or("-".into(), |b| format!("{b:.0}")),
+    );
+    let ok = connected_n == args.clients && missed_final == 0;
+    common::write_json(
+        stack,
+        &Report {
+            scenario: "fanout",
+            via: args.via,
+            url,
+            boards: args.boards,
+            clients: args.clients,
+            connected: connected_n,
+            updates: args.updates,
+            final_version,
+            missed_final,
+            delivery,
+            server_rss_kib_before: rss_before,
+            server_rss_kib_connected: rss_connected,
+            server_bytes_per_client: per_client,
+        },
+    )?;
+    Ok(ok)
+}
+
+/// When each (board lane, version) was sent, and each lane's final version.
+type Sent = (HashMap<(usize, i64), Instant>, Vec<i64>);
+
+/// The writer on `global`: ten players lifted above the current leader first (untimed, in
+/// chunks of the largest allowed token), so that they fill the top 10; then every measured
+/// update adds a point to one of them, which changes the top 10 and is published.
+async fn write_global(stack: &StackArgs, args: &FanoutArgs) -> anyhow::Result<Sent> {
     let http = common::http(16);
     let run_id = scoreboard_tests::random_suffix(6);
     let players = common::sign_in(stack, &http, &run_id, 10).await?;
@@ -182,86 +276,63 @@ pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<bool> {
         }
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    receipts.lock().expect("not poisoned").clear();
-    let mut sent_at: HashMap<i64, Instant> = HashMap::new();
+    let mut sent_at = HashMap::new();
     let mut final_version = 0;
     let every = Duration::from_secs_f64(1.0 / args.rate);
     let start = Instant::now();
     for u in 0..args.updates {
         tokio::time::sleep_until((start + every.mul_f64(u as f64)).into()).await;
         let p = &players[u % players.len()];
-        let token = minter.mint(&p.id, 1)?;
         let t0 = Instant::now();
-        let r = common::internal_score(&http, stack, &p.session, &token.token)
-            .send()
-            .await?;
-        anyhow::ensure!(
-            r.status() == 200,
-            "the writer's update answered {}",
-            r.status()
-        );
+        let r = common::redeem(&http, stack, &minter, p, 1, "the writer's update").await?;
         let v: serde_json::Value = r.json().await?;
         let version = v["leaderboard_version"].as_i64().unwrap_or_default();
-        sent_at.insert(version, t0);
+        sent_at.insert((0, version), t0);
         final_version = final_version.max(version);
     }
-    // Every client should reach the final version: give them a moment.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let missed = |seen: &[Seen]| {
-        seen.iter()
-            .filter(|s| s.last.load(Ordering::Relaxed) < final_version)
-            .count()
-    };
-    while missed(&seen) > 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let missed_final = missed(&seen);
-    let delivery: Vec<Duration> = receipts
-        .lock()
-        .expect("not poisoned")
-        .iter()
-        .filter_map(|(v, at)| sent_at.get(v).map(|t0| at.saturating_duration_since(*t0)))
-        .collect();
-    for t in &tasks {
-        t.abort();
-    }
-    let delivery = Latency::of(delivery);
-    let per_client = match (rss_before, rss_connected) {
-        (Some(b), Some(a)) if connected_n > 0 => {
-            Some((a.saturating_sub(b) as f64 * 1024.0) / connected_n as f64)
+    Ok((sent_at, vec![final_version]))
+}
+
+/// The writer on many boards: one player per board; every update is one redemption per board,
+/// all sent at once, each moving its board's leader (a fresh board's top 10 changes with every
+/// point).
+async fn write_boards(
+    stack: &StackArgs,
+    args: &FanoutArgs,
+    boards: &[String],
+) -> anyhow::Result<Sent> {
+    let http = common::http(boards.len().max(16));
+    let run_id = scoreboard_tests::random_suffix(6);
+    let players = common::sign_in(stack, &http, &run_id, boards.len()).await?;
+    let minter = Minter::new(stack);
+    let mut sent_at = HashMap::new();
+    let mut finals = vec![0; boards.len()];
+    let every = Duration::from_secs_f64(1.0 / args.rate);
+    let start = Instant::now();
+    for u in 0..args.updates {
+        tokio::time::sleep_until((start + every.mul_f64(u as f64)).into()).await;
+        let t0 = Instant::now();
+        let sends = boards.iter().zip(&players).map(|(b, p)| {
+            let (http, minter) = (&http, &minter);
+            async move {
+                let token = minter.mint_on(&p.id, 1, std::slice::from_ref(b))?;
+                let r = common::internal_score(http, stack, &p.session, &token.token)
+                    .send()
+                    .await?;
+                anyhow::ensure!(
+                    r.status() == 200,
+                    "an update of {b} answered {}",
+                    r.status()
+                );
+                let v: serde_json::Value = r.json().await?;
+                Ok(v["leaderboard_version"].as_i64().unwrap_or_default())
+            }
+        });
+        let versions = futures_util::future::try_join_all(sends).await?;
+        for (lane, version) in versions.into_iter().enumerate() {
+            sent_at.insert((lane, version), t0);
+            finals[lane] = finals[lane].max(version);
         }
-        _ => None,
-    };
-    println!("| via | clients | connected | updates | deliveries | p50 ms | p99 ms | max ms | missed final | server bytes/client |");
-    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-    println!(
-        "| {:?} | {} | {connected_n} | {} | {} | {:.1} | {:.1} | {:.1} | {missed_final} | {} |",
-        args.via,
-        args.clients,
-        args.updates,
-        delivery.count,
-        delivery.p50_ms,
-        delivery.p99_ms,
-        delivery.max_ms,
-        per_client.map_or("-".into(), |b| format!("{b:.0}")),
-    );
-    let ok = connected_n == args.clients && missed_final == 0;
-    common::write_json(
-        stack,
-        &Report {
-            scenario: "fanout",
-            via: args.via,
-            url,
-            clients: args.clients,
-            connected: connected_n,
-            updates: args.updates,
-            final_version,
-            missed_final,
-            delivery,
-            server_rss_kib_before: rss_before,
-            server_rss_kib_connected: rss_connected,
-            server_bytes_per_client: per_client,
-        },
-    )?;
-    Ok(ok)
+    }
+    Ok((sent_at, finals))
 }

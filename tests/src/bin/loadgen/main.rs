@@ -5,10 +5,10 @@
 //!
 //! | scenario | what |
 //! | --- | --- |
-//! | `apply` | signed `POST /internal/scores` at the aggregator, closed or open loop; exactly-once check |
+//! | `apply` | signed `POST /internal/scores` at the aggregator, closed or open loop, tokens on 1–8 boards (`--boards`); exactly-once check |
 //! | `edge` | `POST /api/scores` through the edge with session and action token; optional replays |
-//! | `fanout` | N SSE clients (aggregator or edge hub) while a writer changes the top 10 |
-//! | `read` | `GET /api/leaderboard` and `GET /api/players/{id}` |
+//! | `fanout` | N SSE clients (aggregator or edge hub), on one board or spread over many (`--boards`), while a writer changes them |
+//! | `read` | `GET /api/leaderboard` and `GET /api/players/{id}`, or a board's pages and around-me (`--board`) |
 //!
 //! Every scenario has `--quick`, a short run that the test command uses to assert correctness
 //! (exactly once, every client saw the final version), never a time.
@@ -65,6 +65,9 @@ pub(crate) struct StackArgs {
     /// Edge forwarding secret of the stack.
     #[arg(long, env = "EDGE_FORWARD_SECRET", hide_env_values = true)]
     pub(crate) edge_secret: String,
+    /// The aggregator's admin key: scenarios on boards other than `global` create them.
+    #[arg(long, env = "ADMIN_API_KEY", hide_env_values = true)]
+    pub(crate) admin_key: Option<String>,
     /// Write the report as JSON here too.
     #[arg(long)]
     pub(crate) json: Option<std::path::PathBuf>,

@@ -1,5 +1,7 @@
 //! `read`: `GET /api/leaderboard` and `GET /api/players/{id}` at a closed-loop concurrency for
-//! a while, on the aggregator or through the edge; throughput and latency of each.
+//! a while, on the aggregator or through the edge; throughput and latency of each. With
+//! `--board`, that board's reads instead: keyset pages of its entries (`entries`, each reader
+//! walking on with the cursor) and around-me (`players/{id}?around=5`).
 
 use crate::common::{self, Latency, Outcomes};
 use crate::StackArgs;
@@ -24,11 +26,26 @@ pub(crate) struct ReadArgs {
     /// Scored players whose pages are read (fresh guests of this run).
     #[arg(long, default_value_t = 100)]
     players: usize,
+    /// Read this board's entries and around-me instead (created with ADMIN_API_KEY unless it
+    /// is `global`).
+    #[arg(long)]
+    board: Option<String>,
+}
+
+/// The routes read, in order.
+fn routes(board: Option<&str>) -> Vec<String> {
+    match board {
+        None => vec!["/api/leaderboard".into(), "/api/players/{id}".into()],
+        Some(b) => vec![
+            format!("/api/boards/{b}/entries"),
+            format!("/api/boards/{b}/players/{{id}}?around=5"),
+        ],
+    }
 }
 
 #[derive(Debug, Serialize)]
 struct RouteReport {
-    route: &'static str,
+    route: String,
     requests: usize,
     per_s: f64,
     outcomes: Outcomes,
@@ -60,37 +77,62 @@ pub(crate) async fn run(args: ReadArgs) -> anyhow::Result<bool> {
     let run_id = scoreboard_tests::random_suffix(6);
     let players = common::sign_in(stack, &http, &run_id, args.players).await?;
     let minter = common::Minter::new(stack);
+    let boards: Vec<String> = args.board.iter().cloned().collect();
+    common::ensure_boards(stack, &http, &boards).await?;
     for (i, p) in players.iter().enumerate() {
-        common::redeem(
-            &http,
-            stack,
-            &minter,
-            p,
-            10 + i as i64,
-            "scoring a reader's player",
-        )
-        .await?;
+        let points = 10 + i as i64;
+        let token = if boards.is_empty() {
+            minter.mint(&p.id, points)?
+        } else {
+            minter.mint_on(&p.id, points, &boards)?
+        };
+        let r = common::internal_score(&http, stack, &p.session, &token.token)
+            .send()
+            .await?;
+        anyhow::ensure!(
+            r.status() == 200,
+            "scoring a reader's player answered {}",
+            r.status()
+        );
     }
+    // Each reader of pages walks on with the cursor it was given, from the top again at the
+    // end: the reads cover the whole board, not only its first page.
+    let cursors: Vec<std::sync::Mutex<Option<String>>> = (0..args.concurrency)
+        .map(|_| std::sync::Mutex::new(None))
+        .collect();
+    let cursors = std::sync::Arc::new(cursors);
 
-    let mut routes = Vec::new();
+    let mut reports = Vec::new();
     let mut ok = true;
-    for route in ["/api/leaderboard", "/api/players/{id}"] {
+    for route in routes(args.board.as_deref()) {
         let deadline = Instant::now() + Duration::from_secs_f64(args.seconds);
         let started = Instant::now();
         let results: Vec<(String, Duration)> = stream::iter(0..)
             .take_while(|_| futures_util::future::ready(Instant::now() < deadline))
             .map(|i: usize| {
-                let url = match route {
-                    "/api/leaderboard" => format!("{base}/api/leaderboard"),
-                    _ => format!("{base}/api/players/{}", players[i % players.len()].id),
+                let paging = route.ends_with("/entries");
+                let slot = i % cursors.len();
+                let url = if paging {
+                    let after = cursors[slot].lock().expect("not poisoned").clone();
+                    let q = after.map(|a| format!("&after={a}")).unwrap_or_default();
+                    format!("{base}{route}?limit=50{q}")
+                } else {
+                    format!(
+                        "{base}{}",
+                        route.replace("{id}", &players[i % players.len()].id)
+                    )
                 };
-                let http = http.clone();
+                let (http, cursors) = (http.clone(), cursors.clone());
                 async move {
                     let t0 = Instant::now();
                     let key = match http.get(url).send().await {
                         Ok(r) => {
                             let status = r.status().as_u16();
-                            let body = r.json().await.unwrap_or_default();
+                            let body: serde_json::Value = r.json().await.unwrap_or_default();
+                            if paging {
+                                let next = body["next"].as_str().map(str::to_owned);
+                                *cursors[slot].lock().expect("not poisoned") = next;
+                            }
                             common::outcome_key(status, &body)
                         }
                         Err(_) => "0 no answer".into(),
@@ -107,7 +149,7 @@ pub(crate) async fn run(args: ReadArgs) -> anyhow::Result<bool> {
             *outcomes.entry(k.clone()).or_default() += 1;
         }
         ok &= outcomes.keys().all(|k| k == "200");
-        routes.push(RouteReport {
+        reports.push(RouteReport {
             route,
             requests: results.len(),
             per_s: results.len() as f64 / elapsed,
@@ -117,7 +159,7 @@ pub(crate) async fn run(args: ReadArgs) -> anyhow::Result<bool> {
     }
     println!("| base | route | concurrency | requests | per second | p50 ms | p99 ms | max ms | outcomes |");
     println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
-    for r in &routes {
+    for r in &reports {
         println!(
             "| {base} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:?} |",
             r.route,
@@ -136,7 +178,7 @@ pub(crate) async fn run(args: ReadArgs) -> anyhow::Result<bool> {
             scenario: "read",
             base,
             concurrency: args.concurrency,
-            routes,
+            routes: reports,
         },
     )?;
     Ok(ok)

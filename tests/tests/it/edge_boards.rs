@@ -1,0 +1,181 @@
+//! Many boards through the edge (the worker in workerd): each board's SSE clients, served by
+//! that board's hub, see only their board's changes; the `global` routes answer exactly as
+//! before; catalog actions that name boards mint tokens that move them; board reads are
+//! forwarded; an unknown board's stream is a `404` in our shape.
+
+use crate::support::{edge_with, stack};
+use scoreboard_tests::client;
+use scoreboard_tests::sse::SseClient;
+use scoreboard_tests::stack::ADMIN_KEY;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(15);
+const QUIET: Duration = Duration::from_millis(1500);
+
+async fn put_board(http: &reqwest::Client, agg: &str, id: &str, body: Value) {
+    let r = http
+        .put(format!("{agg}/admin/boards/{id}"))
+        .bearer_auth(ADMIN_KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "PUT /admin/boards/{id}");
+}
+
+/// Mints `action` at the edge and redeems it there; returns the score answer.
+async fn act(http: &reqwest::Client, edge: &str, session: &str, action: &str) -> Value {
+    let minted: Value = http
+        .post(format!("{edge}/api/actions"))
+        .bearer_auth(session)
+        .json(&json!({ "action": action }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let r = http
+        .post(format!("{edge}/api/scores"))
+        .bearer_auth(session)
+        .json(&json!({ "action_token": minted["action_token"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "redeeming {action}");
+    r.json().await.unwrap()
+}
+
+async fn stream(url: &str) -> SseClient {
+    let (status, sse) = SseClient::connect(url, None).await;
+    assert_eq!(status, 200, "{url}");
+    let mut sse = sse.unwrap();
+    sse.next_snapshot(WAIT)
+        .await
+        .expect("the current snapshot first");
+    sse
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_boards_clients_see_only_their_board_and_the_global_routes_are_unchanged() {
+    let (_db, _redis, (agg, _stop, _task)) = stack().await;
+    let http = reqwest::Client::new();
+    put_board(
+        &http,
+        &agg,
+        "coins",
+        json!({"title": "Coins", "order": "desc", "operator": "sum"}),
+    )
+    .await;
+    put_board(
+        &http,
+        &agg,
+        "time",
+        json!({"title": "Time", "order": "asc", "operator": "best"}),
+    )
+    .await;
+    let catalog = r#"{"tap": {"points": 3, "min_seconds": 0},
+        "run": {"points": 90, "min_seconds": 0, "boards": ["time", "coins"]}}"#;
+    let edge = edge_with(&agg, &[("ACTION_CATALOG", catalog)]).await;
+    let base = edge.url();
+    let mut coins = stream(&format!("{base}/api/boards/coins/stream")).await;
+    let mut time = stream(&format!("{base}/api/boards/time/stream")).await;
+    let mut alias = stream(&format!("{base}/api/leaderboard/stream")).await;
+
+    let g = client::guest(&http, &base, "Racer").await;
+    let answer = act(&http, &base, &g.token, "run").await;
+    let boards: Vec<&str> = answer["boards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["board"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        boards,
+        ["time", "coins"],
+        "the catalog's boards, in its order"
+    );
+    for (name, sse) in [("coins", &mut coins), ("time", &mut time)] {
+        let (_, snap) = sse
+            .next_snapshot(WAIT)
+            .await
+            .unwrap_or_else(|| panic!("{name} changed"));
+        assert_eq!(snap["board"], name);
+        assert_eq!(snap["top"][0]["player_id"], g.id.as_str());
+        assert_eq!(snap["top"][0]["score"], 90);
+    }
+    assert!(
+        alias.next_snapshot(QUIET).await.is_none(),
+        "global did not change"
+    );
+
+    act(&http, &base, &g.token, "tap").await;
+    let (_, plain) = alias.next_snapshot(WAIT).await.expect("global changed");
+    assert!(
+        plain.get("board").is_none() && plain.get("period").is_none(),
+        "{plain}"
+    );
+    assert_eq!(plain["top"][0]["score"], 3);
+    assert!(
+        coins.next_snapshot(QUIET).await.is_none(),
+        "coins did not change"
+    );
+    assert!(
+        time.next_snapshot(Duration::from_millis(300))
+            .await
+            .is_none(),
+        "time did not change"
+    );
+
+    // The alias snapshot at the edge (from the live hub) is the aggregator's, key for key.
+    let from_edge = client::get_text(&http, &format!("{base}/api/leaderboard")).await;
+    let from_agg = client::get_text(&http, &format!("{agg}/api/leaderboard")).await;
+    assert!(from_edge.starts_with(r#"{"version":"#), "{from_edge}");
+    let strip = |s: &str| {
+        let mut v: Value = serde_json::from_str(s).unwrap();
+        v.as_object_mut().unwrap().remove("updated_at");
+        v
+    };
+    assert_eq!(strip(&from_edge), strip(&from_agg));
+    let board: Value = client::get_json(&http, &format!("{base}/api/boards/time")).await;
+    assert_eq!(
+        (board["board"].as_str(), board["top"][0]["score"].as_i64()),
+        (Some("time"), Some(90))
+    );
+
+    let list: Value = client::get_json(&http, &format!("{base}/api/boards")).await;
+    assert_eq!(list["boards"].as_array().unwrap().len(), 3);
+    let page: Value =
+        client::get_json(&http, &format!("{base}/api/boards/coins/entries?limit=5")).await;
+    assert_eq!(page["entries"][0]["player_id"], g.id.as_str());
+    let me: Value = client::get_json(
+        &http,
+        &format!("{base}/api/boards/time/players/{}?around=3", g.id),
+    )
+    .await;
+    assert_eq!(
+        (me["rank"].as_i64(), me["around"].as_array().map(Vec::len)),
+        (Some(1), Some(1))
+    );
+
+    for path in [
+        "/api/boards/nope/stream",
+        "/api/boards/Not_An_Id/stream",
+        "/api/boards/nope",
+    ] {
+        let r = http.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(r.status(), 404, "{path}");
+        assert_eq!(
+            client::error_of(r).await.error.code.as_str(),
+            "BOARD_NOT_FOUND",
+            "{path}"
+        );
+    }
+    let r = http
+        .get(format!("{base}/api/boards/coins/entries?limit=0"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "the aggregator's refusal comes through");
+}
