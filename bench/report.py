@@ -36,6 +36,16 @@ def apply_rows(directory):
     return rows
 
 
+def read_table(redis, postgres):
+    print("| store | route | requests | per second | p50 ms | p99 ms | outcomes |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | --- |")
+    for label, r in [("Redis", redis), ("PostgreSQL only", postgres)]:
+        for route in r["routes"]:
+            lat = route["latency"]
+            print(f"| {label} | `{route['route']}` | {route['requests']} | {route['per_s']:.0f} | "
+                  f"{lat['p50_ms']:.2f} | {lat['p99_ms']:.2f} | {route['outcomes']} |")
+
+
 def main():
     directory, svg = sys.argv[1], sys.argv[2]
     print("### apply (signed POST /internal/scores, aggregator as its own process)\n")
@@ -55,13 +65,7 @@ def main():
     rr, rp = load(directory, "read-redis.json"), load(directory, "read-postgres.json")
     if rr and rp:
         print("\n### read (closed loop)\n")
-        print("| store | route | requests | per second | p50 ms | p99 ms | outcomes |")
-        print("| --- | --- | ---: | ---: | ---: | ---: | --- |")
-        for label, r in [("Redis", rr), ("PostgreSQL only", rp)]:
-            for route in r["routes"]:
-                lat = route["latency"]
-                print(f"| {label} | `{route['route']}` | {route['requests']} | {route['per_s']:.0f} | "
-                      f"{lat['p50_ms']:.2f} | {lat['p99_ms']:.2f} | {route['outcomes']} |")
+        read_table(rr, rp)
         for i, route in enumerate(rr["routes"]):
             print(f"\n**Redis vs PostgreSQL only, `{route['route']}`: "
                   f"{ratio(route['per_s'], rp['routes'][i]['per_s'])}**")
@@ -84,6 +88,8 @@ def main():
         print(f"\n**Aggregator SSE vs edge-hub SSE, p99 delivery: {a['p99_ms']:.1f} ms vs {e['p99_ms']:.1f} ms "
               f"(edge/aggregator {ratio(e['p99_ms'], a['p99_ms'])})**")
 
+    boards(directory)
+
     e = load(directory, "edge.json")
     if e:
         lat = e["latency"]
@@ -96,6 +102,47 @@ def main():
 
     chart(directory, svg)
     print(f"\nChart: `{svg}`")
+
+
+def boards(directory):
+    """Many boards: tokens on 3 boards vs 1, board reads from Redis vs PostgreSQL, 50 boards
+    changing at once, and the single-board numbers against the code before (same run)."""
+    one, three = load(directory, "apply-batched.json"), load(directory, "apply-boards-3.json")
+    if not (one and three):
+        return
+    print("\n### boards\n")
+    print("| run | boards per token | acknowledged | events | applied/s | p99 ms | exactly once |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
+    for name, r in [("apply-batched", one), ("apply-boards-3", three)]:
+        once = r.get("exactly_once") or {}
+        print(f"| {name} | {r.get('boards', 1)} | {r['acknowledged']} | {once.get('events', '-')} | "
+              f"{r['applied_per_s']:.0f} | {r['latency']['p99_ms']:.1f} | {'yes' if once.get('ok') else 'NO'} |")
+    print(f"\n**Tokens on 3 boards vs 1: {three['applied_per_s'] / one['applied_per_s']:.2f}×** "
+          f"(target ≥ 0.7×; {three['applied_per_s']:.0f} vs {one['applied_per_s']:.0f} applied/s)")
+    rr, rp = load(directory, "read-board-redis.json"), load(directory, "read-board-postgres.json")
+    if rr and rp:
+        print()
+        read_table(rr, rp)
+        for i, route in enumerate(rr["routes"]):
+            print(f"\n**`{route['route']}`: {route['per_s']:.0f}/s with Redis (target ≥ 10,000/s), "
+                  f"{ratio(route['per_s'], rp['routes'][i]['per_s'])} PostgreSQL only**")
+    f = load(directory, "fanout-boards-50.json")
+    if f:
+        d = f["delivery"]
+        print(f"\n**50 boards changing at once, {f['clients']} SSE clients over them: p99 delivery "
+              f"{d['p99_ms']:.1f} ms** (p50 {d['p50_ms']:.1f}, max {d['max_ms']:.1f}, "
+              f"{d['count']} deliveries, {f['missed_final']} missed the final version)")
+    ba, br = load(directory, "baseline-apply-batched.json"), load(directory, "baseline-read-redis.json")
+    if ba:
+        print("\n| single board | before | now | now/before |")
+        print("| --- | ---: | ---: | ---: |")
+        print(f"| applied/s (closed loop) | {ba['applied_per_s']:.0f} | {one['applied_per_s']:.0f} | "
+              f"{one['applied_per_s'] / ba['applied_per_s']:.2f} |")
+        now = load(directory, "read-redis.json")
+        if br and now:
+            for b_route, n_route in zip(br["routes"], now["routes"]):
+                print(f"| `{b_route['route']}` per second (Redis) | {b_route['per_s']:.0f} | {n_route['per_s']:.0f} | "
+                      f"{n_route['per_s'] / b_route['per_s']:.2f} |")
 
 
 def chart(directory, svg):

@@ -64,21 +64,6 @@ impl Model {
     }
 }
 
-fn rows(entries: &Value) -> Vec<(String, i64, i64)> {
-    entries
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["player_id"].as_str().unwrap().to_owned(),
-                e["score"].as_i64().unwrap(),
-                e["rank"].as_i64().unwrap(),
-            )
-        })
-        .collect()
-}
-
 fn ranked(board: &[(String, i64)]) -> Vec<(String, i64, i64)> {
     board
         .iter()
@@ -107,7 +92,7 @@ async fn all_pages(app: &TestApp, board: &str, limit: usize) -> Vec<(String, i64
         )
         .await;
         assert_eq!(s, 200, "{page}");
-        out.extend(rows(&page["entries"]));
+        out.extend(entry_rows(&page["entries"]));
         match page["next"].as_str() {
             Some(n) => after = Some(n.to_owned()),
             None => return out,
@@ -121,7 +106,7 @@ async fn compare(app: &TestApp, model: &Model, players: &[Player], path: &str) {
         let want = ranked(&model.board(b));
         let (_, snap) = json_of(app, &format!("/api/boards/{board}")).await;
         let top: Vec<_> = want.iter().take(10).cloned().collect();
-        assert_eq!(rows(&snap["top"]), top, "{path}: top 10 of {board}");
+        assert_eq!(entry_rows(&snap["top"]), top, "{path}: top 10 of {board}");
         assert_eq!(
             all_pages(app, board, 5).await,
             want,
@@ -139,7 +124,7 @@ async fn compare(app: &TestApp, model: &Model, players: &[Player], path: &str) {
                     let window: Vec<_> =
                         want[i.saturating_sub(2)..(i + 3).min(want.len())].to_vec();
                     assert_eq!(
-                        rows(&around["around"]),
+                        entry_rows(&around["around"]),
                         window,
                         "{path}: around {} on {board}",
                         p.name

@@ -48,6 +48,10 @@ async fn value_on(app: &TestApp, board: &str, player: &str) -> Option<i64> {
         .unwrap()
 }
 
+fn ranks(entries: &Value) -> Vec<i64> {
+    entry_rows(entries).into_iter().map(|r| r.2).collect()
+}
+
 async fn get(app: &TestApp, path: &str) -> (u16, Value) {
     let r = app.get(path).await;
     (r.status().as_u16(), r.json().await.unwrap_or_default())
@@ -334,13 +338,8 @@ async fn a_board_reads_in_pages_around_a_player_and_refuses_malformed_reads() {
         );
     }
     let (_, first) = get(&app, "/api/boards/time/entries?limit=3").await;
-    let ranks: Vec<i64> = first["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["rank"].as_i64().unwrap())
-        .collect();
-    assert_eq!(ranks, [1, 2, 3]);
+    let first_ranks = ranks(&first["entries"]);
+    assert_eq!(first_ranks, [1, 2, 3]);
     assert_eq!(first["entries"][0]["score"], 100);
     let mut seen = Vec::new();
     let mut next = Some(String::new());
@@ -366,24 +365,14 @@ async fn a_board_reads_in_pages_around_a_player_and_refuses_malformed_reads() {
 
     let around = |p: &Player, n: i64| format!("/api/boards/time/players/{}?around={n}", p.id);
     let (_, top) = get(&app, &around(&players[0], 2)).await;
-    let top_ranks: Vec<i64> = top["around"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["rank"].as_i64().unwrap())
-        .collect();
+    let top_ranks = ranks(&top["around"]);
     assert_eq!(
         (top["rank"].as_i64(), top_ranks),
         (Some(1), vec![1, 2, 3]),
         "nothing above rank 1"
     );
     let (_, last) = get(&app, &around(&players[6], 2)).await;
-    let last_ranks: Vec<i64> = last["around"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["rank"].as_i64().unwrap())
-        .collect();
+    let last_ranks = ranks(&last["around"]);
     assert_eq!(
         (last["rank"].as_i64(), last_ranks),
         (Some(7), vec![5, 6, 7]),

@@ -59,18 +59,7 @@ async fn todays_scores_become_the_global_board_with_the_same_ranks_and_versions(
         scoreboard_tests::client::get_json(&app.http, &format!("{}/api/leaderboard", app.base))
             .await;
     assert_eq!(board["version"], 6);
-    let top: Vec<(String, i64, i64)> = board["top"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["player_id"].as_str().unwrap().to_owned(),
-                e["score"].as_i64().unwrap(),
-                e["rank"].as_i64().unwrap(),
-            )
-        })
-        .collect();
+    let top = entry_rows(&board["top"]);
     assert_eq!(
         top,
         [

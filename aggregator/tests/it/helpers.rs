@@ -276,6 +276,23 @@ pub(crate) async fn put_board(app: &TestApp, id: &str, body: Value) -> Value {
     b
 }
 
+/// `(player_id, score, rank)` of each entry of a JSON array of entries (a snapshot's `top`, a
+/// page's `entries`, an `around`).
+pub(crate) fn entry_rows(entries: &Value) -> Vec<(String, i64, i64)> {
+    entries
+        .as_array()
+        .expect("an array of entries")
+        .iter()
+        .map(|e| {
+            (
+                e["player_id"].as_str().unwrap().to_owned(),
+                e["score"].as_i64().unwrap(),
+                e["rank"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
 /// The error code of a JSON error response.
 pub(crate) async fn code_of(r: reqwest::Response) -> (u16, String, Value) {
     let status = r.status().as_u16();
