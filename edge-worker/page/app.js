@@ -1,22 +1,40 @@
-// The scoreboard page: the live top 10 over EventSource, guest sign-in, and one button per
-// catalog action that mints an action token, waits out its minimum duration and redeems it.
-// No build step and no framework: the worker serves this file as it is. Every name from the
-// server goes into the page through textContent, never as HTML.
+// The scoreboard page: a board picker (`?board=` in the URL), the chosen board's live top 10
+// over EventSource with a "Load more" list below it (keyset pages), guest sign-in, the player's
+// standing on the chosen board with the entries around them, and one button per catalog action
+// that mints an action token, waits out its minimum duration and redeems it.
+// No build step and no framework: the worker serves this file as it is. Every name and title
+// from the server goes into the page through textContent, never as HTML.
 'use strict';
 
 const SESSION_KEY = 'scoreboard.session';
+const DEFAULT_BOARD = 'global';
+/** DESIGN.md's board id: anything else in `?board=` is ignored rather than requested. */
+const BOARD_ID = /^[a-z0-9][a-z0-9_-]{0,31}$/;
+/** Rows per "Load more" page; the first page is the top 10 the stream already shows. */
+const PAGE_SIZE = 10;
+/** Entries above and below the player in their standing. */
+const AROUND = 2;
 const $ = (id) => document.getElementById(id);
 
 const state = {
   session: loadSession(),
   catalog: [],
+  boards: new Map(), // id -> the board as GET /api/boards lists it, global first
+  boardsRetry: 5000,
+  boardsTimer: null,
+  board: boardFromUrl(),
+  period: null, // period id of the last snapshot shown
+  fresh: true, // no snapshot of this board and period shown yet: nothing to mark as moved
   ranks: new Map(), // player_id -> rank in the last snapshot shown
   scores: new Map(), // player_id -> score in the last snapshot shown
   version: 0,
+  topFull: false, // the last snapshot had a whole top 10, so there may be more below it
+  more: newMore(),
   stream: null,
   retryDelay: 1000,
   retryTimer: null,
   meTimer: null,
+  meSeq: 0, // the latest standing request; older answers (another board, a race) are dropped
 };
 
 // ---- session ---------------------------------------------------------------------------
@@ -96,6 +114,127 @@ function say(text, kind) {
 const numberFormat = new Intl.NumberFormat();
 function fmt(n) { return numberFormat.format(n); }
 
+// ---- boards -----------------------------------------------------------------------------
+
+function boardFromUrl() {
+  const id = new URLSearchParams(location.search).get('board');
+  return id && BOARD_ID.test(id) ? id : DEFAULT_BOARD;
+}
+
+const ORDER_WORDS = { desc: 'Higher is better', asc: 'Lower is better' };
+const OPERATOR_WORDS = { sum: 'points add up', best: 'best run counts', latest: 'last result counts' };
+const RESET_WORDS = {
+  hourly: 'resets every hour',
+  daily: 'resets every day',
+  weekly: 'resets every Monday',
+  monthly: 'resets on the 1st of each month',
+};
+
+/** A board's rules in words: "Higher is better · points add up". */
+function rules(b) {
+  const words = [ORDER_WORDS[b.order], OPERATOR_WORDS[b.operator]];
+  if (b.reset && b.reset !== 'never') words.push(RESET_WORDS[b.reset] || 'resets on a schedule');
+  return words.filter(Boolean).join(' · ');
+}
+
+function boardTitle(id) {
+  const b = state.boards.get(id);
+  return b ? b.title : id;
+}
+
+async function loadBoards() {
+  clearTimeout(state.boardsTimer);
+  const r = await api('GET', '/api/boards');
+  if (r.status !== 200 || !Array.isArray(r.body && r.body.boards)) {
+    // The picker keeps what it has (at least the board on screen); the list comes later.
+    state.boardsTimer = setTimeout(loadBoards, state.boardsRetry);
+    state.boardsRetry = Math.min(state.boardsRetry * 2, 60_000);
+    showPicker();
+    return;
+  }
+  state.boardsRetry = 5000;
+  const list = r.body.boards.filter((b) => b && typeof b.id === 'string');
+  list.sort((a, b) => (b.id === DEFAULT_BOARD) - (a.id === DEFAULT_BOARD));
+  state.boards = new Map(list.map((b) => [b.id, b]));
+  if (!state.boards.has(state.board)) {
+    // A board in the URL that does not exist (any more), or is hidden.
+    const fallback = state.boards.has(DEFAULT_BOARD) ? DEFAULT_BOARD : list.length ? list[0].id : null;
+    if (fallback) {
+      say(`There is no board "${state.board}"; showing ${boardTitle(fallback)}.`, 'error');
+      chooseBoard(fallback);
+    }
+  }
+  showPicker();
+  labelActions();
+}
+
+function showPicker() {
+  const select = $('board-picker');
+  const ids = [...state.boards.keys()];
+  if (!state.boards.has(state.board)) ids.unshift(state.board);
+  select.replaceChildren(...ids.map((id) => {
+    const o = document.createElement('option');
+    o.value = id;
+    const b = state.boards.get(id);
+    o.textContent = b ? `${b.title} — ${rules(b)}` : id;
+    return o;
+  }));
+  select.value = state.board;
+  describeBoard();
+}
+
+function describeBoard() {
+  const b = state.boards.get(state.board);
+  const title = boardTitle(state.board);
+  $('board-title').textContent = `Top 10 · ${title}`;
+  $('me-board').textContent = title;
+  let words = b ? rules(b) : '';
+  if (b && b.reset && b.reset !== 'never' && b.next_reset_at) {
+    const at = new Date(b.next_reset_at);
+    if (!Number.isNaN(at.getTime())) words += ` · next reset ${at.toLocaleString()}`;
+  }
+  $('board-rule').textContent = words;
+}
+
+/** Shows board `id`: its URL, its stream (the old one is closed), its "more" list, the
+ * player's standing on it. */
+function chooseBoard(id) {
+  if (id === state.board) return;
+  state.board = id;
+  const url = new URL(location.href);
+  if (id === DEFAULT_BOARD) url.searchParams.delete('board');
+  else url.searchParams.set('board', id);
+  history.replaceState(null, '', url);
+  clearBoard();
+  showPicker();
+  setConnection('connecting');
+  state.retryDelay = 1000;
+  connect();
+  showNoStanding('');
+  refreshMe();
+}
+
+/** Empties what the page shows of the previous board (or period). */
+function clearBoard() {
+  state.period = null;
+  state.version = 0;
+  state.fresh = true;
+  state.topFull = false;
+  state.ranks = new Map();
+  state.scores = new Map();
+  $('board-rows').replaceChildren();
+  $('board-empty').hidden = true;
+  $('board-caption').textContent = 'Waiting for the first update…';
+  $('board-changes').textContent = '';
+  delete $('board').dataset.version;
+  resetMore();
+}
+
+$('board-picker').addEventListener('change', (e) => {
+  say(''); // what the last message said was about the board left behind
+  chooseBoard(e.target.value);
+});
+
 // ---- the live board ---------------------------------------------------------------------
 
 function setConnection(s) {
@@ -113,10 +252,13 @@ function setConnection(s) {
 function connect() {
   clearTimeout(state.retryTimer);
   if (state.stream) state.stream.close();
-  const es = new EventSource('/api/leaderboard/stream');
+  const es = new EventSource(`/api/boards/${encodeURIComponent(state.board)}/stream`);
   state.stream = es;
-  es.addEventListener('open', () => setConnection('live'));
+  es.addEventListener('open', () => {
+    if (es === state.stream) setConnection('live');
+  });
   es.addEventListener('leaderboard', (e) => {
+    if (es !== state.stream) return;
     state.retryDelay = 1000;
     setConnection('live');
     try { render(JSON.parse(e.data)); } catch (_) { /* a bad frame is skipped, the next is whole */ }
@@ -143,36 +285,55 @@ window.addEventListener('online', () => {
   connect();
 });
 
+/** A table row of rank, name (as text) and score, marked when it is the player's own. */
+function entryRow(entry) {
+  const me = state.session && state.session.player_id;
+  const tr = document.createElement('tr');
+  tr.dataset.player = entry.player_id;
+  const rank = document.createElement('td');
+  rank.className = 'rank';
+  rank.textContent = String(entry.rank);
+  const name = document.createElement('td');
+  name.className = 'name';
+  name.textContent = entry.name;
+  if (entry.player_id === me) {
+    tr.classList.add('me');
+    const you = document.createElement('span');
+    you.className = 'visually-hidden';
+    you.textContent = ' (you)';
+    name.append(you);
+  }
+  const score = document.createElement('td');
+  score.className = 'score';
+  score.textContent = fmt(entry.score);
+  tr.append(rank, name, score);
+  return tr;
+}
+
 function render(snap) {
-  if (typeof snap.version !== 'number' || snap.version < state.version) return;
+  // A frame of the board that was on screen before a switch is not this board's.
+  if (!snap || (snap.board !== undefined && snap.board !== state.board)) return;
+  const period = snap.period && snap.period.id;
+  if (period !== undefined && period !== state.period) {
+    // A new period starts empty, with versions of its own: nothing carries over.
+    if (state.period !== null) {
+      clearBoard();
+      loadBoards(); // the next reset moved on
+    }
+    state.period = period;
+  }
+  if (typeof snap.version !== 'number' || !Array.isArray(snap.top) || snap.version < state.version) return;
   state.version = snap.version;
   const me = state.session && state.session.player_id;
   const rows = document.createDocumentFragment();
   const changes = [];
-  const firstSnapshot = state.ranks.size === 0 && state.scores.size === 0;
+  const firstSnapshot = state.fresh;
+  state.fresh = false;
   for (const entry of snap.top) {
-    const tr = document.createElement('tr');
-    tr.dataset.player = entry.player_id;
+    const tr = entryRow(entry);
     const before = state.ranks.get(entry.player_id);
     const scoreBefore = state.scores.get(entry.player_id);
-    if (entry.player_id === me) tr.classList.add('me');
     if (!firstSnapshot && scoreBefore !== entry.score) tr.classList.add('changed');
-
-    const rank = document.createElement('td');
-    rank.className = 'rank';
-    rank.textContent = String(entry.rank);
-    const name = document.createElement('td');
-    name.className = 'name';
-    name.textContent = entry.name;
-    if (entry.player_id === me) {
-      const you = document.createElement('span');
-      you.className = 'visually-hidden';
-      you.textContent = ' (you)';
-      name.append(you);
-    }
-    const score = document.createElement('td');
-    score.className = 'score';
-    score.textContent = fmt(entry.score);
     const move = document.createElement('td');
     move.className = 'move';
     if (!firstSnapshot) {
@@ -192,7 +353,7 @@ function render(snap) {
         move.title = `down ${entry.rank - before}`;
       }
     }
-    tr.append(rank, name, score, move);
+    tr.append(move);
     rows.append(tr);
   }
   $('board-rows').replaceChildren(rows);
@@ -204,11 +365,102 @@ function render(snap) {
     `Top ${snap.top.length} players, updated ${Number.isNaN(at.getTime()) ? 'just now' : at.toLocaleTimeString()} (version ${snap.version})`;
   $('board').dataset.version = String(snap.version);
   if (changes.length) $('board-changes').textContent = changes.join('. ');
+  state.topFull = snap.top.length >= 10;
+  showMoreButton();
   // The player's own rank can move when others score: refresh it, at most once a second.
   if (me && !state.meTimer) {
     state.meTimer = setTimeout(() => { state.meTimer = null; refreshMe(); }, 1000);
   }
 }
+
+// ---- below the top 10 -------------------------------------------------------------------
+
+function newMore() {
+  return { started: false, next: null, loading: false, count: 0 };
+}
+
+function resetMore() {
+  state.more = newMore();
+  $('more-rows').replaceChildren();
+  $('more').hidden = true;
+  $('more-status').textContent = '';
+  showMoreButton();
+}
+
+/** "Load more" is offered while the list may go on: before the first page when the top 10 is
+ * full, then as long as the last page had a cursor. */
+function showMoreButton() {
+  const m = state.more;
+  const button = $('more-button');
+  button.hidden = !(m.loading || (m.started ? m.next !== null : state.topFull));
+  // Not `disabled` while a page loads (loadMore ignores a second click): a disabled button
+  // would drop the keyboard focus.
+  if (m.loading) button.setAttribute('aria-busy', 'true');
+  else button.removeAttribute('aria-busy');
+}
+
+function entriesPath(board, after) {
+  const q = new URLSearchParams({ limit: String(PAGE_SIZE) });
+  if (after) q.set('after', after);
+  return `/api/boards/${encodeURIComponent(board)}/entries?${q}`;
+}
+
+async function loadMore() {
+  const m = state.more;
+  const board = state.board;
+  if (m.loading) return;
+  m.loading = true;
+  showMoreButton();
+  $('more-status').textContent = '';
+  try {
+    let after = m.next;
+    if (!m.started) {
+      // The first page is the top 10 already on screen: it is read for its cursor only.
+      const first = await api('GET', entriesPath(board, null));
+      if (state.more !== m) return;
+      if (first.status !== 200 || !first.body) {
+        $('more-status').textContent = explain(first);
+        return;
+      }
+      if (!first.body.next) {
+        m.started = true;
+        $('more-status').textContent = 'No one below the top 10 yet.';
+        return;
+      }
+      after = first.body.next;
+    }
+    const r = await api('GET', entriesPath(board, after));
+    if (state.more !== m) return; // the board changed meanwhile
+    if (r.status !== 200 || !r.body || !Array.isArray(r.body.entries)) {
+      // The cursor is kept: the same page can be asked for again.
+      $('more-status').textContent = explain(r);
+      return;
+    }
+    m.started = true;
+    m.next = r.body.next || null;
+    const rows = document.createDocumentFragment();
+    for (const entry of r.body.entries) rows.append(entryRow(entry));
+    $('more-rows').append(rows);
+    m.count += r.body.entries.length;
+    $('more').hidden = m.count === 0;
+    if (m.next === null) {
+      $('more-status').textContent = m.count === 0 ? 'No one below the top 10 yet.' : 'That is everyone on this board.';
+    } else if (r.body.entries.length) {
+      $('more-status').textContent = `Showing ranks 11 to ${fmt(r.body.entries[r.body.entries.length - 1].rank)}.`;
+    }
+  } finally {
+    if (state.more === m) {
+      m.loading = false;
+      const button = $('more-button');
+      const focused = document.activeElement === button;
+      showMoreButton();
+      // A keyboard user whose button went away at the end is told why, not left on nothing.
+      if (focused && button.hidden) $('more-status').focus();
+    }
+  }
+}
+
+$('more-button').addEventListener('click', loadMore);
 
 // ---- the player -------------------------------------------------------------------------
 
@@ -218,6 +470,7 @@ function showPlayer() {
   $('player').hidden = !s;
   if (s) {
     $('me-name').textContent = s.name;
+    showNoStanding('');
     refreshMe();
   }
 }
@@ -225,13 +478,49 @@ function showPlayer() {
 function showMe(score, rank) {
   $('me-score').textContent = fmt(score);
   $('me-rank').textContent = rank ? `#${fmt(rank)}` : '–';
+  $('me-none').hidden = true;
 }
 
+/** The player has no entry on the board (yet), or it is not known yet (`note` empty). */
+function showNoStanding(note) {
+  $('me-score').textContent = '–';
+  $('me-rank').textContent = '–';
+  $('me-none').textContent = note;
+  $('me-none').hidden = !note;
+  $('around').hidden = true;
+  $('around-rows').replaceChildren();
+}
+
+function showAround(entries) {
+  const rows = document.createDocumentFragment();
+  for (const entry of entries) {
+    const tr = entryRow(entry);
+    if (tr.classList.contains('me')) tr.setAttribute('aria-current', 'true');
+    rows.append(tr);
+  }
+  $('around-rows').replaceChildren(rows);
+  $('around').hidden = entries.length === 0;
+}
+
+/** The player's standing on the board on screen, with the entries around them. */
 async function refreshMe() {
   const s = state.session;
   if (!s) return;
-  const r = await api('GET', `/api/players/${encodeURIComponent(s.player_id)}`);
-  if (r.status === 200 && state.session === s) showMe(r.body.score, r.body.rank);
+  const board = state.board;
+  const seq = ++state.meSeq;
+  const r = await api('GET',
+    `/api/boards/${encodeURIComponent(board)}/players/${encodeURIComponent(s.player_id)}?around=${AROUND}`);
+  if (seq !== state.meSeq || state.session !== s || state.board !== board) return;
+  const code = r.body && r.body.error && r.body.error.code;
+  if (r.status === 200 && r.body) {
+    showMe(r.body.score, r.body.rank);
+    showAround(Array.isArray(r.body.around) ? r.body.around : []);
+  } else if (r.status === 404 && code === 'PLAYER_NOT_FOUND') {
+    showNoStanding('No entry yet on this board.');
+  } else if (r.status === 404 && code === 'BOARD_NOT_FOUND') {
+    loadBoards(); // the board went away: the list says where to go instead
+  }
+  // Other failures (429, 503, offline) leave the last standing shown; the next update retries.
 }
 
 $('signin').addEventListener('submit', async (e) => {
@@ -275,8 +564,18 @@ function buttonLabel(button, title, detail) {
 }
 
 function idleLabel(button, a) {
-  buttonLabel(button, `${a.label} +${fmt(a.points)}`,
-    a.min_seconds > 0 ? `takes ${seconds(a.min_seconds)}` : 'instant');
+  let detail = a.min_seconds > 0 ? `takes ${seconds(a.min_seconds)}` : 'instant';
+  // Without boards of its own an action counts on the global board only.
+  if (Array.isArray(a.boards)) detail += ` · ${a.boards.map(boardTitle).join(', ')}`;
+  buttonLabel(button, `${a.label} +${fmt(a.points)}`, detail);
+}
+
+/** Relabels idle action buttons, e.g. once the board titles are known. */
+function labelActions() {
+  for (const a of state.catalog) {
+    const b = document.querySelector(`#actions button[data-action="${CSS.escape(a.action)}"]`);
+    if (b && !b.disabled && !b.dataset.pending) idleLabel(b, a);
+  }
 }
 
 async function loadCatalog() {
@@ -332,8 +631,7 @@ async function perform(a, button) {
       }
       if (r.status === 200) {
         delete button.dataset.pending;
-        showMe(r.body.score, r.body.rank);
-        say(`+${fmt(a.points)} for ${a.action}! Your score is ${fmt(r.body.score)}, rank #${fmt(r.body.rank)}.`, 'ok');
+        scored(a, r.body);
         return;
       }
       if (r.status === 503 || r.status === 0) {
@@ -352,6 +650,25 @@ async function perform(a, button) {
   }
 }
 
+/** A score answer: the standing on the board on screen when the action counted there (else on
+ * its first board), in words and in the player's panel, then the entries around them. */
+function scored(a, body) {
+  const standings = Array.isArray(body.boards) && body.boards.length
+    ? body.boards
+    : [{ board: DEFAULT_BOARD, score: body.score, rank: body.rank }];
+  const here = standings.find((b) => b.board === state.board);
+  const shown = here || standings[0];
+  const on = shown.board === DEFAULT_BOARD ? '' : ` on ${boardTitle(shown.board)}`;
+  let words = `+${fmt(a.points)} for ${a.action}! Your score${on} is ${fmt(shown.score)}, rank #${fmt(shown.rank)}.`;
+  if (!here) words += ` It does not count on ${boardTitle(state.board)}.`;
+  say(words, 'ok');
+  if (here) {
+    state.meSeq++; // a standing read before this answer is older than it
+    showMe(here.score, here.rank);
+  }
+  refreshMe();
+}
+
 function fail(r, a) {
   say(explain(r, a.action), 'error');
   if (r.status === 401) saveSession(null);
@@ -360,6 +677,8 @@ function fail(r, a) {
 
 // ---- start ------------------------------------------------------------------------------
 
+showPicker();
 connect();
+loadBoards();
 loadCatalog();
 showPlayer();

@@ -1,8 +1,11 @@
 //! The player page at `/` and its two assets, compiled into the worker: no build step, no CDN,
-//! and one deploy ships API and page together. `GET /api/actions` lists the catalog it shows.
+//! and one deploy ships API and page together. `GET /api/actions` lists the catalog it shows
+//! (with the boards of the actions that name them); the page reads boards, streams and
+//! standings from the public API like any client.
 
 use crate::config::EdgeConfig;
 use crate::json_response;
+use scoreboard_protocol::BoardId;
 use serde::Serialize;
 use worker::*;
 
@@ -45,6 +48,10 @@ struct CatalogView<'a> {
     action: &'a str,
     points: i64,
     min_seconds: i64,
+    /// The boards a token minted for it counts on; absent: `global` only. The page names them
+    /// on the action's button.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    boards: Option<&'a [BoardId]>,
 }
 
 /// `GET /api/actions`: what `POST /api/actions` can mint, so a client can offer it.
@@ -57,6 +64,7 @@ pub(crate) fn list_actions(config: &EdgeConfig) -> Result<Response> {
             action: name.as_str(),
             points: e.points,
             min_seconds: e.min_seconds,
+            boards: e.boards.as_deref(),
         })
         .collect();
     json_response(200, &serde_json::json!({ "actions": actions }))

@@ -5,32 +5,15 @@
 //
 // Usage: EDGE_URL=http://127.0.0.1:8787 node tests/browser/page.test.mjs
 // Needs an edge whose catalog has `coin` (0 s) and `quest` (2 s), and a small per-player limit.
-import { chromium } from 'playwright-core';
 import assert from 'node:assert/strict';
-import { createInterface } from 'node:readline';
+import { close, control, launch, step } from './driver.mjs';
 
 const base = process.env.EDGE_URL;
 assert.ok(base, 'EDGE_URL is required');
 const HOSTILE = '<img src=x onerror=alert(1)>';
 const TIMEOUT = 20_000;
 
-const stdin = createInterface({ input: process.stdin });
-const lines = stdin[Symbol.asyncIterator]();
-/** Asks the driving test to do something to the stack and waits until it is done. */
-async function control(what) {
-  console.log(`control: ${what}`);
-  const { value, done } = await lines.next();
-  assert.ok(!done && value.trim() === 'done', `control ${what} answered ${value}`);
-}
-
-function step(text) { console.log(`step: ${text}`); }
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  // Root in a container has no user namespaces for Chromium's sandbox.
-  args: ['--no-sandbox'],
-});
+const browser = await launch();
 const dialogs = [];
 const pageErrors = [];
 try {
@@ -56,9 +39,13 @@ try {
   assert.equal(await watcher.locator('#connection-text').textContent(), 'Live');
   const fits = await watcher.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth);
   assert.ok(fits, 'the page fits a phone screen without scrolling sideways');
-  // Semantic table: a caption and column headers.
-  assert.equal(await watcher.locator('table caption').count(), 1);
-  assert.equal(await watcher.locator('thead th[scope="col"]').count(), 4);
+  // Semantic tables (the top 10, the list below it, the player's neighbours): each with a
+  // caption and column headers.
+  assert.equal(await watcher.locator('#board caption').count(), 1);
+  assert.equal(await watcher.locator('#board thead th[scope="col"]').count(), 4);
+  const tables = await watcher.locator('table').evaluateAll((ts) => ts.map((t) =>
+    [t.querySelectorAll('caption').length, t.querySelectorAll('thead th[scope="col"]').length > 0]));
+  assert.deepEqual(tables, tables.map(() => [1, true]));
   const versionBefore = Number(await watcher.locator('#board').getAttribute('data-version'));
 
   step('the player signs in as a guest with the keyboard only');
@@ -145,5 +132,5 @@ try {
   step('passed');
 } finally {
   await browser.close();
-  stdin.close();
+  close();
 }
