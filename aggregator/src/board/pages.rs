@@ -138,6 +138,25 @@ pub(crate) async fn around(
     player: &str,
     n: i64,
 ) -> sqlx::Result<Option<(Entry, Vec<Entry>)>> {
+    let Some((me, place)) = entry_of(db, board, period, player).await? else {
+        return Ok(None);
+    };
+    let (above, below) = neighbours(db, board, period, place, n).await?;
+    let first = me.rank - above.len() as u64;
+    let mut out: Vec<Entry> = Vec::with_capacity(above.len() + below.len() + 1);
+    out.extend(above.into_iter().map(entry_at(first)));
+    out.push(me.clone());
+    out.extend(below.into_iter().map(entry_at(me.rank + 1)));
+    Ok(Some((me, out)))
+}
+
+/// A player's entry with its rank, and its place (rank key, event id) in the board order.
+async fn entry_of(
+    db: &PgPool,
+    board: &str,
+    period: &str,
+    player: &str,
+) -> sqlx::Result<Option<(Entry, (i64, i64))>> {
     let on = on_board("$1", "$2");
     let me: Option<(String, i64, i64, i64)> = sqlx::query_as(&format!(
         "SELECT u.name, e.value, e.rank_key, e.reached_version FROM {on} AND e.player_id = $3"
@@ -160,7 +179,26 @@ pub(crate) async fn around(
     .bind(version)
     .fetch_one(db)
     .await?;
-    let rank = ahead as u64 + 1;
+    let me = Entry {
+        rank: ahead as u64 + 1,
+        player_id: player.to_owned(),
+        name,
+        score,
+    };
+    Ok(Some((me, (key, version))))
+}
+
+type Row = (String, String, i64);
+
+/// Up to `n` entries right above `place` (in board order) and up to `n` right below it.
+async fn neighbours(
+    db: &PgPool,
+    board: &str,
+    period: &str,
+    (key, version): (i64, i64),
+    n: i64,
+) -> sqlx::Result<(Vec<Row>, Vec<Row>)> {
+    let on = on_board("$1", "$2");
     let rows: Vec<(String, String, i64, bool)> = sqlx::query_as(&format!(
         "(SELECT e.player_id, u.name, e.value, true FROM {on} AND (e.rank_key, e.reached_version) < ($3, $4)
           ORDER BY e.rank_key DESC, e.reached_version DESC LIMIT $5)
@@ -177,32 +215,13 @@ pub(crate) async fn around(
     .await?;
     let (mut above, below): (Vec<_>, Vec<_>) = rows.into_iter().partition(|r| r.3);
     above.reverse();
-    let first = rank - above.len() as u64;
-    let me = Entry {
-        rank,
-        player_id: player.to_owned(),
-        name,
-        score,
-    };
-    let mut out: Vec<Entry> = Vec::with_capacity(above.len() + below.len() + 1);
-    out.extend(
-        above
-            .into_iter()
-            .map(|r| (r.0, r.1, r.2))
-            .map(entry_at(first)),
-    );
-    out.push(me.clone());
-    out.extend(
-        below
-            .into_iter()
-            .map(|r| (r.0, r.1, r.2))
-            .map(entry_at(rank + 1)),
-    );
-    Ok(Some((me, out)))
+    let strip =
+        |v: Vec<(String, String, i64, bool)>| v.into_iter().map(|r| (r.0, r.1, r.2)).collect();
+    Ok((strip(above), strip(below)))
 }
 
 /// Numbers consecutive rows from `first`.
-fn entry_at(first: u64) -> impl FnMut((String, String, i64)) -> Entry {
+fn entry_at(first: u64) -> impl FnMut(Row) -> Entry {
     let mut rank = first;
     move |(player_id, name, score)| {
         let e = Entry {
