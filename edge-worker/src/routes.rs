@@ -272,6 +272,8 @@ pub(crate) async fn handle(req: &mut Request, cx: &Cx<'_>, found: &Lookup) -> Re
             Ok(board) => hub::stream(req, cx, &board, false).await,
             Err(refused) => Ok(refused),
         },
+        // A query (`?period=`) asks for more than the hub's current snapshot.
+        BoardSnapshot if req.url()?.query().is_some() => upstream::forward(req, cx).await,
         BoardSnapshot => match known_board(req, cx).await {
             Ok(board) => match hub::live_snapshot(req, cx.env, &board, false).await {
                 Some(r) => Ok(r),

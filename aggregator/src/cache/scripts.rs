@@ -15,6 +15,14 @@ pub(super) fn member(player_id: &str, version: i64) -> String {
     format!("{version:019}:{player_id}")
 }
 
+/// The event id a [`member`] leads with (0 for anything else).
+pub(super) fn member_version(member: &str) -> i64 {
+    member
+        .split_once(':')
+        .and_then(|(v, _)| v.parse().ok())
+        .unwrap_or(0)
+}
+
 /// The player a [`member`] belongs to.
 pub(super) fn member_player(member: &str) -> Option<&str> {
     member.split_once(':').map(|(_, p)| p)
@@ -67,7 +75,6 @@ pub(super) struct Scripts {
     upsert: redis::Script,
     remove: redis::Script,
     player: redis::Script,
-    pub(super) page: redis::Script,
     pub(super) around: redis::Script,
 }
 
@@ -77,7 +84,6 @@ impl Scripts {
             upsert: redis::Script::new(UPSERT),
             remove: redis::Script::new(REMOVE),
             player: redis::Script::new(PLAYER),
-            page: redis::Script::new(super::reads::PAGE),
             around: redis::Script::new(super::reads::AROUND),
         }
     }
@@ -172,5 +178,6 @@ mod tests {
         assert!(member("b", 5) < member("a", 6));
         assert!(member("z", 9) < member("a", 10));
         assert_eq!(member_player(&member("p:1", 7)), Some("p:1"));
+        assert_eq!(member_version(&member("p:1", 7)), 7);
     }
 }

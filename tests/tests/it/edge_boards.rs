@@ -173,6 +173,17 @@ async fn each_boards_clients_see_only_their_board_and_the_global_routes_are_unch
         );
     }
     let r = http
+        .get(format!(
+            "{base}/api/boards/time?period=2026-11-30T00:00:00Z"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        client::error_of(r).await.error.code.as_str(),
+        "PERIOD_NOT_FOUND"
+    );
+    let r = http
         .get(format!("{base}/api/boards/coins/entries?limit=0"))
         .send()
         .await

@@ -30,6 +30,9 @@ pub(crate) struct ReadArgs {
     /// is `global`).
     #[arg(long)]
     board: Option<String>,
+    /// Entries per page with `--board` (1–100; the API's default is 50, the page asks for 10).
+    #[arg(long, default_value_t = 50)]
+    page_size: usize,
 }
 
 /// The routes read, in order.
@@ -57,6 +60,7 @@ struct Report {
     scenario: &'static str,
     base: String,
     concurrency: usize,
+    page_size: usize,
     routes: Vec<RouteReport>,
 }
 
@@ -115,7 +119,7 @@ pub(crate) async fn run(args: ReadArgs) -> anyhow::Result<bool> {
                 let url = if paging {
                     let after = cursors[slot].lock().expect("not poisoned").clone();
                     let q = after.map(|a| format!("&after={a}")).unwrap_or_default();
-                    format!("{base}{route}?limit=50{q}")
+                    format!("{base}{route}?limit={}{q}", args.page_size)
                 } else {
                     format!(
                         "{base}{}",
@@ -178,6 +182,7 @@ pub(crate) async fn run(args: ReadArgs) -> anyhow::Result<bool> {
             scenario: "read",
             base,
             concurrency: args.concurrency,
+            page_size: args.page_size,
             routes: reports,
         },
     )?;
