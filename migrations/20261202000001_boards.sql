@@ -52,12 +52,21 @@ DROP TABLE scores;
 
 -- A score event now belongs to one board and period: a token naming three boards writes three
 -- events (ids stay the global, monotonic versions). pts is the token's value, score_after the
--- board's value for the player after the event.
+-- board's value for the player after the event. Exactly once per (token, board) follows from
+-- consumed_tokens (one row per token, in the same transaction) and a token's boards being
+-- distinct, so no further index is written per event.
 ALTER TABLE score_events ADD COLUMN board_id text NOT NULL DEFAULT 'global' REFERENCES boards (id);
 ALTER TABLE score_events ADD COLUMN period text NOT NULL DEFAULT 'all';
 ALTER TABLE score_events ALTER COLUMN board_id DROP DEFAULT;
 ALTER TABLE score_events ALTER COLUMN period DROP DEFAULT;
--- A board's version is its newest event.
-CREATE INDEX score_events_board_idx ON score_events (board_id, period, id);
--- The last word on exactly once per board: one event per (token, board).
-CREATE UNIQUE INDEX score_events_token_board ON score_events (jti, board_id) WHERE jti IS NOT NULL;
+-- A board's version in a period: the id of its newest event, written by the batch that
+-- appends the events (one row per board a batch touches, not one more index entry per event).
+-- Snapshots, pages and the poller read it; it is the period's row for what periods add later.
+CREATE TABLE board_periods (
+    board_id text NOT NULL REFERENCES boards (id),
+    period   text NOT NULL,
+    version  bigint NOT NULL,
+    PRIMARY KEY (board_id, period)
+);
+INSERT INTO board_periods (board_id, period, version)
+SELECT 'global', 'all', coalesce(max(id), 0) FROM score_events;

@@ -96,9 +96,12 @@ async fn finish(sinks: &Sinks, updates: &[Update], done: Committed) -> Vec<Outco
         mut outcomes,
         touched,
     } = done;
+    // The boards' Redis writes go out together (one connection multiplexes them).
+    let all_ranks =
+        futures_util::future::join_all(touched.iter().map(|t| ranks_on(sinks, t))).await;
     let mut ranks: HashMap<(String, String), u64> = HashMap::new();
-    for t in touched {
-        for (row, rank) in t.rows.iter().zip(ranks_on(sinks, &t).await) {
+    for (t, board_ranks) in touched.into_iter().zip(all_ranks) {
+        for (row, rank) in t.rows.iter().zip(board_ranks) {
             ranks.insert((t.def.id.to_string(), row.player_id.clone()), rank);
         }
         if let Some(s) = t.snapshot {

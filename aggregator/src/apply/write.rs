@@ -100,13 +100,15 @@ pub(super) async fn commit(
     audit_adjustments(&mut tx, &events, &ids).await?;
     let board_versions = newest_per_board(&events, &ids);
     set_entries(&mut tx, &events, &ids, &read.defs).await?;
+    let versions: Vec<(&str, &str, i64)> = board_versions
+        .iter()
+        .map(|(b, v)| (b.as_str(), read.periods[b].id.as_str(), *v))
+        .collect();
+    sql::set_versions(&mut tx, &versions)
+        .await
+        .context("recording the boards' versions")?;
     let mut touched = touched_boards(&read, &events, &ids);
-    for t in touched.iter_mut().filter(|t| t.changed) {
-        let snapshot = sql::load_snapshot(&mut tx, &t.def, &t.period)
-            .await
-            .context("reading a board's new top 10")?;
-        t.snapshot = Some(snapshot);
-    }
+    snapshots_of_changed(&mut tx, &mut touched, &board_versions).await?;
     tx.commit().await.context("committing the batch")?;
     Ok(Committed {
         outcomes: outcomes(updates, &plan, &read.periods, &board_versions),
@@ -147,6 +149,30 @@ async fn read_all(tx: &mut PgConnection, updates: &[&Update], now_ms: i64) -> an
         periods,
         entries,
     })
+}
+
+/// The new top 10 of every board whose entries changed, in one round trip.
+async fn snapshots_of_changed(
+    tx: &mut PgConnection,
+    touched: &mut [Touched],
+    versions: &HashMap<String, i64>,
+) -> anyhow::Result<()> {
+    let changed: Vec<(&BoardDef, &PeriodRef, i64)> = touched
+        .iter()
+        .filter(|t| t.changed)
+        .map(|t| (&t.def, &t.period, versions[t.def.id.as_str()]))
+        .collect();
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let mut snapshots = sql::load_snapshots(tx, &changed)
+        .await
+        .context("reading the changed boards' top 10")?
+        .into_iter();
+    for t in touched.iter_mut().filter(|t| t.changed) {
+        t.snapshot = snapshots.next();
+    }
+    Ok(())
 }
 
 /// Who exists, who is banned, which sessions are revoked, which tokens were redeemed, and

@@ -108,12 +108,34 @@ pub(crate) async fn current_version<'e>(
     period: &str,
 ) -> sqlx::Result<i64> {
     sqlx::query_scalar(
-        "SELECT coalesce(max(id), 0) FROM score_events WHERE board_id = $1 AND period = $2",
+        "SELECT coalesce((SELECT version FROM board_periods WHERE board_id = $1 AND period = $2), 0)",
     )
     .bind(board)
     .bind(period)
     .fetch_one(db)
     .await
+}
+
+/// Records the newest event of each (board, period) a batch wrote, in its transaction.
+pub(crate) async fn set_versions(
+    db: &mut PgConnection,
+    versions: &[(&str, &str, i64)],
+) -> sqlx::Result<()> {
+    let boards: Vec<&str> = versions.iter().map(|v| v.0).collect();
+    let periods: Vec<&str> = versions.iter().map(|v| v.1).collect();
+    let ids: Vec<i64> = versions.iter().map(|v| v.2).collect();
+    sqlx::query(
+        "INSERT INTO board_periods (board_id, period, version)
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[])
+         ON CONFLICT (board_id, period) DO UPDATE
+         SET version = greatest(board_periods.version, EXCLUDED.version)",
+    )
+    .bind(&boards)
+    .bind(&periods)
+    .bind(&ids)
+    .execute(db)
+    .await
+    .map(|_| ())
 }
 
 /// The versions of several (board, period) pairs in one round trip, in their order.
@@ -124,8 +146,9 @@ pub(crate) async fn versions<'e>(
     let boards: Vec<&str> = pairs.iter().map(|p| p.0).collect();
     let periods: Vec<&str> = pairs.iter().map(|p| p.1).collect();
     sqlx::query_scalar(
-        "SELECT (SELECT coalesce(max(id), 0) FROM score_events s WHERE s.board_id = p.b AND s.period = p.p)
-         FROM UNNEST($1::text[], $2::text[]) WITH ORDINALITY AS p(b, p, ord) ORDER BY p.ord",
+        "SELECT coalesce(v.version, 0)
+         FROM UNNEST($1::text[], $2::text[]) WITH ORDINALITY AS p(b, p, ord)
+         LEFT JOIN board_periods v ON v.board_id = p.b AND v.period = p.p ORDER BY p.ord",
     )
     .bind(&boards)
     .bind(&periods)
@@ -153,6 +176,41 @@ pub(crate) async fn load_snapshot(
         period: period.clone(),
         snapshot: snapshot_from_rows(version, rows),
     })
+}
+
+/// The top 10 of several boards at once (one round trip), each at the version the caller
+/// knows it has (a batch knows the newest event it wrote on each board).
+pub(crate) async fn load_snapshots(
+    db: &mut PgConnection,
+    boards: &[(&BoardDef, &PeriodRef, i64)],
+) -> sqlx::Result<Vec<BoardSnapshot>> {
+    let ids: Vec<&str> = boards.iter().map(|b| b.0.id.as_str()).collect();
+    let periods: Vec<&str> = boards.iter().map(|b| b.1.id.as_str()).collect();
+    let on = on_board("p.b", "p.per");
+    let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(&format!(
+        "SELECT p.ord, t.player_id, t.name, t.value
+         FROM UNNEST($1::text[], $2::text[]) WITH ORDINALITY AS p(b, per, ord)
+         CROSS JOIN LATERAL (SELECT e.player_id, u.name, e.value FROM {on}
+                             ORDER BY {BOARD_ORDER} LIMIT {TOP_N}) t
+         ORDER BY p.ord"
+    ))
+    .bind(&ids)
+    .bind(&periods)
+    .fetch_all(db)
+    .await?;
+    let mut tops: Vec<Vec<(String, String, i64)>> = vec![Vec::new(); boards.len()];
+    for (ord, player, name, value) in rows {
+        tops[ord as usize - 1].push((player, name, value));
+    }
+    Ok(boards
+        .iter()
+        .zip(tops)
+        .map(|((def, period, version), top)| BoardSnapshot {
+            board: def.id.clone(),
+            period: (*period).clone(),
+            snapshot: snapshot_from_rows(*version, top),
+        })
+        .collect())
 }
 
 fn snapshot_from_rows(version: i64, rows: Vec<(String, String, i64)>) -> Snapshot {

@@ -54,28 +54,31 @@ impl Cache {
         let [z, _, names, _, version] = self.board_keys(board, period);
         let mut as_of = start.as_of;
         let mut picked: Vec<(String, i64, i64, u64)> = Vec::new();
-        let mut offset = 0;
+        // Each read is whole (one transaction): when skipped entries leave the page short, the
+        // next read is a larger one from the cursor again, never a continuation, which could
+        // meet an entry twice if the set shifted in between.
+        let mut count = limit + SLACK;
         loop {
-            let (before, rows, newest) = self
-                .candidates(&z, &version, start.rank_key, offset, limit + SLACK)
-                .await?;
+            let (before, rows, newest) =
+                self.candidates(&z, &version, start.rank_key, count).await?;
             if as_of < 0 {
                 as_of = newest.unwrap_or(0);
             }
             let read = rows.len() as i64;
+            picked.clear();
             for (i, (member, key)) in rows.into_iter().enumerate() {
                 let (key, v) = (key as i64, member_version(&member));
                 let after = key > start.rank_key || (key == start.rank_key && v > start.version);
                 if after && v <= as_of && (picked.len() as i64) < limit {
-                    let rank = (before + offset + i as i64 + 1) as u64;
+                    let rank = (before + i as i64 + 1) as u64;
                     let player = member_player(&member).unwrap_or_default().to_owned();
                     picked.push((player, key, v, rank));
                 }
             }
-            if picked.len() as i64 >= limit || read < limit + SLACK {
+            if picked.len() as i64 >= limit || read < count {
                 break;
             }
-            offset += read;
+            count *= 2;
         }
         let names = self.names(&names, &picked).await?;
         let next = (picked.len() as i64 == limit).then(|| {
@@ -104,7 +107,6 @@ impl Cache {
         z: &str,
         version: &str,
         from_key: i64,
-        offset: i64,
         count: i64,
     ) -> Option<Candidates> {
         self.call("reading a page", |mut c| async move {
@@ -117,7 +119,7 @@ impl Cache {
                 .arg("+inf")
                 .arg("BYSCORE")
                 .arg("LIMIT")
-                .arg(offset)
+                .arg(0)
                 .arg(count)
                 .arg("WITHSCORES")
                 .get(version)

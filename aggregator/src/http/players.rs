@@ -24,6 +24,20 @@ pub(crate) async fn player(
     Path(id): Path<String>,
 ) -> Result<Json<PlayerView>> {
     let id = player_id(id)?;
+    // Redis holds no banned player, so a player it knows on any board is known and not
+    // banned, with their name: no PostgreSQL round trip for the common read.
+    if let Some((name, boards)) = cached_standings(&state, &id).await {
+        if let Some(global) = boards.iter().find(|s| s.board.is_global()) {
+            let (score, rank) = (global.score, global.rank);
+            return Ok(Json(PlayerView {
+                player_id: id,
+                name,
+                score,
+                rank,
+                boards,
+            }));
+        }
+    }
     let row: Option<(String, bool)> =
         sqlx::query_as("SELECT name, banned_at IS NOT NULL FROM users WHERE player_id = $1")
             .bind(id.as_str())
@@ -33,7 +47,7 @@ pub(crate) async fn player(
         // Unknown, or banned (a banned player is off every board).
         return Err(AppError::code(ErrorCode::PlayerNotFound));
     };
-    let boards = standings(&state, &id).await?;
+    let boards = db_standings(&state, &id).await?;
     let global = boards.iter().find(|s| s.board.is_global());
     let (score, rank) = match global {
         Some(s) => (s.score, s.rank),
@@ -51,41 +65,48 @@ pub(crate) async fn player(
     }))
 }
 
-/// The player's standing on every public board's current period where they have an entry.
-async fn standings(state: &AppState, id: &PlayerId) -> Result<Vec<Standing>> {
-    let boards: Vec<_> = state
+fn public_boards(state: &AppState) -> Vec<crate::board::registry::Live> {
+    state
         .boards
         .all()
         .into_iter()
         .filter(|l| l.def.public)
-        .collect();
-    if let Some(cache) = &state.cache {
-        let reads = boards.iter().map(|l| {
-            let period = l.period().id;
-            async move {
-                let read = cache
-                    .player(l.def.id.as_str(), &period, l.def.order, id.as_str())
-                    .await;
-                (l.def.id.clone(), period, read)
-            }
-        });
-        let answers = futures_util::future::join_all(reads).await;
-        if answers.iter().all(|a| a.2.is_some()) {
-            return Ok(answers
-                .into_iter()
-                .filter_map(|(board, period, read)| {
-                    let (_, score, rank) = read.flatten()?;
-                    Some(Standing {
-                        board,
-                        period,
-                        score,
-                        rank,
-                    })
-                })
-                .collect());
+        .collect()
+}
+
+/// The player's name and standing on every public board's current period, from Redis: `None`
+/// when Redis is absent or failed, or knows the player on no board.
+async fn cached_standings(state: &AppState, id: &PlayerId) -> Option<(String, Vec<Standing>)> {
+    let cache = state.cache.as_ref()?;
+    let boards = public_boards(state);
+    let reads = boards.iter().map(|l| {
+        let period = l.period().id;
+        async move {
+            let read = cache
+                .player(l.def.id.as_str(), &period, l.def.order, id.as_str())
+                .await;
+            (l.def.id.clone(), period, read)
+        }
+    });
+    let mut name = None;
+    let mut out = Vec::new();
+    for (board, period, read) in futures_util::future::join_all(reads).await {
+        if let Some((n, score, rank)) = read? {
+            name.get_or_insert(n);
+            out.push(Standing {
+                board,
+                period,
+                score,
+                rank,
+            });
         }
     }
-    let pairs: Vec<(BoardId, String)> = boards
+    Some((name?, out))
+}
+
+/// The player's standing on every public board's current period, from PostgreSQL.
+async fn db_standings(state: &AppState, id: &PlayerId) -> Result<Vec<Standing>> {
+    let pairs: Vec<(BoardId, String)> = public_boards(state)
         .iter()
         .map(|l| (l.def.id.clone(), l.period().id))
         .collect();

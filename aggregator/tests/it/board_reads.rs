@@ -281,6 +281,7 @@ async fn big_board(url: &str, n: i64) {
          SELECT i, 'p' || i, 'seed', (i * 7919) % 1000, (i * 7919) % 1000, 'big', 'all' FROM generate_series(1, $1) AS i",
         "INSERT INTO entries (board_id, period, player_id, value, rank_key, reached_version)
          SELECT 'big', 'all', 'p' || i, (i * 7919) % 1000, -((i * 7919) % 1000), i FROM generate_series(1, $1) AS i",
+        "INSERT INTO board_periods (board_id, period, version) VALUES ('big', 'all', $1)",
         "SELECT setval('score_events_id_seq', $1)",
     ];
     for s in statements {
