@@ -137,17 +137,27 @@ def boards(directory):
         print(f"\n**50 boards changing at once, {f['clients']} SSE clients over them: p99 delivery "
               f"{d['p99_ms']:.1f} ms** (p50 {d['p50_ms']:.1f}, max {d['max_ms']:.1f}, "
               f"{d['count']} deliveries, {f['missed_final']} missed the final version)")
-    ba, br = load(directory, "baseline-apply-batched.json"), load(directory, "baseline-read-redis.json")
-    if ba:
-        print("\n| single board | before | now | now/before |")
-        print("| --- | ---: | ---: | ---: |")
-        print(f"| applied/s (closed loop) | {ba['applied_per_s']:.0f} | {one['applied_per_s']:.0f} | "
-              f"{one['applied_per_s'] / ba['applied_per_s']:.2f} |")
-        now = load(directory, "read-redis.json")
-        if br and now:
-            for b_route, n_route in zip(br["routes"], now["routes"]):
-                print(f"| `{b_route['route']}` per second (Redis) | {b_route['per_s']:.0f} | {n_route['per_s']:.0f} | "
-                      f"{n_route['per_s'] / b_route['per_s']:.2f} |")
+    ab(directory)
+
+
+def ab(directory):
+    """The code before and now, single board, alternating runs of the same steps."""
+    def runs(side, kind):
+        return [json.load(open(p)) for p in sorted(glob.glob(os.path.join(directory, f"ab-{side}-{kind}-*.json")))]
+    before, now = runs("before", "apply"), runs("now", "apply")
+    if not (before and now):
+        return
+    mean = lambda xs: sum(xs) / len(xs)
+    print(f"\n| single board, {len(now)} alternating runs each | before | now | now/before |")
+    print("| --- | ---: | ---: | ---: |")
+    b, n = mean([r["applied_per_s"] for r in before]), mean([r["applied_per_s"] for r in now])
+    each = lambda rs: ", ".join("%.0f" % r["applied_per_s"] for r in rs)
+    print(f"| applied/s (closed loop, mean; runs {each(before)} vs {each(now)}) | {b:.0f} | {n:.0f} | {n / b:.2f} |")
+    rb, rn = runs("before", "read"), runs("now", "read")
+    for i, route in enumerate(rb[0]["routes"] if rb else []):
+        b = mean([r["routes"][i]["per_s"] for r in rb])
+        n = mean([r["routes"][i]["per_s"] for r in rn])
+        print(f"| `{route['route']}` per second (Redis, mean) | {b:.0f} | {n:.0f} | {n / b:.2f} |")
 
 
 def chart(directory, svg):

@@ -100,13 +100,6 @@ pub(super) async fn commit(
     audit_adjustments(&mut tx, &events, &ids).await?;
     let board_versions = newest_per_board(&events, &ids);
     set_entries(&mut tx, &events, &ids, &read.defs).await?;
-    let versions: Vec<(&str, &str, i64)> = board_versions
-        .iter()
-        .map(|(b, v)| (b.as_str(), read.periods[b].id.as_str(), *v))
-        .collect();
-    sql::set_versions(&mut tx, &versions)
-        .await
-        .context("recording the boards' versions")?;
     let mut touched = touched_boards(&read, &events, &ids);
     snapshots_of_changed(&mut tx, &mut touched, &board_versions).await?;
     tx.commit().await.context("committing the batch")?;
@@ -123,19 +116,12 @@ struct FactsRow {
     revoked: bool,
     consumed: bool,
     name: Option<String>,
+    /// The batch's boards as JSON, on the first row only.
+    defs: Option<String>,
 }
 
 async fn read_all(tx: &mut PgConnection, updates: &[&Update], now_ms: i64) -> anyhow::Result<Read> {
-    let (facts, names, banned) = read_facts(tx, updates).await?;
-    let mut ids: Vec<&str> = updates
-        .iter()
-        .flat_map(|u| u.boards.iter().map(|b| b.as_str()))
-        .collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let defs = sql::load_defs_of(&mut *tx, &ids)
-        .await
-        .context("reading the batch's boards")?;
+    let (facts, names, banned, defs) = read_facts(tx, updates).await?;
     let periods: HashMap<String, PeriodRef> = defs
         .iter()
         .map(|d| (d.id.to_string(), d.period_at(now_ms)))
@@ -175,32 +161,49 @@ async fn snapshots_of_changed(
     Ok(())
 }
 
-/// Who exists, who is banned, which sessions are revoked, which tokens were redeemed, and
-/// the players' names: one row per update, in order, in one round trip.
-async fn read_facts(
-    tx: &mut PgConnection,
-    updates: &[&Update],
-) -> anyhow::Result<(Vec<Facts>, HashMap<String, String>, HashSet<String>)> {
+type ReadFacts = (
+    Vec<Facts>,
+    HashMap<String, String>,
+    HashSet<String>,
+    Vec<BoardDef>,
+);
+
+/// Who exists, who is banned, which sessions are revoked, which tokens were redeemed, the
+/// players' names and the batch's boards: one row per update, in order, in one round trip.
+async fn read_facts(tx: &mut PgConnection, updates: &[&Update]) -> anyhow::Result<ReadFacts> {
     let players: Vec<&str> = updates.iter().map(|u| u.player.as_str()).collect();
     let sessions: Vec<Option<&str>> = updates.iter().map(|u| u.source.session_jti()).collect();
     let jtis: Vec<Option<&str>> = updates.iter().map(|u| u.source.jti()).collect();
-    let rows: Vec<FactsRow> = sqlx::query_as(
+    let mut board_ids: Vec<&str> = updates
+        .iter()
+        .flat_map(|u| u.boards.iter().map(|b| b.as_str()))
+        .collect();
+    board_ids.sort_unstable();
+    board_ids.dedup();
+    let rows: Vec<FactsRow> = sqlx::query_as(&format!(
         "SELECT u.player_id IS NOT NULL AS exists, u.banned_at IS NOT NULL AS banned,
-                s.revoked_at IS NOT NULL AS revoked, c.jti IS NOT NULL AS consumed, u.name
+                s.revoked_at IS NOT NULL AS revoked, c.jti IS NOT NULL AS consumed, u.name,
+                CASE WHEN p.ord = 1 THEN {} END AS defs
          FROM UNNEST($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS p(player_id, session_jti, jti, ord)
          LEFT JOIN users u ON u.player_id = p.player_id
          LEFT JOIN sessions s ON s.jti = p.session_jti
          LEFT JOIN consumed_tokens c ON c.jti = p.jti
          ORDER BY p.ord",
-    )
+        sql::defs_json_of("$4::text[]")
+    ))
     .bind(&players)
     .bind(&sessions)
     .bind(&jtis)
+    .bind(&board_ids)
     .fetch_all(&mut *tx)
     .await
     .context("reading players, sessions and tokens")?;
     let mut names = HashMap::new();
     let mut banned = HashSet::new();
+    let defs = match rows.first().and_then(|r| r.defs.as_deref()) {
+        Some(json) => sql::parse_defs_json(json).context("reading the batch's boards")?,
+        None => Vec::new(),
+    };
     let facts = rows
         .into_iter()
         .zip(&players)
@@ -219,7 +222,7 @@ async fn read_facts(
             }
         })
         .collect();
-    Ok((facts, names, banned))
+    Ok((facts, names, banned, defs))
 }
 
 /// The current entry of every (board, player) the batch names, on boards that exist.
@@ -322,7 +325,8 @@ fn events_of<'a>(
         .collect()
 }
 
-/// Appends the events, in order; returns their ids (the versions), in the same order.
+/// Appends the events, in order, and raises each board's version to its newest; returns the
+/// events' ids (the versions), in the same order.
 async fn append_events(tx: &mut PgConnection, events: &[Event<'_>]) -> anyhow::Result<Vec<i64>> {
     let players: Vec<&str> = events.iter().map(|e| e.update.player.as_str()).collect();
     let jtis: Vec<Option<&str>> = events.iter().map(|e| e.update.source.jti()).collect();
@@ -339,13 +343,21 @@ async fn append_events(tx: &mut PgConnection, events: &[Event<'_>]) -> anyhow::R
     let periods: Vec<&str> = events.iter().map(|e| e.period).collect();
     let points: Vec<i64> = events.iter().map(|e| e.update.points).collect();
     let after: Vec<i64> = events.iter().map(|e| e.value_after).collect();
+    // The boards' versions (their newest event) are recorded by the same statement.
     let ids: Vec<(i64,)> = sqlx::query_as(
-        "INSERT INTO score_events (player_id, jti, action, pts, score_after, edge_region, request_id, board_id, period)
-         SELECT player_id, jti, action, pts, score_after, edge_region, request_id, board_id, period
-         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[])
-              WITH ORDINALITY AS e(player_id, jti, action, pts, score_after, edge_region, request_id, board_id, period, ord)
-         ORDER BY ord
-         RETURNING id",
+        "WITH ins AS (
+           INSERT INTO score_events (player_id, jti, action, pts, score_after, edge_region, request_id, board_id, period)
+           SELECT player_id, jti, action, pts, score_after, edge_region, request_id, board_id, period
+           FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[])
+                WITH ORDINALITY AS e(player_id, jti, action, pts, score_after, edge_region, request_id, board_id, period, ord)
+           ORDER BY ord
+           RETURNING id, board_id, period),
+         versions AS (
+           INSERT INTO board_periods (board_id, period, version)
+           SELECT board_id, period, max(id) FROM ins GROUP BY board_id, period
+           ON CONFLICT (board_id, period) DO UPDATE
+           SET version = greatest(board_periods.version, EXCLUDED.version))
+         SELECT id FROM ins",
     )
     .bind(&players)
     .bind(&jtis)
