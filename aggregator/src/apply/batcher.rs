@@ -99,21 +99,24 @@ async fn finish(sinks: &Sinks, updates: &[Update], done: Committed) -> Vec<Outco
     // The boards' Redis writes go out together (one connection multiplexes them).
     let all_ranks =
         futures_util::future::join_all(touched.iter().map(|t| ranks_on(sinks, t))).await;
-    let mut ranks: HashMap<(String, String), u64> = HashMap::new();
-    for (t, board_ranks) in touched.into_iter().zip(all_ranks) {
+    let mut ranks: HashMap<(&str, &str), u64> = HashMap::new();
+    for (t, board_ranks) in touched.iter().zip(&all_ranks) {
         for (row, rank) in t.rows.iter().zip(board_ranks) {
-            ranks.insert((t.def.id.to_string(), row.player_id.clone()), rank);
-        }
-        if let Some(s) = t.snapshot {
-            announce(sinks.cache.as_deref(), &sinks.boards, s, Replace::IfNewer).await;
+            ranks.insert((t.def.id.as_str(), row.player_id.as_str()), *rank);
         }
     }
     for (u, outcome) in updates.iter().zip(outcomes.iter_mut()) {
         if let Outcome::Applied { standings, .. } = outcome {
             for s in standings {
-                let key = (s.board.to_string(), u.player.to_string());
+                let key = (s.board.as_str(), u.player.as_str());
                 s.rank = ranks.get(&key).copied().unwrap_or(0);
             }
+        }
+    }
+    drop(ranks);
+    for t in touched {
+        if let Some(s) = t.snapshot {
+            announce(sinks.cache.as_deref(), &sinks.boards, s, Replace::IfNewer).await;
         }
     }
     outcomes

@@ -35,8 +35,9 @@ pub(crate) struct Facts {
     pub(crate) consumed: bool,
 }
 
-/// A player's entry on one board, keyed (board, player).
-pub(crate) type EntryKey = (String, String);
+/// A player's entry on one board, keyed (board, player), borrowed from the batch and what it
+/// read (no allocation per lookup on the batcher's serial path).
+pub(crate) type EntryKey<'a> = (&'a str, &'a str);
 
 /// What an applied update does to one of its boards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,21 +70,21 @@ pub(crate) enum Decision {
 
 /// The decision of a whole batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Plan {
+pub(crate) struct Plan<'a> {
     /// One per request, in request order.
     pub(crate) decisions: Vec<Decision>,
     /// The value of every entry the batch names that has one, after the batch.
-    pub(crate) values: HashMap<EntryKey, i64>,
+    pub(crate) values: HashMap<EntryKey<'a>, i64>,
 }
 
 /// Decides a batch. `facts[i]` belongs to `asks[i]`; `boards` are the definitions read (any
 /// board the batch names that exists); `entries` the values before the batch.
-pub(crate) fn plan(
-    asks: &[Ask<'_>],
+pub(crate) fn plan<'a>(
+    asks: &[Ask<'a>],
     facts: &[Facts],
     boards: &HashMap<&str, &BoardDef>,
-    entries: HashMap<EntryKey, i64>,
-) -> Plan {
+    entries: HashMap<EntryKey<'a>, i64>,
+) -> Plan<'a> {
     assert_eq!(asks.len(), facts.len(), "one row of facts per request");
     let mut values = entries;
     let mut redeemed: HashSet<&str> = HashSet::new();
@@ -94,7 +95,7 @@ pub(crate) fn plan(
             let decision = decide(ask, facts, boards, &values, &redeemed);
             if let Decision::Apply(moves) = &decision {
                 for (board, m) in ask.boards.iter().zip(moves) {
-                    values.insert(key(board, ask.player), m.value_after);
+                    values.insert((board.as_str(), ask.player), m.value_after);
                 }
                 redeemed.extend(ask.jti);
             }
@@ -104,17 +105,13 @@ pub(crate) fn plan(
     Plan { decisions, values }
 }
 
-fn key(board: &BoardId, player: &str) -> EntryKey {
-    (board.as_str().to_owned(), player.to_owned())
-}
-
 /// One request against the running state, in DESIGN.md's order of checks: session, replay,
 /// ban, boards, the token's value, the entry's range.
 fn decide(
     ask: &Ask<'_>,
     facts: &Facts,
     boards: &HashMap<&str, &BoardDef>,
-    values: &HashMap<EntryKey, i64>,
+    values: &HashMap<EntryKey<'_>, i64>,
     redeemed: &HashSet<&str>,
 ) -> Decision {
     let Some(jti) = ask.jti else {
@@ -141,7 +138,7 @@ fn decide(
 fn moves(
     ask: &Ask<'_>,
     boards: &HashMap<&str, &BoardDef>,
-    values: &HashMap<EntryKey, i64>,
+    values: &HashMap<EntryKey<'_>, i64>,
     token: bool,
 ) -> Decision {
     let mut out = Vec::with_capacity(ask.boards.len());
@@ -152,7 +149,7 @@ fn moves(
         if token && !def.accepts(ask.points) {
             return Decision::ValueOutOfRange;
         }
-        let current = values.get(&key(id, ask.player)).copied();
+        let current = values.get(&(id.as_str(), ask.player)).copied();
         let next = if token {
             combine(def.order, def.operator, current, ask.points)
         } else {

@@ -56,8 +56,9 @@ struct Read {
     banned: HashSet<String>,
     defs: Vec<BoardDef>,
     periods: HashMap<String, PeriodRef>,
-    /// (value, reached_version) of every entry the batch names that exists.
-    entries: HashMap<EntryKey, (i64, i64)>,
+    /// (value, reached_version) of every entry the batch names that exists, keyed (board,
+    /// player).
+    entries: HashMap<(String, String), (i64, i64)>,
 }
 
 /// Applies one batch in one transaction; `now_ms` is the batch's one clock (it picks each
@@ -77,7 +78,11 @@ pub(super) async fn commit(
     let read = read_all(&mut tx, updates, now_ms).await?;
     let asks: Vec<Ask<'_>> = updates.iter().map(|u| u.ask()).collect();
     let defs: HashMap<&str, &BoardDef> = read.defs.iter().map(|d| (d.id.as_str(), d)).collect();
-    let values = read.entries.iter().map(|(k, v)| (k.clone(), v.0)).collect();
+    let values = read
+        .entries
+        .iter()
+        .map(|((b, p), v)| ((b.as_str(), p.as_str()), v.0))
+        .collect();
     let plan = plan::plan(&asks, &read.facts, &defs, values);
     let applied: Vec<(&Update, &[Move])> = updates
         .iter()
@@ -141,7 +146,7 @@ async fn read_all(tx: &mut PgConnection, updates: &[&Update], now_ms: i64) -> an
 async fn snapshots_of_changed(
     tx: &mut PgConnection,
     touched: &mut [Touched],
-    versions: &HashMap<String, i64>,
+    versions: &HashMap<&str, i64>,
 ) -> anyhow::Result<()> {
     let changed: Vec<(&BoardDef, &PeriodRef, i64)> = touched
         .iter()
@@ -230,7 +235,7 @@ async fn read_entries(
     tx: &mut PgConnection,
     updates: &[&Update],
     periods: &HashMap<String, PeriodRef>,
-) -> anyhow::Result<HashMap<EntryKey, (i64, i64)>> {
+) -> anyhow::Result<HashMap<(String, String), (i64, i64)>> {
     let (mut boards, mut pers, mut players) = (Vec::new(), Vec::new(), Vec::new());
     for u in updates {
         for b in &u.boards {
@@ -403,10 +408,10 @@ async fn audit_adjustments(
 }
 
 /// Each board's newest event id in the batch.
-fn newest_per_board(events: &[Event<'_>], ids: &[i64]) -> HashMap<String, i64> {
-    let mut out: HashMap<String, i64> = HashMap::new();
+fn newest_per_board<'a>(events: &[Event<'a>], ids: &[i64]) -> HashMap<&'a str, i64> {
+    let mut out: HashMap<&str, i64> = HashMap::new();
     for (e, id) in events.iter().zip(ids) {
-        let v = out.entry(e.board.to_string()).or_default();
+        let v = out.entry(e.board.as_str()).or_default();
         *v = (*v).max(*id);
     }
     out
@@ -519,14 +524,14 @@ fn outcomes(
     updates: &[&Update],
     plan: &Plan,
     periods: &HashMap<String, PeriodRef>,
-    versions: &HashMap<String, i64>,
+    versions: &HashMap<&str, i64>,
 ) -> Vec<Outcome> {
     updates
         .iter()
         .zip(&plan.decisions)
         .map(|(u, d)| {
             let value = |b: &BoardId| {
-                let key = (b.to_string(), u.player.to_string());
+                let key: EntryKey<'_> = (b.as_str(), u.player.as_str());
                 plan.values.get(&key).copied().unwrap_or(0)
             };
             let first = u.boards.first();

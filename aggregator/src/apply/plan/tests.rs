@@ -58,10 +58,8 @@ fn player() -> Facts {
     }
 }
 
-fn entries(rows: &[(&str, &str, i64)]) -> HashMap<EntryKey, i64> {
-    rows.iter()
-        .map(|(b, p, v)| (((*b).to_owned(), (*p).to_owned()), *v))
-        .collect()
+fn entries<'a>(rows: &[(&'a str, &'a str, i64)]) -> HashMap<EntryKey<'a>, i64> {
+    rows.iter().map(|(b, p, v)| ((*b, *p), *v)).collect()
 }
 
 fn apply(moves: &[(i64, bool)]) -> Decision {
@@ -88,7 +86,7 @@ fn one_token_moves_each_of_its_boards_by_that_boards_operator() {
         before,
     );
     assert_eq!(p.decisions, [apply(&[(50, true), (40, true), (40, true)])]);
-    assert_eq!(p.values[&("time".into(), "a".into())], 40);
+    assert_eq!(p.values[&("time", "a")], 40);
 }
 
 #[test]
@@ -108,7 +106,7 @@ fn the_same_token_twice_in_one_batch_is_applied_once() {
     let asks = [ask("a", 5, "j1", &boards), ask("a", 5, "j1", &boards)];
     let p = plan(&asks, &[player(), player()], &index(&defs), HashMap::new());
     assert_eq!(p.decisions, [apply(&[(5, true)]), Decision::Replayed]);
-    assert_eq!(p.values[&("global".into(), "a".into())], 5);
+    assert_eq!(p.values[&("global", "a")], 5);
 }
 
 #[test]
@@ -268,15 +266,26 @@ fn request() -> impl Strategy<Value = Gen> {
     )
 }
 
+/// Every entry's value, carried from batch to batch as the database would.
+type Ledger = HashMap<(String, String), i64>;
+
+/// The ledger as the plan reads it.
+fn borrowed(ledger: &Ledger) -> HashMap<EntryKey<'_>, i64> {
+    ledger
+        .iter()
+        .map(|((b, p), v)| ((b.as_str(), p.as_str()), *v))
+        .collect()
+}
+
 /// The model: what one request does to the ledger, decided the slow, obvious way.
 fn model(
     defs: &HashMap<&str, &BoardDef>,
-    ledger: &HashMap<EntryKey, i64>,
+    ledger: &Ledger,
     player: &str,
     value: i64,
     token: bool,
     boards: &[BoardId],
-) -> Option<Vec<(EntryKey, i64)>> {
+) -> Option<Vec<((String, String), i64)>> {
     let mut out = Vec::new();
     for b in boards {
         let d = defs.get(b.as_str())?;
@@ -331,7 +340,7 @@ proptest! {
         // A token belongs to one player, as the edge guarantees (`sub` = session's player).
         let owner = |j: usize| j % PLAYERS;
         let mut consumed: HashSet<usize> = HashSet::new();
-        let mut ledger: HashMap<EntryKey, i64> = HashMap::new();
+        let mut ledger: Ledger = HashMap::new();
         for batch in &batches {
             let batch: Vec<Gen> = batch.iter().map(|&(p, v, j, b)| (j.map_or(p, owner), v, j, b)).collect();
             let asks: Vec<Ask<'_>> = batch
@@ -352,7 +361,8 @@ proptest! {
                     consumed: j.is_some_and(|j| consumed.contains(&j)),
                 })
                 .collect();
-            let out = plan(&asks, &facts, &defs, ledger.clone());
+            let before = ledger.clone();
+            let out = plan(&asks, &facts, &defs, borrowed(&before));
             for (ask, d) in asks.iter().zip(&out.decisions) {
                 let expected = model(&defs, &ledger, ask.player, ask.points, ask.jti.is_some(), ask.boards);
                 let p = names.iter().position(|n| n == ask.player).unwrap();
@@ -384,8 +394,8 @@ proptest! {
                     Decision::UnknownPlayer => prop_assert!(ask.jti.is_none() && !world.exists[p]),
                 }
             }
-            for (k, v) in &ledger {
-                prop_assert_eq!(out.values.get(k), Some(v));
+            for ((b, p), v) in &ledger {
+                prop_assert_eq!(out.values.get(&(b.as_str(), p.as_str())), Some(v));
             }
         }
     }
