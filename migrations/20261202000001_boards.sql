@@ -1,12 +1,16 @@
 -- Many boards (DESIGN.md, "Boards and periods"). Every board divides time into periods; the
 -- period id is its start instant in RFC 3339 UTC, or 'all' for a board that never resets, so
 -- schedules can come later without another migration of the score tables.
+--
+-- Board ids and period ids are ASCII identifiers, compared byte for byte (COLLATE "C"): they
+-- lead the keys of the indexes every score write touches, and a locale's collation would make
+-- each comparison a call into the C library's strcoll for nothing.
 
 -- A board: how values combine (operator), which way is better (sort_order), the bounds of one
 -- token's value, and whether players can see it. reset/timezone are stored now and fixed once
 -- the board has a score, like order and operator.
 CREATE TABLE boards (
-    id           text PRIMARY KEY CHECK (id ~ '^[a-z0-9][a-z0-9_-]{0,31}$'),
+    id           text COLLATE "C" PRIMARY KEY CHECK (id ~ '^[a-z0-9][a-z0-9_-]{0,31}$'),
     title        text NOT NULL CHECK (char_length(title) BETWEEN 1 AND 64),
     sort_order   text NOT NULL CHECK (sort_order IN ('desc', 'asc')),
     operator     text NOT NULL CHECK (operator IN ('sum', 'best', 'latest')),
@@ -32,8 +36,8 @@ VALUES ('global', 'All time', 'desc', 'sum', -1000000, 1000000);
 -- for 'desc'), so one index and one comparison, (rank_key, reached_version) ascending, serve
 -- both orders in every query; the application writes it with the value.
 CREATE TABLE entries (
-    board_id        text NOT NULL REFERENCES boards (id),
-    period          text NOT NULL,
+    board_id        text COLLATE "C" NOT NULL REFERENCES boards (id),
+    period          text COLLATE "C" NOT NULL,
     player_id       text NOT NULL REFERENCES users (player_id) ON DELETE CASCADE,
     value           bigint NOT NULL CHECK (value BETWEEN -9007199254740992 AND 9007199254740992),
     rank_key        bigint NOT NULL CHECK (rank_key = value OR rank_key = -value),
@@ -55,16 +59,16 @@ DROP TABLE scores;
 -- board's value for the player after the event. Exactly once per (token, board) follows from
 -- consumed_tokens (one row per token, in the same transaction) and a token's boards being
 -- distinct, so no further index is written per event.
-ALTER TABLE score_events ADD COLUMN board_id text NOT NULL DEFAULT 'global' REFERENCES boards (id);
-ALTER TABLE score_events ADD COLUMN period text NOT NULL DEFAULT 'all';
+ALTER TABLE score_events ADD COLUMN board_id text COLLATE "C" NOT NULL DEFAULT 'global' REFERENCES boards (id);
+ALTER TABLE score_events ADD COLUMN period text COLLATE "C" NOT NULL DEFAULT 'all';
 ALTER TABLE score_events ALTER COLUMN board_id DROP DEFAULT;
 ALTER TABLE score_events ALTER COLUMN period DROP DEFAULT;
 -- A board's version in a period: the id of its newest event, written by the batch that
 -- appends the events (one row per board a batch touches, not one more index entry per event).
 -- Snapshots, pages and the poller read it; it is the period's row for what periods add later.
 CREATE TABLE board_periods (
-    board_id text NOT NULL REFERENCES boards (id),
-    period   text NOT NULL,
+    board_id text COLLATE "C" NOT NULL REFERENCES boards (id),
+    period   text COLLATE "C" NOT NULL,
     version  bigint NOT NULL,
     PRIMARY KEY (board_id, period)
 );
