@@ -223,21 +223,20 @@ impl EdgeServer {
     }
 }
 
-/// Whether something on `port` answers an HTTP request (any status).
+/// Whether the edge worker answers on `port`: its `/health` (whatever its status) names the
+/// `edge` check. Any HTTP answer is not enough: another test's server may have taken the port
+/// between `free_port` and wrangler binding it, and the tests would then talk to that server.
 async fn answers_http(port: u16) -> bool {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let attempt = async {
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+    let ask = async {
+        let r = reqwest::Client::new()
+            .get(format!("http://127.0.0.1:{port}/health"))
+            .send()
             .await
             .ok()?;
-        s.write_all(b"GET /__ready HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
-            .await
-            .ok()?;
-        let mut buf = [0u8; 16];
-        let n = s.read(&mut buf).await.ok()?;
-        Some(buf[..n].starts_with(b"HTTP/1.1 "))
+        let body: serde_json::Value = r.json().await.ok()?;
+        Some(body["checks"]["edge"].is_string())
     };
-    tokio::time::timeout(Duration::from_secs(5), attempt)
+    tokio::time::timeout(Duration::from_secs(5), ask)
         .await
         .ok()
         .flatten()
