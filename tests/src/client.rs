@@ -188,3 +188,16 @@ pub fn log_line(line: &str) -> serde_json::Value {
     }
     v
 }
+
+/// `PUT /admin/boards/{id}` at the aggregator `base` with the test admin key: the status and
+/// the JSON body.
+pub async fn put_board(http: &reqwest::Client, base: &str, id: &str, body: &Value) -> (u16, Value) {
+    let r = http
+        .put(format!("{base}/admin/boards/{id}"))
+        .bearer_auth(crate::stack::ADMIN_KEY)
+        .json(body)
+        .send()
+        .await
+        .expect("the aggregator answers");
+    (r.status().as_u16(), r.json().await.unwrap_or_default())
+}

@@ -27,11 +27,7 @@ pub(crate) fn spawn(
 async fn poll(db: &PgPool, boards: &Boards) -> sqlx::Result<()> {
     let mut conn = db.acquire().await?;
     for def in sql::load_defs(&mut *conn).await? {
-        if !boards.redefine(&def) {
-            let period = def.period_at(crate::clock::now_millis() as i64);
-            let snapshot = sql::load_snapshot(&mut conn, &def, &period).await?;
-            boards.add(def, snapshot);
-        }
+        boards.take(&mut conn, def).await?;
     }
     let live = boards.all();
     let periods: Vec<_> = live.iter().map(|l| l.period()).collect();

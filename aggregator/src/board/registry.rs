@@ -7,7 +7,7 @@ use super::kind::BoardDef;
 use super::{sql, Board};
 use scoreboard_protocol::snapshot::{BoardSnapshot, PeriodRef};
 use scoreboard_protocol::BoardId;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
@@ -37,24 +37,20 @@ impl Boards {
         let boards = Self::default();
         let mut conn = db.acquire().await?;
         for def in sql::load_defs(&mut *conn).await? {
-            let period = def.period_at(crate::clock::now_millis() as i64);
-            let snapshot = sql::load_snapshot(&mut conn, &def, &period).await?;
-            boards.insert(def, snapshot);
+            boards.take(&mut conn, def).await?;
         }
         Ok(boards)
     }
 
-    fn insert(&self, def: BoardDef, snapshot: BoardSnapshot) -> Live {
-        let live = Live {
-            def: Arc::new(def),
-            board: Board::new(snapshot),
-        };
-        let id = live.def.id.clone();
-        self.map
-            .write()
-            .expect("not poisoned")
-            .insert(id, live.clone());
-        live
+    /// Takes a board's definition as PostgreSQL has it: a known board keeps its live snapshot
+    /// and subscribers; a new one starts from its current snapshot.
+    pub(crate) async fn take(&self, db: &mut PgConnection, def: BoardDef) -> sqlx::Result<Live> {
+        if let Some(live) = self.redefine(&def) {
+            return Ok(live);
+        }
+        let period = def.period_at(crate::clock::now_millis() as i64);
+        let snapshot = sql::load_snapshot(db, &def, &period).await?;
+        Ok(self.add(def, snapshot))
     }
 
     /// A board, public or not.
@@ -81,24 +77,25 @@ impl Boards {
     }
 
     /// Takes a changed definition of a known board (its live snapshot and subscribers stay);
-    /// `false` when the board is new here, for the caller to [`Self::add`] it.
-    pub(crate) fn redefine(&self, def: &BoardDef) -> bool {
+    /// `None` when the board is new here.
+    fn redefine(&self, def: &BoardDef) -> Option<Live> {
         let mut map = self.map.write().expect("not poisoned");
-        let Some(live) = map.get_mut(&def.id) else {
-            return false;
-        };
+        let live = map.get_mut(&def.id)?;
         if *live.def != *def {
             live.def = Arc::new(def.clone());
         }
-        true
+        Some(live.clone())
     }
 
     /// Adds a board with its first snapshot (a board another call added first stays).
-    pub(crate) fn add(&self, def: BoardDef, snapshot: BoardSnapshot) -> Live {
-        if let Some(live) = self.get(def.id.as_str()) {
-            return live;
-        }
-        self.insert(def, snapshot)
+    fn add(&self, def: BoardDef, snapshot: BoardSnapshot) -> Live {
+        let mut map = self.map.write().expect("not poisoned");
+        map.entry(def.id.clone())
+            .or_insert_with(|| Live {
+                def: Arc::new(def),
+                board: Board::new(snapshot),
+            })
+            .clone()
     }
 
     /// Offers a snapshot to its board; snapshots of boards this instance does not know yet are

@@ -154,20 +154,9 @@ pub(crate) async fn load_snapshot(
     def: &BoardDef,
     period: &PeriodRef,
 ) -> sqlx::Result<BoardSnapshot> {
-    let on = ON_BOARD.as_str();
-    let rows: Vec<(String, String, i64)> = sqlx::query_as(&format!(
-        "SELECT e.player_id, u.name, e.value FROM {on} ORDER BY {BOARD_ORDER} LIMIT {TOP_N}"
-    ))
-    .bind(def.id.as_str())
-    .bind(&period.id)
-    .fetch_all(&mut *db)
-    .await?;
     let version = current_version(&mut *db, def.id.as_str(), &period.id).await?;
-    Ok(BoardSnapshot {
-        board: def.id.clone(),
-        period: period.clone(),
-        snapshot: snapshot_from_rows(version, rows),
-    })
+    let mut one = load_snapshots(db, &[(def, period, version)]).await?;
+    Ok(one.pop().expect("one board, one snapshot"))
 }
 
 /// The top 10 of several boards at once (one round trip), each at the version the caller

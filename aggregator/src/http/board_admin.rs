@@ -108,12 +108,10 @@ pub(crate) async fn put(
     let id = BoardId::parse(id).map_err(|e| bad(e.0))?;
     let def = definition(id, body)?;
     let created = store(&state, &def, &rid).await?;
-    if !state.boards.redefine(&def) {
-        let mut conn = state.db.acquire().await?;
-        let period = def.period_at(crate::clock::now_millis() as i64);
-        let snapshot = sql::load_snapshot(&mut conn, &def, &period).await?;
-        state.boards.add(def.clone(), snapshot);
-    }
+    state
+        .boards
+        .take(&mut *state.db.acquire().await?, def.clone())
+        .await?;
     let status = if created {
         StatusCode::CREATED
     } else {

@@ -41,10 +41,10 @@ pub(crate) async fn public_board(state: &AppState, id: &str) -> Result<Live> {
         .await?
         .pop()
         .ok_or_else(not_found)?;
-    let period = def.period_at(crate::clock::now_millis() as i64);
-    let mut conn = state.db.acquire().await?;
-    let snapshot = sql::load_snapshot(&mut conn, &def, &period).await?;
-    let live = state.boards.add(def, snapshot);
+    let live = state
+        .boards
+        .take(&mut *state.db.acquire().await?, def)
+        .await?;
     live.def.public.then_some(live).ok_or_else(not_found)
 }
 

@@ -6,7 +6,6 @@
 use crate::support::{edge_with, stack};
 use scoreboard_tests::client;
 use scoreboard_tests::sse::SseClient;
-use scoreboard_tests::stack::ADMIN_KEY;
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -14,14 +13,8 @@ const WAIT: Duration = Duration::from_secs(15);
 const QUIET: Duration = Duration::from_millis(1500);
 
 async fn put_board(http: &reqwest::Client, agg: &str, id: &str, body: Value) {
-    let r = http
-        .put(format!("{agg}/admin/boards/{id}"))
-        .bearer_auth(ADMIN_KEY)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201, "PUT /admin/boards/{id}");
+    let (status, _) = client::put_board(http, agg, id, &body).await;
+    assert_eq!(status, 201, "PUT /admin/boards/{id}");
 }
 
 /// Mints `action` at the edge and redeems it there; returns the score answer.

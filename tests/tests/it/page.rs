@@ -5,7 +5,7 @@
 
 use crate::support::{aggregator_on, edge_with, stack};
 use scoreboard_tests::client::{guest, guests, internal_score, Guest};
-use scoreboard_tests::stack::{ADMIN_KEY, EDGE_SECRET};
+use scoreboard_tests::stack::EDGE_SECRET;
 use scoreboard_tests::tokens::mint_on;
 use scoreboard_tests::EdgeServer;
 use serde_json::{json, Value};
@@ -127,18 +127,10 @@ async fn a_browser_page_picks_a_board_follows_it_live_and_pages_below_its_top_10
 
 /// `PUT /admin/boards/{id}` at the aggregator with the test admin key; it must succeed.
 async fn put_board(http: &reqwest::Client, agg: &str, id: &str, body: Value) {
-    let r = http
-        .put(format!("{agg}/admin/boards/{id}"))
-        .bearer_auth(ADMIN_KEY)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status();
+    let (status, body) = scoreboard_tests::client::put_board(http, agg, id, &body).await;
     assert!(
-        status.is_success(),
-        "PUT /admin/boards/{id}: {status} {}",
-        r.text().await.unwrap_or_default()
+        (200..300).contains(&status),
+        "PUT /admin/boards/{id}: {status} {body}",
     );
 }
 
