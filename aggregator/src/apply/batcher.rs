@@ -1,6 +1,7 @@
 //! The batcher task: takes updates from the queue in batches, commits each batch through
 //! [`write`](super::write), then copies the touched boards' rows to Redis (which also answers
-//! the ranks), announces the boards that changed, and answers every request with its own outcome.
+//! the ranks), announces the boards that changed, and answers every request with its own
+//! outcome; that last part of a batch overlaps the next batch's commit.
 
 use super::write::{self, Committed, Touched};
 use super::{Applier, BatchSettings, Outcome, Update};
@@ -12,6 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 
 type Queued = (Update, oneshot::Sender<Outcome>);
 
@@ -36,7 +38,13 @@ pub(crate) fn spawn(
 }
 
 async fn run(sinks: Sinks, settings: BatchSettings, mut rx: mpsc::Receiver<Queued>) {
+    let sinks = Arc::new(sinks);
     let mut batch = Vec::with_capacity(settings.max);
+    // The batch after the commit (Redis, announcements, answers) runs while the next batch
+    // commits: the transaction is what must be serial, and this takes its share of the
+    // serial path off it. One at a time, in commit order, so Redis and the announcements see
+    // batches in the order of their versions.
+    let mut finishing: Option<JoinHandle<()>> = None;
     while let Some(first) = rx.recv().await {
         batch.push(first);
         fill(&mut batch, &mut rx, settings).await;
@@ -44,11 +52,25 @@ async fn run(sinks: Sinks, settings: BatchSettings, mut rx: mpsc::Receiver<Queue
         let started = Instant::now();
         let (updates, replies): (Vec<Update>, Vec<_>) =
             std::mem::take(&mut batch).into_iter().unzip();
-        let outcomes = apply(&sinks, &updates).await;
-        for (reply, outcome) in replies.into_iter().zip(outcomes) {
-            let _ = reply.send(outcome);
+        let committed = commit(&sinks, &updates).await;
+        if let Some(previous) = finishing.take() {
+            let _ = previous.await;
         }
-        metrics::histogram!("apply_batch_duration_seconds").record(started.elapsed().as_secs_f64());
+        let sinks = Arc::clone(&sinks);
+        finishing = Some(tokio::spawn(async move {
+            let outcomes = match committed {
+                Some(done) => finish(&sinks, &updates, done).await,
+                None => vec![Outcome::Unavailable; updates.len()],
+            };
+            for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                let _ = reply.send(outcome);
+            }
+            metrics::histogram!("apply_batch_duration_seconds")
+                .record(started.elapsed().as_secs_f64());
+        }));
+    }
+    if let Some(last) = finishing {
+        let _ = last.await;
     }
 }
 
@@ -70,12 +92,13 @@ async fn fill(batch: &mut Vec<Queued>, rx: &mut mpsc::Receiver<Queued>, settings
     }
 }
 
-/// Commits one batch and finishes it; on a database error every update is unavailable (and
-/// nothing of the batch was applied).
-async fn apply(sinks: &Sinks, updates: &[Update]) -> Vec<Outcome> {
+/// Commits one batch; on a database error (logged here) nothing of the batch was applied and
+/// every update is unavailable.
+async fn commit(sinks: &Sinks, updates: &[Update]) -> Option<Committed> {
     let refs: Vec<&Update> = updates.iter().collect();
-    match write::commit(&sinks.db, &refs, crate::clock::now_millis() as i64).await {
-        Ok(committed) => finish(sinks, updates, committed).await,
+    let now_ms = crate::clock::now_millis() as i64;
+    match write::commit(&sinks.db, &sinks.boards, &refs, now_ms).await {
+        Ok(committed) => Some(committed),
         Err(err) => {
             let request_ids: Vec<&str> = updates.iter().map(|u| u.request_id.as_str()).collect();
             tracing::error!(
@@ -84,7 +107,7 @@ async fn apply(sinks: &Sinks, updates: &[Update]) -> Vec<Outcome> {
                 requestIds = %request_ids.join(","),
                 "database error: a batch was not applied"
             );
-            vec![Outcome::Unavailable; updates.len()]
+            None
         }
     }
 }

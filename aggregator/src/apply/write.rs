@@ -2,11 +2,15 @@
 //! needs, let [`plan`](super::plan) decide, then write what it decided — consumed tokens,
 //! score events (one per board of each update), entries, audit rows — and read the snapshots
 //! of the boards that changed, which the commit will publish.
+//!
+//! The batcher is serial, so every round trip here is paid by every update waiting behind
+//! it: a batch that applies makes five (begin with the lock, read, write, the changed boards'
+//! top 10, commit), each statement doing all of its step for the whole batch.
 
 use super::plan::{self, Ask, Decision, EntryKey, Facts, Move, Plan};
 use super::{Outcome, Source, Update};
 use crate::board::kind::Order;
-use crate::board::{sql, BoardDef, BoardRow};
+use crate::board::{sql, BoardDef, BoardRow, Boards};
 use anyhow::Context;
 use scoreboard_protocol::snapshot::{BoardSnapshot, PeriodRef, Standing};
 use scoreboard_protocol::BoardId;
@@ -65,24 +69,28 @@ struct Read {
 /// board's period).
 pub(super) async fn commit(
     db: &PgPool,
+    known: &Boards,
     updates: &[&Update],
     now_ms: i64,
 ) -> anyhow::Result<Committed> {
+    // BEGIN and the lock in one simple query: one round trip, and every statement after it
+    // (each with its own snapshot) sees what the writers before us committed.
     let mut tx = db
-        .begin()
+        .begin_with(format!(
+            "BEGIN; SELECT pg_advisory_xact_lock({WRITER_LOCK})"
+        ))
         .await
-        .context("beginning the batch transaction")?;
-    lock_writers(&mut tx)
-        .await
-        .context("taking the writers' lock")?;
-    let read = read_all(&mut tx, updates, now_ms).await?;
+        .context("beginning the batch transaction and taking the writers' lock")?;
+    let read = read_all(&mut tx, known, updates, now_ms).await?;
     let asks: Vec<Ask<'_>> = updates.iter().map(|u| u.ask()).collect();
     let defs: HashMap<&str, &BoardDef> = read.defs.iter().map(|d| (d.id.as_str(), d)).collect();
-    let values = read
+    // The entries before the batch, keyed by borrowed (board, player).
+    let before: HashMap<EntryKey<'_>, (i64, i64)> = read
         .entries
         .iter()
-        .map(|((b, p), v)| ((b.as_str(), p.as_str()), v.0))
+        .map(|((b, p), v)| ((b.as_str(), p.as_str()), *v))
         .collect();
+    let values = before.iter().map(|(k, v)| (*k, v.0)).collect();
     let plan = plan::plan(&asks, &read.facts, &defs, values);
     let applied: Vec<(&Update, &[Move])> = updates
         .iter()
@@ -99,13 +107,11 @@ pub(super) async fn commit(
             touched: Vec::new(),
         });
     }
-    consume_tokens(&mut tx, &applied).await?;
-    let events = events_of(&applied, &read.periods);
-    let ids = append_events(&mut tx, &events).await?;
+    let events = events_of(&applied, &read.periods, &read.defs);
+    let ids = write_batch(&mut tx, &applied, &events).await?;
     audit_adjustments(&mut tx, &events, &ids).await?;
     let board_versions = newest_per_board(&events, &ids);
-    set_entries(&mut tx, &events, &ids, &read.defs).await?;
-    let mut touched = touched_boards(&read, &events, &ids);
+    let mut touched = touched_boards(&read, &before, &events, &ids);
     snapshots_of_changed(&mut tx, &mut touched, &board_versions).await?;
     tx.commit().await.context("committing the batch")?;
     Ok(Committed {
@@ -123,15 +129,42 @@ struct FactsRow {
     name: Option<String>,
     /// The batch's boards as JSON, on the first row only.
     defs: Option<String>,
+    /// The entries at the expected keys as JSON, on the first row only.
+    entries: Option<String>,
 }
 
-async fn read_all(tx: &mut PgConnection, updates: &[&Update], now_ms: i64) -> anyhow::Result<Read> {
-    let (facts, names, banned, defs) = read_facts(tx, updates).await?;
+/// The entries a batch read, keyed (board, player): (value, reached_version).
+type EntryValues = HashMap<(String, String), (i64, i64)>;
+
+async fn read_all(
+    tx: &mut PgConnection,
+    known: &Boards,
+    updates: &[&Update],
+    now_ms: i64,
+) -> anyhow::Result<Read> {
+    // The entries are read with the facts, at the periods the boards we know are in now. The
+    // boards as read under the lock decide: a board we did not know or whose period differs
+    // (a changed schedule, possible only while it has no entry) has its entries read again.
+    let mut expected: HashMap<&str, PeriodRef> = HashMap::new();
+    for b in updates.iter().flat_map(|u| u.boards.iter()) {
+        if !expected.contains_key(b.as_str()) {
+            if let Some(live) = known.get(b.as_str()) {
+                expected.insert(b.as_str(), live.def.period_at(now_ms));
+            }
+        }
+    }
+    let keys = entry_keys(updates, |b| expected.get(b).map(|p| p.id.as_str()));
+    let (facts, names, banned, defs, mut entries) = read_facts(tx, updates, &keys).await?;
     let periods: HashMap<String, PeriodRef> = defs
         .iter()
         .map(|d| (d.id.to_string(), d.period_at(now_ms)))
         .collect();
-    let entries = read_entries(tx, updates, &periods).await?;
+    let missed = |b: &str| periods.get(b).filter(|p| expected.get(b) != Some(*p));
+    if periods.keys().any(|b| missed(b).is_some()) {
+        entries.retain(|(b, _), _| missed(b).is_none());
+        let keys = entry_keys(updates, |b| missed(b).map(|p| p.id.as_str()));
+        entries.extend(read_entries(tx, &keys).await?);
+    }
     Ok(Read {
         facts,
         names,
@@ -140,6 +173,25 @@ async fn read_all(tx: &mut PgConnection, updates: &[&Update], now_ms: i64) -> an
         periods,
         entries,
     })
+}
+
+/// The (board, period, player) keys of the updates' entries, as three columns, on the boards
+/// `period_of` gives a period for.
+fn entry_keys<'a>(
+    updates: &[&'a Update],
+    period_of: impl Fn(&str) -> Option<&'a str>,
+) -> EntryKeys<'a> {
+    let mut keys = (Vec::new(), Vec::new(), Vec::new());
+    for u in updates {
+        for b in &u.boards {
+            if let Some(p) = period_of(b.as_str()) {
+                keys.0.push(b.as_str());
+                keys.1.push(p);
+                keys.2.push(u.player.as_str());
+            }
+        }
+    }
+    keys
 }
 
 /// The new top 10 of every board whose entries changed, in one round trip.
@@ -171,11 +223,24 @@ type ReadFacts = (
     HashMap<String, String>,
     HashSet<String>,
     Vec<BoardDef>,
+    EntryValues,
 );
 
+type EntryKeys<'a> = (Vec<&'a str>, Vec<&'a str>, Vec<&'a str>);
+
+/// The entries at `keys` as a JSON array of [board, player, value, version], for a column.
+const ENTRIES_JSON: &str = "(SELECT coalesce(json_agg(json_build_array(e.board_id, e.player_id, e.value, e.reached_version)), '[]')::text
+     FROM UNNEST($5::text[], $6::text[], $7::text[]) AS k(board_id, period, player_id)
+     JOIN entries e USING (board_id, period, player_id))";
+
 /// Who exists, who is banned, which sessions are revoked, which tokens were redeemed, the
-/// players' names and the batch's boards: one row per update, in order, in one round trip.
-async fn read_facts(tx: &mut PgConnection, updates: &[&Update]) -> anyhow::Result<ReadFacts> {
+/// players' names, the batch's boards and the entries at `keys`: one row per update, in
+/// order, in one round trip.
+async fn read_facts(
+    tx: &mut PgConnection,
+    updates: &[&Update],
+    keys: &EntryKeys<'_>,
+) -> anyhow::Result<ReadFacts> {
     let players: Vec<&str> = updates.iter().map(|u| u.player.as_str()).collect();
     let sessions: Vec<Option<&str>> = updates.iter().map(|u| u.source.session_jti()).collect();
     let jtis: Vec<Option<&str>> = updates.iter().map(|u| u.source.jti()).collect();
@@ -188,7 +253,8 @@ async fn read_facts(tx: &mut PgConnection, updates: &[&Update]) -> anyhow::Resul
     let rows: Vec<FactsRow> = sqlx::query_as(&format!(
         "SELECT u.player_id IS NOT NULL AS exists, u.banned_at IS NOT NULL AS banned,
                 s.revoked_at IS NOT NULL AS revoked, c.jti IS NOT NULL AS consumed, u.name,
-                CASE WHEN p.ord = 1 THEN {} END AS defs
+                CASE WHEN p.ord = 1 THEN {} END AS defs,
+                CASE WHEN p.ord = 1 THEN {ENTRIES_JSON} END AS entries
          FROM UNNEST($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS p(player_id, session_jti, jti, ord)
          LEFT JOIN users u ON u.player_id = p.player_id
          LEFT JOIN sessions s ON s.jti = p.session_jti
@@ -200,15 +266,23 @@ async fn read_facts(tx: &mut PgConnection, updates: &[&Update]) -> anyhow::Resul
     .bind(&sessions)
     .bind(&jtis)
     .bind(&board_ids)
+    .bind(&keys.0)
+    .bind(&keys.1)
+    .bind(&keys.2)
     .fetch_all(&mut *tx)
     .await
-    .context("reading players, sessions and tokens")?;
-    let mut names = HashMap::new();
-    let mut banned = HashSet::new();
-    let defs = match rows.first().and_then(|r| r.defs.as_deref()) {
+    .context("reading players, sessions, tokens and entries")?;
+    let first = rows.first();
+    let defs = match first.and_then(|r| r.defs.as_deref()) {
         Some(json) => sql::parse_defs_json(json).context("reading the batch's boards")?,
         None => Vec::new(),
     };
+    let entries = match first.and_then(|r| r.entries.as_deref()) {
+        Some(json) => entry_values(serde_json::from_str(json).context("reading entries")?),
+        None => HashMap::new(),
+    };
+    let mut names = HashMap::new();
+    let mut banned = HashSet::new();
     let facts = rows
         .into_iter()
         .zip(&players)
@@ -227,80 +301,29 @@ async fn read_facts(tx: &mut PgConnection, updates: &[&Update]) -> anyhow::Resul
             }
         })
         .collect();
-    Ok((facts, names, banned, defs))
+    Ok((facts, names, banned, defs, entries))
 }
 
-/// The current entry of every (board, player) the batch names, on boards that exist.
-async fn read_entries(
-    tx: &mut PgConnection,
-    updates: &[&Update],
-    periods: &HashMap<String, PeriodRef>,
-) -> anyhow::Result<HashMap<(String, String), (i64, i64)>> {
-    let (mut boards, mut pers, mut players) = (Vec::new(), Vec::new(), Vec::new());
-    for u in updates {
-        for b in &u.boards {
-            if let Some(p) = periods.get(b.as_str()) {
-                boards.push(b.as_str());
-                pers.push(p.id.as_str());
-                players.push(u.player.as_str());
-            }
-        }
-    }
+fn entry_values(rows: Vec<(String, String, i64, i64)>) -> EntryValues {
+    rows.into_iter()
+        .map(|(b, p, value, version)| ((b, p), (value, version)))
+        .collect()
+}
+
+/// The entries at `keys`, for the boards [`read_facts`] could not read them for.
+async fn read_entries(tx: &mut PgConnection, keys: &EntryKeys<'_>) -> anyhow::Result<EntryValues> {
     let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
         "SELECT e.board_id, e.player_id, e.value, e.reached_version
          FROM UNNEST($1::text[], $2::text[], $3::text[]) AS k(board_id, period, player_id)
          JOIN entries e USING (board_id, period, player_id)",
     )
-    .bind(&boards)
-    .bind(&pers)
-    .bind(&players)
+    .bind(&keys.0)
+    .bind(&keys.1)
+    .bind(&keys.2)
     .fetch_all(&mut *tx)
     .await
     .context("reading entries")?;
-    Ok(rows
-        .into_iter()
-        .map(|(b, p, value, version)| ((b, p), (value, version)))
-        .collect())
-}
-
-/// Records the applied tokens as redeemed. The plan already knows none was; the primary key
-/// is the last word all the same: a conflict here fails the whole batch rather than apply a
-/// token twice.
-async fn consume_tokens(
-    tx: &mut PgConnection,
-    applied: &[(&Update, &[Move])],
-) -> anyhow::Result<()> {
-    let tokens: Vec<(&str, &str, i64)> = applied
-        .iter()
-        .filter_map(|(u, _)| match &u.source {
-            Source::Token {
-                jti, expires_at, ..
-            } => Some((jti.as_str(), u.player.as_str(), *expires_at)),
-            Source::Adjustment { .. } => None,
-        })
-        .collect();
-    if tokens.is_empty() {
-        return Ok(());
-    }
-    let jtis: Vec<&str> = tokens.iter().map(|t| t.0).collect();
-    let owners: Vec<&str> = tokens.iter().map(|t| t.1).collect();
-    let expiries: Vec<f64> = tokens.iter().map(|t| t.2 as f64).collect();
-    let inserted = sqlx::query(
-        "INSERT INTO consumed_tokens (jti, player_id, expires_at)
-         SELECT jti, player_id, to_timestamp(exp) FROM UNNEST($1::text[], $2::text[], $3::float8[]) AS t(jti, player_id, exp)",
-    )
-    .bind(&jtis)
-    .bind(&owners)
-    .bind(&expiries)
-    .execute(&mut *tx)
-    .await
-    .context("recording redeemed tokens")?
-    .rows_affected();
-    anyhow::ensure!(
-        inserted == tokens.len() as u64,
-        "a redeemed token was recorded twice"
-    );
-    Ok(())
+    Ok(entry_values(rows))
 }
 
 /// One score event: an applied update on one of its boards.
@@ -309,76 +332,126 @@ struct Event<'a> {
     board: &'a BoardId,
     period: &'a str,
     value_after: i64,
+    /// The value as the board orders it (see the `entries` table).
+    rank_key: i64,
     changed: bool,
 }
 
 fn events_of<'a>(
     applied: &[(&'a Update, &'a [Move])],
     periods: &'a HashMap<String, PeriodRef>,
+    defs: &[BoardDef],
 ) -> Vec<Event<'a>> {
+    let order: HashMap<&str, Order> = defs.iter().map(|d| (d.id.as_str(), d.order)).collect();
     applied
         .iter()
         .flat_map(|(u, moves)| {
-            u.boards.iter().zip(moves.iter()).map(|(b, m)| Event {
+            let order = &order;
+            u.boards.iter().zip(moves.iter()).map(move |(b, m)| Event {
                 update: u,
                 board: b,
                 period: periods[b.as_str()].id.as_str(),
                 value_after: m.value_after,
+                rank_key: order[b.as_str()].rank_key(m.value_after),
                 changed: m.changed,
             })
         })
         .collect()
 }
 
-/// Appends the events, in order, and raises each board's version to its newest; returns the
-/// events' ids (the versions), in the same order.
-async fn append_events(tx: &mut PgConnection, events: &[Event<'_>]) -> anyhow::Result<Vec<i64>> {
-    let players: Vec<&str> = events.iter().map(|e| e.update.player.as_str()).collect();
-    let jtis: Vec<Option<&str>> = events.iter().map(|e| e.update.source.jti()).collect();
-    let actions: Vec<&str> = events.iter().map(|e| e.update.source.action()).collect();
-    let regions: Vec<Option<&str>> = events
+/// Everything the batch writes but the audit, in one statement: the redeemed tokens, the
+/// events in order, each board's version (its newest event) and the entries the events
+/// changed (each at its last changing event, see [`sets_entry`]). Returns the events' ids
+/// (the versions), in the events' order.
+///
+/// The ids are drawn from the events' sequence as the rows are read, in order, under the
+/// writers' lock; they are checked to ascend. consumed_tokens' primary key is the last word
+/// on a token: the plan already knows none was redeemed, and a conflict fails the whole batch
+/// rather than apply a token twice. Entries are upserted, not updated by a join: the upsert
+/// finds each row by the primary key, where a join's plan could pick the order index (a
+/// scan of the board) on a table without statistics yet.
+const WRITE_BATCH: &str = "WITH tokens AS (
+   INSERT INTO consumed_tokens (jti, player_id, expires_at)
+   SELECT jti, player_id, to_timestamp(exp) FROM UNNEST($1::text[], $2::text[], $3::float8[]) AS t(jti, player_id, exp)
+   RETURNING 1),
+ ev AS MATERIALIZED (
+   SELECT nextval('score_events_id_seq'::regclass) AS id, e.*
+   FROM UNNEST($4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[], $14::bool[])
+        WITH ORDINALITY AS e(player_id, jti, action, pts, score_after, edge_region, request_id, board_id, period, rank_key, sets_entry, ord)),
+ events AS (
+   INSERT INTO score_events (id, player_id, jti, action, pts, score_after, edge_region, request_id, board_id, period)
+   SELECT id, player_id, jti, action, pts, score_after, edge_region, request_id, board_id, period FROM ev),
+ versions AS (
+   INSERT INTO board_periods (board_id, period, version)
+   SELECT board_id, period, max(id) FROM ev GROUP BY board_id, period
+   ON CONFLICT (board_id, period) DO UPDATE
+   SET version = greatest(board_periods.version, EXCLUDED.version)),
+ set_entries AS (
+   INSERT INTO entries (board_id, period, player_id, value, rank_key, reached_version)
+   SELECT board_id, period, player_id, score_after, rank_key, id FROM ev WHERE sets_entry
+   ON CONFLICT (board_id, period, player_id) DO UPDATE
+   SET value = EXCLUDED.value, rank_key = EXCLUDED.rank_key,
+       reached_version = EXCLUDED.reached_version, reached_at = now())
+ SELECT id, (SELECT count(*) FROM tokens) AS consumed FROM ev ORDER BY ord";
+
+/// Whether each event is the last of the batch to change its entry: the one whose value and
+/// id the entry keeps (an upsert may touch a row once per statement).
+fn sets_entry(events: &[Event<'_>]) -> Vec<bool> {
+    let mut later: HashSet<EntryKey<'_>> = HashSet::new();
+    let mut flags: Vec<bool> = events
         .iter()
-        .map(|e| e.update.source.edge_region())
+        .rev()
+        .map(|e| e.changed && later.insert((e.board.as_str(), e.update.player.as_str())))
         .collect();
-    let requests: Vec<&str> = events
+    flags.reverse();
+    flags
+}
+
+async fn write_batch<'a>(
+    tx: &mut PgConnection,
+    applied: &[(&Update, &[Move])],
+    events: &[Event<'a>],
+) -> anyhow::Result<Vec<i64>> {
+    let tokens: Vec<(&str, &str, f64)> = applied
         .iter()
-        .map(|e| e.update.request_id.as_str())
+        .filter_map(|(u, _)| match &u.source {
+            Source::Token {
+                jti, expires_at, ..
+            } => Some((jti.as_str(), u.player.as_str(), *expires_at as f64)),
+            Source::Adjustment { .. } => None,
+        })
         .collect();
-    let boards: Vec<&str> = events.iter().map(|e| e.board.as_str()).collect();
-    let periods: Vec<&str> = events.iter().map(|e| e.period).collect();
-    let points: Vec<i64> = events.iter().map(|e| e.update.points).collect();
-    let after: Vec<i64> = events.iter().map(|e| e.value_after).collect();
-    // The boards' versions (their newest event) are recorded by the same statement.
-    let ids: Vec<(i64,)> = sqlx::query_as(
-        "WITH ins AS (
-           INSERT INTO score_events (player_id, jti, action, pts, score_after, edge_region, request_id, board_id, period)
-           SELECT player_id, jti, action, pts, score_after, edge_region, request_id, board_id, period
-           FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[])
-                WITH ORDINALITY AS e(player_id, jti, action, pts, score_after, edge_region, request_id, board_id, period, ord)
-           ORDER BY ord
-           RETURNING id, board_id, period),
-         versions AS (
-           INSERT INTO board_periods (board_id, period, version)
-           SELECT board_id, period, max(id) FROM ins GROUP BY board_id, period
-           ON CONFLICT (board_id, period) DO UPDATE
-           SET version = greatest(board_periods.version, EXCLUDED.version))
-         SELECT id FROM ins",
-    )
-    .bind(&players)
-    .bind(&jtis)
-    .bind(&actions)
-    .bind(&points)
-    .bind(&after)
-    .bind(&regions)
-    .bind(&requests)
-    .bind(&boards)
-    .bind(&periods)
-    .fetch_all(&mut *tx)
-    .await
-    .context("appending score events")?;
-    // Ids come from one sequence in insertion order, which is `ord`; sorting states it.
-    let mut ids: Vec<i64> = ids.into_iter().map(|(id,)| id).collect();
-    ids.sort_unstable();
+    let column = |f: fn(&Event<'a>) -> &'a str| events.iter().map(f).collect::<Vec<_>>();
+    let optional = |f: fn(&Event<'a>) -> Option<&'a str>| events.iter().map(f).collect::<Vec<_>>();
+    let number = |f: fn(&Event<'a>) -> i64| events.iter().map(f).collect::<Vec<_>>();
+    let rows: Vec<(i64, i64)> = sqlx::query_as(WRITE_BATCH)
+        .bind(tokens.iter().map(|t| t.0).collect::<Vec<_>>())
+        .bind(tokens.iter().map(|t| t.1).collect::<Vec<_>>())
+        .bind(tokens.iter().map(|t| t.2).collect::<Vec<_>>())
+        .bind(column(|e| e.update.player.as_str()))
+        .bind(optional(|e| e.update.source.jti()))
+        .bind(column(|e| e.update.source.action()))
+        .bind(number(|e| e.update.points))
+        .bind(number(|e| e.value_after))
+        .bind(optional(|e| e.update.source.edge_region()))
+        .bind(column(|e| e.update.request_id.as_str()))
+        .bind(column(|e| e.board.as_str()))
+        .bind(column(|e| e.period))
+        .bind(number(|e| e.rank_key))
+        .bind(sets_entry(events))
+        .fetch_all(&mut *tx)
+        .await
+        .context("writing the batch")?;
+    let consumed = rows.first().map_or(0, |r| r.1);
+    anyhow::ensure!(
+        consumed == tokens.len() as i64,
+        "a redeemed token was recorded twice"
+    );
+    let ids: Vec<i64> = rows.into_iter().map(|(id, _)| id).collect();
+    anyhow::ensure!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "score event ids out of order"
+    );
     Ok(ids)
 }
 
@@ -432,54 +505,14 @@ fn last_changes<'a>(
     last
 }
 
-/// Writes the changed entries, with the rank key of their board's order.
-async fn set_entries(
-    tx: &mut PgConnection,
-    events: &[Event<'_>],
-    ids: &[i64],
-    defs: &[BoardDef],
-) -> anyhow::Result<()> {
-    let order: HashMap<&str, Order> = defs.iter().map(|d| (d.id.as_str(), d.order)).collect();
-    let period: HashMap<&str, &str> = events
-        .iter()
-        .map(|e| (e.board.as_str(), e.period))
-        .collect();
-    let changes = last_changes(events, ids);
-    if changes.is_empty() {
-        return Ok(());
-    }
-    let (mut boards, mut periods, mut players) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut values, mut keys, mut versions) = (Vec::new(), Vec::new(), Vec::new());
-    for ((b, p), (value, version)) in &changes {
-        boards.push(*b);
-        periods.push(period[b]);
-        players.push(*p);
-        values.push(*value);
-        keys.push(order[b].rank_key(*value));
-        versions.push(*version);
-    }
-    sqlx::query(
-        "INSERT INTO entries (board_id, period, player_id, value, rank_key, reached_version)
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[])
-         ON CONFLICT (board_id, period, player_id) DO UPDATE
-         SET value = EXCLUDED.value, rank_key = EXCLUDED.rank_key,
-             reached_version = EXCLUDED.reached_version, reached_at = now()",
-    )
-    .bind(&boards)
-    .bind(&periods)
-    .bind(&players)
-    .bind(&values)
-    .bind(&keys)
-    .bind(&versions)
-    .execute(&mut *tx)
-    .await
-    .context("setting entries")?;
-    Ok(())
-}
-
 /// The boards the batch touched, each with the rows of the entries it named as they are after
 /// the batch (banned players are off every board, so they have no row).
-fn touched_boards(read: &Read, events: &[Event<'_>], ids: &[i64]) -> Vec<Touched> {
+fn touched_boards(
+    read: &Read,
+    before: &HashMap<EntryKey<'_>, (i64, i64)>,
+    events: &[Event<'_>],
+    ids: &[i64],
+) -> Vec<Touched> {
     let changes = last_changes(events, ids);
     let mut out: Vec<Touched> = Vec::new();
     let mut seen: HashSet<(&str, &str)> = HashSet::new();
@@ -503,8 +536,9 @@ fn touched_boards(read: &Read, events: &[Event<'_>], ids: &[i64]) -> Vec<Touched
         if read.banned.contains(player) || !seen.insert((board, player)) {
             continue;
         }
-        let key = (board.to_owned(), player.to_owned());
-        let Some(&(value, version)) = changes.get(&(board, player)).or(read.entries.get(&key))
+        let Some(&(value, version)) = changes
+            .get(&(board, player))
+            .or(before.get(&(board, player)))
         else {
             continue;
         };

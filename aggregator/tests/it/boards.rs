@@ -322,6 +322,41 @@ async fn refused_tokens_are_not_consumed_and_apply_once_the_board_allows_them() 
     assert_eq!(value_on(&app, "small", &p.id).await, Some(11));
 }
 
+/// A board another instance created, with entries, that this one has not loaded yet: the
+/// batch reads its entries under the lock all the same and combines with them.
+#[tokio::test]
+async fn a_board_not_loaded_here_yet_is_scored_from_its_entries() {
+    let app = spawn_app().await;
+    let p = app.guest("Elsewhere").await;
+    sqlx::query(
+        "INSERT INTO boards (id, title, sort_order, operator, value_min, value_max)
+         VALUES ('remote-sum', 'Remote sum', 'desc', 'sum', -100, 100),
+                ('remote-best', 'Remote best', 'asc', 'best', 0, 1000)",
+    )
+    .execute(&app.db)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO entries (board_id, period, player_id, value, rank_key, reached_version)
+         VALUES ('remote-sum', 'all', $1, 40, -40, 1), ('remote-best', 'all', $1, 30, 30, 1)",
+    )
+    .bind(&p.id)
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let (status, _) = redeem_on(&app, &p, 2, &["remote-sum", "global"]).await;
+    assert_eq!(status, 200);
+    let (status, _) = redeem_on(&app, &p, 50, &["remote-best"]).await;
+    assert_eq!(status, 200);
+    assert_eq!(value_on(&app, "remote-sum", &p.id).await, Some(42));
+    assert_eq!(
+        value_on(&app, "remote-best", &p.id).await,
+        Some(30),
+        "50 is not better"
+    );
+    assert_eq!(value_on(&app, "global", &p.id).await, Some(2));
+}
+
 /// Pages, around-me at both ends, standings, and every malformed read.
 #[tokio::test]
 async fn a_board_reads_in_pages_around_a_player_and_refuses_malformed_reads() {

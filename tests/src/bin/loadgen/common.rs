@@ -209,7 +209,12 @@ impl Latency {
 pub(crate) type Outcomes = BTreeMap<String, usize>;
 
 pub(crate) fn outcome_key(status: u16, body: &Value) -> String {
-    match body["error"]["code"].as_str() {
+    outcome_of(status, body["error"]["code"].as_str())
+}
+
+/// [`outcome_key`] from an answer's status and error code.
+pub(crate) fn outcome_of(status: u16, code: Option<&str>) -> String {
+    match code {
         Some(code) => format!("{status} {code}"),
         None if status == 0 => "0 no answer".into(),
         None => status.to_string(),
