@@ -32,28 +32,16 @@ type AroundReply = Option<(i64, Vec<(String, String, f64)>)>;
 /// and skipped, and reading a few more saves a second read when there are some.
 const SLACK: i64 = 8;
 
-/// One read of a page's candidates, in one round trip and so consistent: how many entries
-/// rank before the rank key ARGV[1], the ARGV[2] candidates from that key on, their players'
-/// names (in the candidates' order) and the board's newest version. The loop only cuts the
-/// player ids out of the members for the one `HMGET` (in slices, under Lua's limit on
-/// arguments); ranges and look-ups are Redis's own commands.
-pub(super) const PAGE: &str = r#"
-local before = redis.call('ZCOUNT', KEYS[1], '-inf', '(' .. ARGV[1])
-local rows = redis.call('ZRANGE', KEYS[1], ARGV[1], '+inf', 'BYSCORE', 'LIMIT', 0, ARGV[2], 'WITHSCORES')
-local names = {}
-for from = 1, #rows, 2000 do
-  local ids = {}
-  for i = from, math.min(from + 1999, #rows), 2 do ids[#ids + 1] = string.sub(rows[i], 21) end
-  for _, name in ipairs(redis.call('HMGET', KEYS[3], unpack(ids))) do names[#names + 1] = name end
-end
-return {before, rows, names, redis.call('GET', KEYS[5])}
-"#;
-
-type Candidates = (i64, Vec<(String, f64)>, Vec<Option<String>>, Option<i64>);
+/// One read of a page's candidates: how many entries rank before the cursor's rank key, the
+/// candidates from that key on, and the board's newest version, in one `MULTI` so the three
+/// agree.
+type Candidates = (i64, Vec<(String, f64)>, Option<i64>);
 
 impl Cache {
     /// A page of a board's period, or `None` when Redis is unavailable. A first page
-    /// (`cursor` `None`) starts as of the board's newest version in Redis.
+    /// (`cursor` `None`) starts as of the board's newest version in Redis. Plain commands in a
+    /// transaction, not a script: a page is mostly a range read, which Redis does natively
+    /// several times faster than a Lua loop over it.
     pub(crate) async fn page(
         &self,
         board: &str,
@@ -63,33 +51,28 @@ impl Cache {
         limit: i64,
     ) -> Option<Page> {
         let start = cursor.unwrap_or(Cursor::start(-1));
+        let [z, _, names, _, version] = self.board_keys(board, period);
         let mut as_of = start.as_of;
-        let mut picked: Vec<Entry> = Vec::new();
-        let mut last = (0, 0);
-        // Each read is whole (one script): when skipped entries leave the page short, the
+        let mut picked: Vec<(String, i64, i64, u64)> = Vec::new();
+        // Each read is whole (one transaction): when skipped entries leave the page short, the
         // next read is a larger one from the cursor again, never a continuation, which could
         // meet an entry twice if the set shifted in between.
         let mut count = limit + SLACK;
         loop {
-            let (before, rows, names, newest) = self
-                .candidates(board, period, start.rank_key, count)
-                .await?;
+            let (before, rows, newest) =
+                self.candidates(&z, &version, start.rank_key, count).await?;
             if as_of < 0 {
                 as_of = newest.unwrap_or(0);
             }
             let read = rows.len() as i64;
             picked.clear();
-            for (i, ((member, key), name)) in rows.into_iter().zip(names).enumerate() {
+            for (i, (member, key)) in rows.into_iter().enumerate() {
                 let (key, v) = (key as i64, member_version(&member));
                 let after = key > start.rank_key || (key == start.rank_key && v > start.version);
                 if after && v <= as_of && (picked.len() as i64) < limit {
-                    picked.push(Entry {
-                        rank: (before + i as i64 + 1) as u64,
-                        player_id: member_player(&member).unwrap_or_default().to_owned(),
-                        name: name.unwrap_or_default(),
-                        score: order.value(key),
-                    });
-                    last = (key, v);
+                    let rank = (before + i as i64 + 1) as u64;
+                    let player = member_player(&member).unwrap_or_default().to_owned();
+                    picked.push((player, key, v, rank));
                 }
             }
             if picked.len() as i64 >= limit || read < count {
@@ -97,27 +80,69 @@ impl Cache {
             }
             count *= 2;
         }
-        let next = (picked.len() as i64 == limit).then_some(Cursor {
-            rank_key: last.0,
-            version: last.1,
-            as_of,
+        let names = self.names(&names, &picked).await?;
+        let next = (picked.len() as i64 == limit).then(|| {
+            let last = picked.last().expect("a full page has a last row");
+            Cursor {
+                rank_key: last.1,
+                version: last.2,
+                as_of,
+            }
         });
-        let entries = picked;
+        let entries = picked
+            .into_iter()
+            .zip(names)
+            .map(|((player_id, key, _, rank), name)| Entry {
+                rank,
+                player_id,
+                name: name.unwrap_or_default(),
+                score: order.value(key),
+            })
+            .collect();
         Some(Page { entries, next })
     }
 
     async fn candidates(
         &self,
-        board: &str,
-        period: &str,
+        z: &str,
+        version: &str,
         from_key: i64,
         count: i64,
     ) -> Option<Candidates> {
         self.call("reading a page", |mut c| async move {
-            self.invocation(&self.scripts.page, board, period)
+            redis::pipe()
+                .atomic()
+                .zcount(z, "-inf", format!("({from_key}"))
+                .cmd("ZRANGE")
+                .arg(z)
                 .arg(from_key)
+                .arg("+inf")
+                .arg("BYSCORE")
+                .arg("LIMIT")
+                .arg(0)
                 .arg(count)
-                .invoke_async(&mut c)
+                .arg("WITHSCORES")
+                .get(version)
+                .query_async(&mut c)
+                .await
+        })
+        .await
+    }
+
+    async fn names(
+        &self,
+        key: &str,
+        picked: &[(String, i64, i64, u64)],
+    ) -> Option<Vec<Option<String>>> {
+        if picked.is_empty() {
+            return Some(Vec::new());
+        }
+        let ids: Vec<&str> = picked.iter().map(|p| p.0.as_str()).collect();
+        self.call("reading names", |mut c| async move {
+            redis::cmd("HMGET")
+                .arg(key)
+                .arg(&ids)
+                .query_async(&mut c)
                 .await
         })
         .await

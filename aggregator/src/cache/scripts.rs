@@ -76,7 +76,6 @@ pub(super) struct Scripts {
     remove: redis::Script,
     player: redis::Script,
     pub(super) around: redis::Script,
-    pub(super) page: redis::Script,
 }
 
 impl Scripts {
@@ -86,7 +85,6 @@ impl Scripts {
             remove: redis::Script::new(REMOVE),
             player: redis::Script::new(PLAYER),
             around: redis::Script::new(super::reads::AROUND),
-            page: redis::Script::new(super::reads::PAGE),
         }
     }
 }
