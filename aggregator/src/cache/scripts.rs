@@ -36,17 +36,21 @@ local ranks = {}
 local top = tonumber(redis.call('GET', KEYS[5]) or '0')
 for i = 1, #ARGV, 5 do
   local p, key, m, name, v = ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3], tonumber(ARGV[i+4])
-  local cur = tonumber(redis.call('HGET', KEYS[4], p) or '-1')
+  -- The member leads with the version that wrote it: no separate read of the versions hash.
+  local old = redis.call('HGET', KEYS[2], p)
+  local cur = old and tonumber(string.sub(old, 1, 19)) or -1
   if v >= cur then
-    local old = redis.call('HGET', KEYS[2], p)
-    if old then redis.call('ZREM', KEYS[1], old) end
-    redis.call('ZADD', KEYS[1], key, m)
-    redis.call('HSET', KEYS[2], p, m)
+    if old ~= m then
+      if old then redis.call('ZREM', KEYS[1], old) end
+      redis.call('ZADD', KEYS[1], key, m)
+      redis.call('HSET', KEYS[2], p, m)
+      redis.call('HSET', KEYS[4], p, v)
+    end
     redis.call('HSET', KEYS[3], p, name)
-    redis.call('HSET', KEYS[4], p, v)
     if v > top then top = v end
+    old = m
   end
-  table.insert(ranks, redis.call('ZRANK', KEYS[1], redis.call('HGET', KEYS[2], p)))
+  table.insert(ranks, redis.call('ZRANK', KEYS[1], old))
 end
 redis.call('SET', KEYS[5], top)
 return ranks
