@@ -54,7 +54,7 @@ async fn run(sinks: Sinks, settings: BatchSettings, mut rx: mpsc::Receiver<Queue
             std::mem::take(&mut batch).into_iter().unzip();
         let committed = commit(&sinks, &updates).await;
         if let Some(previous) = finishing.take() {
-            let _ = previous.await;
+            finished(previous).await;
         }
         let sinks = Arc::clone(&sinks);
         finishing = Some(tokio::spawn(async move {
@@ -70,7 +70,18 @@ async fn run(sinks: Sinks, settings: BatchSettings, mut rx: mpsc::Receiver<Queue
         }));
     }
     if let Some(last) = finishing {
-        let _ = last.await;
+        finished(last).await;
+    }
+}
+
+/// Waits for a batch's finish. One that panicked has answered nobody (they get `503`) though
+/// its batch committed: said loudly, and the batcher goes on.
+async fn finished(finishing: JoinHandle<()>) {
+    if let Err(err) = finishing.await {
+        tracing::error!(
+            error = %err,
+            "a committed batch's finish failed: its requests were answered 503"
+        );
     }
 }
 
@@ -146,7 +157,8 @@ async fn finish(sinks: &Sinks, updates: &[Update], done: Committed) -> Vec<Outco
 }
 
 /// The ranks of a touched board's rows after writing them to Redis, or from PostgreSQL when
-/// Redis cannot answer; empty when neither can (the answers then say rank 0).
+/// Redis cannot answer (then they may already count the next batch, which commits meanwhile:
+/// fresher, never older); empty when neither can (the answers then say rank 0).
 async fn ranks_on(sinks: &Sinks, t: &Touched) -> Vec<u64> {
     if t.rows.is_empty() {
         return Vec::new();

@@ -15,7 +15,7 @@ use anyhow::Context;
 use scoreboard_protocol::snapshot::{BoardSnapshot, PeriodRef, Standing};
 use scoreboard_protocol::BoardId;
 use serde_json::json;
-use sqlx::{PgConnection, PgPool};
+use sqlx::{Connection as _, PgConnection, PgPool};
 use std::collections::{HashMap, HashSet};
 
 /// Key of the advisory lock every score writer takes (any constant; "SCOREBRD" in ASCII).
@@ -73,9 +73,25 @@ pub(super) async fn commit(
     updates: &[&Update],
     now_ms: i64,
 ) -> anyhow::Result<Committed> {
+    let mut conn = db.acquire().await.context("taking a database connection")?;
+    let committed = commit_on(&mut conn, known, updates, now_ms).await;
+    if committed.is_err() {
+        // A failure can leave the session inside a transaction sqlx does not know of (the lock
+        // failing after BEGIN succeeded, in one query): the connection is closed, not pooled.
+        conn.close_on_drop();
+    }
+    committed
+}
+
+async fn commit_on(
+    conn: &mut PgConnection,
+    known: &Boards,
+    updates: &[&Update],
+    now_ms: i64,
+) -> anyhow::Result<Committed> {
     // BEGIN and the lock in one simple query: one round trip, and every statement after it
     // (each with its own snapshot) sees what the writers before us committed.
-    let mut tx = db
+    let mut tx = conn
         .begin_with(format!(
             "BEGIN; SELECT pg_advisory_xact_lock({WRITER_LOCK})"
         ))

@@ -40,9 +40,10 @@ for i = 1, #ARGV, 5 do
   local old = redis.call('HGET', KEYS[2], p)
   local cur = old and tonumber(string.sub(old, 1, 19)) or -1
   if v >= cur then
+    -- ZADD even for the same member: it repairs a set that lost it, and costs what a check would.
+    if old and old ~= m then redis.call('ZREM', KEYS[1], old) end
+    redis.call('ZADD', KEYS[1], key, m)
     if old ~= m then
-      if old then redis.call('ZREM', KEYS[1], old) end
-      redis.call('ZADD', KEYS[1], key, m)
       redis.call('HSET', KEYS[2], p, m)
       redis.call('HSET', KEYS[4], p, v)
     end
