@@ -124,10 +124,11 @@ async fn commit_on(
         });
     }
     let events = events_of(&applied, &read.periods, &read.defs);
-    let ids = write_batch(&mut tx, &applied, &events).await?;
+    let last = last_changes(&events);
+    let ids = write_batch(&mut tx, &applied, &events, &last).await?;
     audit_adjustments(&mut tx, &events, &ids).await?;
     let board_versions = newest_per_board(&events, &ids);
-    let mut touched = touched_boards(&read, &before, &events, &ids);
+    let mut touched = touched_boards(&read, &before, &events, &ids, &last);
     snapshots_of_changed(&mut tx, &mut touched, &board_versions).await?;
     tx.commit().await.context("committing the batch")?;
     Ok(Committed {
@@ -377,7 +378,7 @@ fn events_of<'a>(
 
 /// Everything the batch writes but the audit, in one statement: the redeemed tokens, the
 /// events in order, each board's version (its newest event) and the entries the events
-/// changed (each at its last changing event, see [`sets_entry`]). Returns the events' ids
+/// changed (each at its last changing event, see [`last_changes`]). Returns the events' ids
 /// (the versions), in the events' order.
 ///
 /// The ids are drawn from the events' sequence as the rows are read, in order, under the
@@ -410,23 +411,11 @@ const WRITE_BATCH: &str = "WITH tokens AS (
        reached_version = EXCLUDED.reached_version, reached_at = now())
  SELECT id, (SELECT count(*) FROM tokens) AS consumed FROM ev ORDER BY ord";
 
-/// Whether each event is the last of the batch to change its entry: the one whose value and
-/// id the entry keeps (an upsert may touch a row once per statement).
-fn sets_entry(events: &[Event<'_>]) -> Vec<bool> {
-    let mut later: HashSet<EntryKey<'_>> = HashSet::new();
-    let mut flags: Vec<bool> = events
-        .iter()
-        .rev()
-        .map(|e| e.changed && later.insert((e.board.as_str(), e.update.player.as_str())))
-        .collect();
-    flags.reverse();
-    flags
-}
-
 async fn write_batch<'a>(
     tx: &mut PgConnection,
     applied: &[(&Update, &[Move])],
     events: &[Event<'a>],
+    last: &LastChanges<'_>,
 ) -> anyhow::Result<Vec<i64>> {
     let tokens: Vec<(&str, &str, f64)> = applied
         .iter()
@@ -454,7 +443,7 @@ async fn write_batch<'a>(
         .bind(column(|e| e.board.as_str()))
         .bind(column(|e| e.period))
         .bind(number(|e| e.rank_key))
-        .bind(sets_entry(events))
+        .bind(sets_entry(events.len(), last))
         .fetch_all(&mut *tx)
         .await
         .context("writing the batch")?;
@@ -506,19 +495,26 @@ fn newest_per_board<'a>(events: &[Event<'a>], ids: &[i64]) -> HashMap<&'a str, i
     out
 }
 
-/// The last changing event of each (board, player): the entry's new value and version.
-fn last_changes<'a>(
-    events: &'a [Event<'a>],
-    ids: &[i64],
-) -> HashMap<(&'a str, &'a str), (i64, i64)> {
-    let mut last = HashMap::new();
-    for (e, id) in events.iter().zip(ids).filter(|(e, _)| e.changed) {
-        last.insert(
-            (e.board.as_str(), e.update.player.as_str()),
-            (e.value_after, *id),
-        );
+/// The index of the last changing event of each (board, player): the event whose value and
+/// id the entry keeps (and the one row per entry the batch's upsert writes).
+type LastChanges<'a> = HashMap<EntryKey<'a>, usize>;
+
+fn last_changes<'a>(events: &[Event<'a>]) -> LastChanges<'a> {
+    events
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.changed)
+        .map(|(i, e)| ((e.board.as_str(), e.update.player.as_str()), i))
+        .collect()
+}
+
+/// Whether each of `n` events is the one that sets its entry.
+fn sets_entry(n: usize, last: &LastChanges<'_>) -> Vec<bool> {
+    let mut flags = vec![false; n];
+    for &i in last.values() {
+        flags[i] = true;
     }
-    last
+    flags
 }
 
 /// The boards the batch touched, each with the rows of the entries it named as they are after
@@ -528,8 +524,8 @@ fn touched_boards(
     before: &HashMap<EntryKey<'_>, (i64, i64)>,
     events: &[Event<'_>],
     ids: &[i64],
+    last: &LastChanges<'_>,
 ) -> Vec<Touched> {
-    let changes = last_changes(events, ids);
     let mut out: Vec<Touched> = Vec::new();
     let mut seen: HashSet<(&str, &str)> = HashSet::new();
     for e in events {
@@ -552,10 +548,10 @@ fn touched_boards(
         if read.banned.contains(player) || !seen.insert((board, player)) {
             continue;
         }
-        let Some(&(value, version)) = changes
+        let after = last
             .get(&(board, player))
-            .or(before.get(&(board, player)))
-        else {
+            .map(|&i| (events[i].value_after, ids[i]));
+        let Some((value, version)) = after.or(before.get(&(board, player)).copied()) else {
             continue;
         };
         out[i].rows.push(BoardRow {
