@@ -8,7 +8,7 @@
 //! | `apply` | the group-commit batcher: a pure plan, the SQL of a batch, the queue |
 //! | `board` | the live snapshot (`watch`, latest value), the tie rule and board SQL, the poller |
 //! | `cache` | the optional Redis copy: scripts, connection and health, rebuild and drift, pub/sub |
-//! | `jobs` | timers until shutdown: expired-row clean-up, the `database_up` probe |
+//! | `jobs` | timers until shutdown: expired-row clean-up, the `database_up` probe, first statistics |
 //! | `prometheus` | the Prometheus recorder, metric descriptions, zeroed series |
 //! | [`telemetry`] | JSON log lines, each carrying its request's id |
 //! | `names` | when two names are one: NFKC case fold and confusable skeleton; the backfill |
@@ -29,6 +29,7 @@ mod state;
 pub mod telemetry;
 
 pub use jobs::janitor::sweep as sweep_expired_rows;
+pub use jobs::statistics::analyze_new_tables;
 
 use anyhow::Context;
 use config::Config;
@@ -130,6 +131,7 @@ fn spawn_jobs(
     let mut tasks = vec![
         jobs::janitor::spawn(db.clone(), shutdown.clone()),
         jobs::probe::spawn(db.clone(), shutdown.clone()),
+        jobs::statistics::spawn(db.clone(), shutdown.clone()),
         board::poller::spawn(db.clone(), boards.clone(), shutdown.clone()),
     ];
     if let Some(c) = cache {

@@ -174,3 +174,39 @@ async fn the_janitor_deletes_only_long_expired_rows() {
         .unwrap();
     assert_eq!(left, vec!["live", "recent"]);
 }
+
+#[tokio::test]
+async fn a_new_table_is_analyzed_once_it_holds_rows() {
+    let app = spawn_app().await;
+    let p = app.guest("Many").await;
+    sqlx::query(
+        "INSERT INTO consumed_tokens (jti, player_id, expires_at)
+         SELECT 'bulk-' || i, $1, now() + interval '1 hour' FROM generate_series(1, 600) AS i",
+    )
+    .bind(&p.id)
+    .execute(&app.db)
+    .await
+    .unwrap();
+    // The instance's own job does it (autovacuum would write last_autoanalyze instead).
+    let analyzed = "SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables WHERE relname = $1";
+    let mut waited = 0;
+    while !sqlx::query_scalar::<_, bool>(analyzed)
+        .bind("consumed_tokens")
+        .fetch_one(&app.db)
+        .await
+        .unwrap()
+    {
+        assert!(waited < 150, "consumed_tokens was not analyzed within 15 s");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    let entries: bool = sqlx::query_scalar(analyzed)
+        .bind("entries")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert!(
+        !entries,
+        "a table with a handful of rows is left to autovacuum"
+    );
+}
