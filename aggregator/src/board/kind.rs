@@ -2,6 +2,7 @@
 //! combines a value into a player's entry. Pure; the SQL and the Redis scripts take the rank
 //! key from here so the three code paths cannot order differently.
 
+use super::schedule::Schedule;
 use scoreboard_protocol::snapshot::PeriodRef;
 use scoreboard_protocol::BoardId;
 use serde::{Deserialize, Serialize};
@@ -101,8 +102,9 @@ pub(crate) struct BoardDef {
     pub(crate) title: String,
     pub(crate) order: Order,
     pub(crate) operator: Operator,
-    pub(crate) reset: String,
-    pub(crate) timezone: String,
+    /// `reset` and `timezone`.
+    #[serde(flatten)]
+    pub(crate) schedule: Schedule,
     pub(crate) value_min: i64,
     pub(crate) value_max: i64,
     pub(crate) public: bool,
@@ -110,10 +112,9 @@ pub(crate) struct BoardDef {
 }
 
 impl BoardDef {
-    /// The period an update applied at `now_ms` counts in. Every board resets `never` for now,
-    /// so this is `all`; schedules fill it in without changing its callers.
-    pub(crate) fn period_at(&self, _now_ms: i64) -> PeriodRef {
-        PeriodRef::all()
+    /// The period an update applied at `now_ms` counts in.
+    pub(crate) fn period_at(&self, now_ms: i64) -> PeriodRef {
+        self.schedule.period_at(now_ms)
     }
 
     /// Whether a token's `value` may be applied to this board.

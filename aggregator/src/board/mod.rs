@@ -7,6 +7,7 @@ pub(crate) mod kind;
 pub(crate) mod pages;
 pub(crate) mod poller;
 pub(crate) mod registry;
+pub(crate) mod schedule;
 pub(crate) mod sql;
 
 pub(crate) use kind::BoardDef;

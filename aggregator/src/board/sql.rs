@@ -4,6 +4,7 @@
 //! two of them.
 
 use super::kind::{BoardDef, Order};
+use super::schedule::Schedule;
 use scoreboard_protocol::snapshot::{
     rfc3339_millis, BoardSnapshot, LeaderboardEntry, PeriodRef, Snapshot, TOP_N,
 };
@@ -64,13 +65,19 @@ fn enum_of<T: serde::de::DeserializeOwned>(s: &str) -> Option<T> {
 }
 
 fn def_from_row(r: DefRow) -> Option<BoardDef> {
+    // Stored schedules were checked when they were set; one that no longer reads (a time zone
+    // a newer database dropped) leaves its board out rather than count it in the wrong period.
+    let schedule = Schedule::parse(&r.4, &r.5)
+        .inspect_err(
+            |e| tracing::error!(board = r.0, error = %e, "a stored board schedule does not read"),
+        )
+        .ok()?;
     Some(BoardDef {
         id: BoardId::parse(r.0).ok()?,
         title: r.1,
         order: enum_of(&r.2)?,
         operator: enum_of(&r.3)?,
-        reset: r.4,
-        timezone: r.5,
+        schedule,
         value_min: r.6,
         value_max: r.7,
         public: r.8,

@@ -5,6 +5,7 @@
 use super::extract::{Admin, JsonBody, RequestId};
 use crate::apply::lock_writers;
 use crate::board::kind::{Operator, Order, MAX_VALUE};
+use crate::board::schedule::Schedule;
 use crate::board::{sql, BoardDef};
 use crate::error::{AppError, Result};
 use crate::state::AppState;
@@ -49,15 +50,13 @@ fn definition(id: BoardId, b: BoardBody) -> Result<BoardDef> {
         ));
     }
     let reset = b.reset.unwrap_or_else(|| "never".to_owned());
-    if reset != "never" {
+    let timezone = b.timezone.unwrap_or_else(|| "UTC".to_owned());
+    let schedule = Schedule::parse(&reset, &timezone)
+        .and_then(|s| s.comes_round(chrono::Utc::now()))
+        .map_err(|e| bad(&e.to_string()))?;
+    if schedule.resets() {
         return Err(bad(
             "`reset` must be \"never\": boards that reset are not available yet.",
-        ));
-    }
-    let timezone = b.timezone.unwrap_or_else(|| "UTC".to_owned());
-    if timezone.parse::<chrono_tz::Tz>().is_err() {
-        return Err(bad(
-            "`timezone` must be an IANA time zone name, such as \"Europe/Berlin\".",
         ));
     }
     let (min, max) = b.operator.default_bounds();
@@ -83,8 +82,7 @@ fn definition(id: BoardId, b: BoardBody) -> Result<BoardDef> {
         title,
         order: b.order,
         operator: b.operator,
-        reset,
-        timezone,
+        schedule,
         value_min,
         value_max,
         public,
@@ -94,8 +92,7 @@ fn definition(id: BoardId, b: BoardBody) -> Result<BoardDef> {
 
 /// Whether `new` changes what scores already depend on.
 fn changes_scoring(old: &BoardDef, new: &BoardDef) -> bool {
-    (old.order, old.operator, &old.reset, &old.timezone)
-        != (new.order, new.operator, &new.reset, &new.timezone)
+    (old.order, old.operator, &old.schedule) != (new.order, new.operator, &new.schedule)
 }
 
 pub(crate) async fn put(
@@ -149,8 +146,8 @@ async fn store(state: &AppState, def: &BoardDef, request_id: &str) -> Result<boo
     .bind(&def.title)
     .bind(def.order.as_str())
     .bind(def.operator.as_str())
-    .bind(&def.reset)
-    .bind(&def.timezone)
+    .bind(def.schedule.reset())
+    .bind(def.schedule.timezone())
     .bind(def.value_min)
     .bind(def.value_max)
     .bind(def.public)

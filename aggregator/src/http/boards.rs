@@ -84,8 +84,8 @@ pub(crate) fn info(live: &Live) -> BoardInfo {
         title: d.title.clone(),
         order: d.order.as_str(),
         operator: d.operator.as_str(),
-        reset: d.reset.clone(),
-        timezone: d.timezone.clone(),
+        reset: d.schedule.reset().to_owned(),
+        timezone: d.schedule.timezone().to_owned(),
         period: live.period(),
         next_reset_at: live.period().ends_at,
     }
