@@ -133,6 +133,7 @@ fn spawn_jobs(
         jobs::probe::spawn(db.clone(), shutdown.clone()),
         jobs::statistics::spawn(db.clone(), shutdown.clone()),
         board::poller::spawn(db.clone(), boards.clone(), shutdown.clone()),
+        board::boundary::spawn(db.clone(), boards.clone(), shutdown.clone()),
     ];
     if let Some(c) = cache {
         let sync = config.redis_sync_interval;

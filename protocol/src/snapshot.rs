@@ -55,6 +55,13 @@ impl PeriodRef {
             ends_at: None,
         }
     }
+
+    /// Whether this period starts after `other` (`all` before any dated one: a board that
+    /// never reset can be given a schedule before it has a score). Starts are RFC 3339 UTC in
+    /// one format, so their text orders as their instants do.
+    pub fn is_after(&self, other: &PeriodRef) -> bool {
+        self.starts_at > other.starts_at
+    }
 }
 
 /// A board's snapshot (`GET /api/boards/{id}`, its SSE `data:`, the hubs' WebSocket messages):
@@ -66,6 +73,25 @@ pub struct BoardSnapshot {
     pub period: PeriodRef,
     #[serde(flatten)]
     pub snapshot: Snapshot,
+}
+
+impl BoardSnapshot {
+    /// Whether this snapshot replaces `period`'s at `version`: a later period, or the same
+    /// period at a newer version. (A new period starts from no events, so its version may be
+    /// below the last one of the period before.)
+    pub fn supersedes(&self, period: &PeriodRef, version: i64) -> bool {
+        self.period.is_after(period) || (self.period == *period && self.snapshot.version > version)
+    }
+
+    /// The SSE `id:`: the version for a board that never resets, `<period>/<version>`
+    /// otherwise.
+    pub fn event_id(&self) -> String {
+        if self.period.starts_at.is_none() {
+            self.snapshot.version.to_string()
+        } else {
+            format!("{}/{}", self.period.id, self.snapshot.version)
+        }
+    }
 }
 
 /// A player's standing on one board (score answers, `GET /api/players/{id}`).
@@ -166,6 +192,39 @@ mod tests {
             r#"{"board":"level-1","period":{"id":"all","starts_at":null,"ends_at":null},"version":7,"updated_at":"1970-01-01T00:00:00.000Z","top":[]}"#
         );
         assert_eq!(serde_json::from_str::<BoardSnapshot>(&json).unwrap(), snap);
+    }
+
+    fn dated(start: &str, end: &str) -> PeriodRef {
+        PeriodRef {
+            id: start.to_owned(),
+            starts_at: Some(start.to_owned()),
+            ends_at: Some(end.to_owned()),
+        }
+    }
+
+    fn on(period: PeriodRef, version: i64) -> BoardSnapshot {
+        BoardSnapshot {
+            board: BoardId::parse("daily").unwrap(),
+            period,
+            snapshot: Snapshot {
+                version,
+                updated_at: rfc3339_millis(0),
+                top: vec![],
+            },
+        }
+    }
+
+    #[test]
+    fn a_later_period_supersedes_whatever_its_version_and_an_earlier_one_never_does() {
+        let monday = dated("2026-11-30T00:00:00Z", "2026-12-01T00:00:00Z");
+        let tuesday = dated("2026-12-01T00:00:00Z", "2026-12-02T00:00:00Z");
+        assert!(on(tuesday.clone(), 0).supersedes(&monday, 900));
+        assert!(!on(monday.clone(), 901).supersedes(&tuesday, 0));
+        assert!(on(monday.clone(), 901).supersedes(&monday, 900));
+        assert!(!on(monday.clone(), 900).supersedes(&monday, 900));
+        assert!(on(monday.clone(), 1).supersedes(&PeriodRef::all(), 5));
+        assert_eq!(on(tuesday, 0).event_id(), "2026-12-01T00:00:00Z/0");
+        assert_eq!(on(PeriodRef::all(), 42).event_id(), "42");
     }
 
     #[test]

@@ -98,20 +98,30 @@ impl SseClient {
         false
     }
 
-    /// The next `leaderboard` event, skipping comments.
-    pub async fn next_snapshot(
+    /// The next `leaderboard` event with its `id:` as sent (`<period>/<version>` on a board
+    /// that resets), skipping comments.
+    pub async fn next_event(
         &mut self,
         within: std::time::Duration,
-    ) -> Option<(i64, serde_json::Value)> {
+    ) -> Option<(String, serde_json::Value)> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let m = self.next(left).await?;
             if m.event.as_deref() == Some("leaderboard") {
                 let data: serde_json::Value = serde_json::from_str(m.data.as_deref()?).ok()?;
-                return Some((m.id?.parse().ok()?, data));
+                return Some((m.id?, data));
             }
         }
+    }
+
+    /// The next `leaderboard` event of a board that never resets (its id is the version).
+    pub async fn next_snapshot(
+        &mut self,
+        within: std::time::Duration,
+    ) -> Option<(i64, serde_json::Value)> {
+        let (id, data) = self.next_event(within).await?;
+        Some((id.parse().ok()?, data))
     }
 
     /// Reads snapshots until one has at least `version` (skipping versions is allowed) or a

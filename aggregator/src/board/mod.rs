@@ -1,8 +1,11 @@
 //! Boards: what each one is ([`kind`]), the live top 10 of each (a `watch` channel per board:
 //! latest-value fan-out, so a slow subscriber skips versions instead of queueing them), the
 //! set of boards this instance knows ([`registry`]), the SQL that orders and ranks entries
-//! ([`sql`], [`pages`]), and the poller that catches changes no channel delivered.
+//! ([`sql`], [`pages`]), when each resets ([`schedule`]) and the job that turns them to their
+//! next period on time ([`boundary`]), and the poller that catches changes no channel
+//! delivered.
 
+pub(crate) mod boundary;
 pub(crate) mod kind;
 pub(crate) mod pages;
 pub(crate) mod poller;
@@ -60,13 +63,9 @@ impl Frame {
         }
     }
 
-    /// The SSE `id:` of this frame: the version for a board that never resets.
+    /// The SSE `id:` of this frame.
     pub(crate) fn event_id(&self) -> String {
-        if self.snapshot.period.starts_at.is_none() {
-            self.version().to_string()
-        } else {
-            format!("{}/{}", self.snapshot.period.id, self.version())
-        }
+        self.snapshot.event_id()
     }
 }
 
@@ -90,19 +89,18 @@ impl Board {
         self.tx.subscribe()
     }
 
-    /// Offers a snapshot. Older versions of the same period are ignored (two sources, local
-    /// commits and other instances via Redis, may deliver out of order). Subscribers are woken
-    /// only when the rows or the period changed; a newer version with the same rows replaces
-    /// the value silently. Returns whether subscribers were woken.
+    /// Offers a snapshot. Older versions of the same period, and earlier periods, are ignored
+    /// (local commits, other instances via Redis and the boundary may deliver out of order).
+    /// Subscribers are woken only when the rows or the period changed; a newer version with
+    /// the same rows replaces the value silently. Returns whether subscribers were woken.
     pub(crate) fn offer(&self, snapshot: BoardSnapshot) -> bool {
         let mut woke = false;
         self.tx.send_if_modified(|cur| {
             let same_period = cur.snapshot.period == snapshot.period;
             let (old, new) = (&cur.snapshot.snapshot, &snapshot.snapshot);
-            if same_period
-                && (new.version < old.version
-                    || (new.version == old.version && old.same_board(new)))
-            {
+            let newer = snapshot.supersedes(&cur.snapshot.period, old.version);
+            let repaired = same_period && new.version == old.version && !old.same_board(new);
+            if !newer && !repaired {
                 return false;
             }
             let changed = !same_period || !old.same_board(new);

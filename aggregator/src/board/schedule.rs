@@ -136,6 +136,14 @@ impl Schedule {
         })
     }
 
+    /// The period whose id is `id` (its start, exactly as [`Window::period`] writes it), if
+    /// this schedule has one starting there.
+    pub(crate) fn window_starting(&self, id: &str) -> Option<Window> {
+        let start = DateTime::parse_from_rfc3339(id).ok()?.with_timezone(&Utc);
+        let w = self.window_at(start)?;
+        (w.starts_at == start && w.period().id == id).then_some(w)
+    }
+
     /// The period an update applied at `now_ms` counts in (`all` for a board that never
     /// resets).
     pub(crate) fn period_at(&self, now_ms: i64) -> PeriodRef {

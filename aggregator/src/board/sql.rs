@@ -123,6 +123,25 @@ pub(crate) async fn load_defs_of<'e>(
 }
 
 /// The id of the board's newest event in the period (0 when it has none).
+/// A board's periods before `before` that have events, newest first, each with its version.
+pub(crate) async fn closed_periods<'e>(
+    db: impl PgExecutor<'e>,
+    board: &str,
+    before: &str,
+    limit: i64,
+) -> sqlx::Result<Vec<(String, i64)>> {
+    sqlx::query_as(
+        "SELECT period, version FROM board_periods
+         WHERE board_id = $1 AND period <> 'all' AND period < $2
+         ORDER BY period DESC LIMIT $3",
+    )
+    .bind(board)
+    .bind(before)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}
+
 pub(crate) async fn current_version<'e>(
     db: impl PgExecutor<'e>,
     board: &str,

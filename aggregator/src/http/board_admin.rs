@@ -54,11 +54,6 @@ fn definition(id: BoardId, b: BoardBody) -> Result<BoardDef> {
     let schedule = Schedule::parse(&reset, &timezone)
         .and_then(|s| s.comes_round(chrono::Utc::now()))
         .map_err(|e| bad(&e.to_string()))?;
-    if schedule.resets() {
-        return Err(bad(
-            "`reset` must be \"never\": boards that reset are not available yet.",
-        ));
-    }
     let (min, max) = b.operator.default_bounds();
     let (value_min, value_max) = (b.value_min.unwrap_or(min), b.value_max.unwrap_or(max));
     let limit = MAX_VALUE - 1;

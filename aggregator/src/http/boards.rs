@@ -13,7 +13,7 @@ use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use scoreboard_protocol::snapshot::PeriodRef;
+use scoreboard_protocol::snapshot::{LeaderboardEntry, PeriodRef};
 use scoreboard_protocol::{BoardId, ErrorCode};
 use serde::{Deserialize, Serialize};
 
@@ -53,15 +53,40 @@ pub(crate) struct PeriodQuery {
     period: Option<String>,
 }
 
-/// The period a read asks for: the current one unless `?period=` names another. Boards keep
-/// only their current period until resets exist, so any other id is unknown.
-pub(crate) fn period_of(live: &Live, asked: Option<&str>) -> Result<PeriodRef> {
+/// The period a read asks for.
+#[derive(Debug)]
+pub(crate) struct Asked {
+    pub(crate) period: PeriodRef,
+    /// The board's current period, which Redis and the live snapshot hold; a past one is read
+    /// from PostgreSQL, where it stays unchanged.
+    pub(crate) current: bool,
+}
+
+/// The current period unless `?period=` names a past one of the board's schedule (its start
+/// instant, as periods are listed; it reads empty if nobody scored in it); anything else,
+/// future periods included, is `404 PERIOD_NOT_FOUND`.
+pub(crate) fn period_of(live: &Live, asked: Option<&str>) -> Result<Asked> {
     let current = live.period();
-    match asked {
-        None => Ok(current),
-        Some(p) if p == current.id => Ok(current),
-        Some(_) => Err(AppError::code(ErrorCode::PeriodNotFound)),
-    }
+    let id = match asked {
+        Some(id) if id != current.id => id,
+        _ => {
+            return Ok(Asked {
+                period: current,
+                current: true,
+            })
+        }
+    };
+    let past = live
+        .def
+        .schedule
+        .window_starting(id)
+        .map(|w| w.period())
+        .filter(|p| current.is_after(p))
+        .ok_or_else(|| AppError::code(ErrorCode::PeriodNotFound))?;
+    Ok(Asked {
+        period: past,
+        current: false,
+    })
 }
 
 /// One board in the list.
@@ -110,8 +135,12 @@ pub(crate) async fn snapshot(
     Params(q): Params<PeriodQuery>,
 ) -> Result<Response> {
     let live = public_board(&state, &id).await?;
-    period_of(&live, q.period.as_deref())?;
-    Ok((JSON, live.board.current().body.clone()).into_response())
+    let asked = period_of(&live, q.period.as_deref())?;
+    if asked.current {
+        return Ok((JSON, live.board.current().body.clone()).into_response());
+    }
+    let mut db = state.read_db.acquire().await?;
+    Ok(Json(sql::load_snapshot(&mut db, &live.def, &asked.period).await?).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -159,7 +188,7 @@ pub(crate) async fn entries(
     Params(q): Params<EntriesQuery>,
 ) -> Result<Json<EntriesPage>> {
     let live = public_board(&state, &id).await?;
-    let period = period_of(&live, q.period.as_deref())?;
+    let Asked { period, current } = period_of(&live, q.period.as_deref())?;
     let limit = bounded(q.limit.as_deref(), 50, 1..=100, "limit")?;
     let cursor = match q.after.as_deref() {
         None => None,
@@ -172,8 +201,8 @@ pub(crate) async fn entries(
     };
     let (board, order) = (live.def.id.as_str(), live.def.order);
     let cached = match &state.cache {
-        Some(c) => c.page(board, &period.id, order, cursor, limit).await,
-        None => None,
+        Some(c) if current => c.page(board, &period.id, order, cursor, limit).await,
+        _ => None,
     };
     let page = match cached {
         Some(p) => p,
@@ -193,12 +222,68 @@ pub(crate) async fn entries(
     }))
 }
 
-/// `GET /api/boards/{id}/periods`: closed periods, newest first. A board that never resets
-/// has none.
+#[derive(Debug, Deserialize)]
+pub(crate) struct PeriodsQuery {
+    before: Option<String>,
+    limit: Option<String>,
+}
+
+/// A closed period with its winners.
+#[derive(Debug, Serialize)]
+pub(crate) struct ClosedPeriod {
+    #[serde(flatten)]
+    period: PeriodRef,
+    top: Vec<LeaderboardEntry>,
+}
+
+/// How many winners each closed period shows.
+const PERIOD_TOP: usize = 3;
+
+/// `GET /api/boards/{id}/periods?before=&limit=`: closed periods in which somebody scored,
+/// newest first, each with its top 3; `before` (a period id) pages back (1–50 a page, default
+/// 10). A board that never resets has none.
 pub(crate) async fn periods(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    Params(q): Params<PeriodsQuery>,
 ) -> Result<Json<serde_json::Value>> {
-    public_board(&state, &id).await?;
-    Ok(Json(serde_json::json!({ "periods": [] })))
+    let live = public_board(&state, &id).await?;
+    let limit = bounded(q.limit.as_deref(), 10, 1..=50, "limit")?;
+    let current = live.period();
+    let before = match q.before.as_deref() {
+        None => current.id.clone(),
+        Some(id) => live
+            .def
+            .schedule
+            .window_starting(id)
+            .map(|w| w.period().id)
+            .ok_or_else(|| {
+                AppError::with_message(
+                    ErrorCode::BadRequest,
+                    "`before` is not a period of this board.",
+                )
+            })?,
+    };
+    let mut db = state.read_db.acquire().await?;
+    let closed = sql::closed_periods(&mut *db, live.def.id.as_str(), &before, limit).await?;
+    let periods: Vec<(PeriodRef, i64)> = closed
+        .into_iter()
+        .filter_map(|(id, version)| {
+            Some((live.def.schedule.window_starting(&id)?.period(), version))
+        })
+        .filter(|(p, _)| current.is_after(p))
+        .collect();
+    let wanted: Vec<_> = periods
+        .iter()
+        .map(|(p, version)| (&*live.def, p, *version))
+        .collect();
+    let snapshots = sql::load_snapshots(&mut db, &wanted).await?;
+    let periods: Vec<ClosedPeriod> = snapshots
+        .into_iter()
+        .map(|s| ClosedPeriod {
+            period: s.period,
+            top: s.snapshot.top.into_iter().take(PERIOD_TOP).collect(),
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "periods": periods })))
 }

@@ -3,7 +3,7 @@
 //! (the entry with the ones around it). From Redis when it answers, else from PostgreSQL (the
 //! read replica when there is one), answering the same.
 
-use super::boards::{bounded, period_of, public_board};
+use super::boards::{bounded, period_of, public_board, Asked};
 use super::extract::Params;
 use crate::board::pages::{self, Entry};
 use crate::board::sql;
@@ -135,13 +135,13 @@ pub(crate) async fn board_player(
     Params(q): Params<AroundQuery>,
 ) -> Result<Json<BoardPlayer>> {
     let live = public_board(&state, &board).await?;
-    let period = period_of(&live, q.period.as_deref())?;
+    let Asked { period, current } = period_of(&live, q.period.as_deref())?;
     let n = bounded(q.around.as_deref(), 0, 0..=25, "around")?;
     let player = player_id(player)?;
     let (board, order) = (live.def.id.as_str(), live.def.order);
     let cached = match &state.cache {
-        Some(c) => c.around(board, &period.id, order, player.as_str(), n).await,
-        None => None,
+        Some(c) if current => c.around(board, &period.id, order, player.as_str(), n).await,
+        _ => None,
     };
     let found = match cached {
         Some(found) => found,

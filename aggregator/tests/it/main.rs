@@ -19,6 +19,7 @@
 //! | [`logs`] | every log line of a request carries its id; only safe client ids are kept |
 //! | [`names`] | one visible name is one player: forms, case, confusables, old rows |
 //! | [`operations`] | metrics, health, graceful stop, a database outage |
+//! | [`periods`] | boards that reset: the boundary on streams, closed periods read back, refusals |
 //! | [`prometheus`] | a real Prometheus scrapes the shipped job; alerts use exported metrics |
 //! | [`redis`] | the Redis copy of the board: agreement, ties, outages, fan-out |
 //! | [`rotation`] | old secrets verify during a rotation and are refused after it |
@@ -47,6 +48,7 @@ mod keepalive;
 mod logs;
 mod names;
 mod operations;
+mod periods;
 mod prometheus;
 mod redis;
 mod rotation;

@@ -118,6 +118,28 @@ fn the_period_id_is_its_start_and_never_is_all() {
 }
 
 #[test]
+fn a_period_is_found_by_its_id_and_only_by_its_exact_id() {
+    let daily = schedule("daily", "Europe/Berlin");
+    let w = daily.window_starting("2026-11-29T23:00:00Z").unwrap();
+    assert_eq!(w.ends_at, utc("2026-11-30T23:00:00Z"));
+    for not_a_start in [
+        "2026-11-29T22:00:00Z",
+        "2026-11-29T23:00:00+00:00",
+        "2026-11-29T23:00:00.000Z",
+        "yesterday",
+        "all",
+    ] {
+        assert!(
+            daily.window_starting(not_a_start).is_none(),
+            "{not_a_start}"
+        );
+    }
+    assert!(Schedule::never()
+        .window_starting("2026-11-29T23:00:00Z")
+        .is_none());
+}
+
+#[test]
 fn refusals_say_what_is_wrong() {
     let now = utc("2026-12-01T00:00:00Z");
     let parse = |reset: &str, tz: &str| Schedule::parse(reset, tz).and_then(|s| s.comes_round(now));

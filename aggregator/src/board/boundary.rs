@@ -1,0 +1,55 @@
+//! Turns resetting boards to their next period on time: several times a second, each board
+//! whose period has ended by this instance's clock gets its new period's snapshot (empty until
+//! its first score), which wakes its streams. Every instance does it from its own clock, so
+//! streams on all of them turn within a second; a batch that commits in the new period first
+//! has already turned the board, and a late snapshot of the old period is refused
+//! (`Board::offer`).
+
+use super::{sql, Boards};
+use sqlx::PgPool;
+use std::sync::Arc;
+use std::time::Duration;
+
+const EVERY: Duration = Duration::from_millis(200);
+
+pub(crate) fn spawn(
+    db: PgPool,
+    boards: Arc<Boards>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    crate::jobs::every(EVERY, shutdown, move || {
+        let (db, boards) = (db.clone(), boards.clone());
+        async move {
+            if let Err(e) = turn(&db, &boards, crate::clock::now_millis() as i64).await {
+                tracing::warn!(error = %e, "database error: turning boards to their new period");
+            }
+        }
+    })
+}
+
+/// Turns every board whose period at `now_ms` is not the one it shows; returns how many.
+pub(crate) async fn turn(db: &PgPool, boards: &Boards, now_ms: i64) -> sqlx::Result<usize> {
+    let due: Vec<_> = boards
+        .all()
+        .into_iter()
+        .filter_map(|live| {
+            let now = live.def.period_at(now_ms);
+            (now != live.period()).then_some((live, now))
+        })
+        .collect();
+    if due.is_empty() {
+        return Ok(0);
+    }
+    let mut conn = db.acquire().await?;
+    for (live, period) in &due {
+        let snapshot = sql::load_snapshot(&mut conn, &live.def, period).await?;
+        if period.is_after(&live.period()) {
+            live.board.offer(snapshot);
+        } else {
+            // The board's schedule was changed back (possible only while it has no score).
+            live.board.force(snapshot);
+        }
+        tracing::info!(board = %live.def.id, period = period.id, "a new period began");
+    }
+    Ok(due.len())
+}
