@@ -1,14 +1,16 @@
 //! `LeaderboardHub`, one Durable Object per `<colo>:<board>:<shard>`: holds one WebSocket to
 //! the aggregator's `/internal/leaderboard/ws?board=<id>` for all its SSE clients, keeps the
 //! board's latest snapshot, and fans it out latest-value style (a slow client skips versions,
-//! nothing queues). It reconnects with backoff and jitter, resuming from the last version it
-//! has, and closes the upstream when its last client leaves. The `global` board's hubs also
+//! nothing queues). A board that resets starts each period from version 0: a snapshot of a
+//! later period replaces the hub's whatever its version, and the SSE `id:` names the period.
+//! It reconnects with backoff and jitter, resuming from the last version it has, and closes
+//! the upstream when its last client leaves. The `global` board's hubs also
 //! serve the alias routes, in the snapshot's original form.
 
 use crate::Cx;
 use futures_util::{Stream, StreamExt};
 use scoreboard_protocol::http::INTERNAL_LEADERBOARD_WS_PATH;
-use scoreboard_protocol::snapshot::BoardSnapshot;
+use scoreboard_protocol::snapshot::{parse_event_id, BoardSnapshot, PeriodRef};
 use scoreboard_protocol::BoardId;
 use scoreboard_protocol::{defaults, edge_signature, sse};
 use std::cell::{Cell, RefCell};
@@ -21,10 +23,13 @@ use worker::*;
 
 const MAX_BACKOFF_MS: u64 = 10_000;
 
-/// The newest snapshot: its version, its JSON as the board's, and for `global` the alias form.
+/// The newest snapshot: its period and version (and the SSE id they make), its JSON as the
+/// board's, and for `global` the alias form.
 #[derive(Clone)]
 struct Latest {
+    period: PeriodRef,
     version: i64,
+    event_id: Rc<str>,
     json: Rc<str>,
     alias: Option<Rc<str>>,
 }
@@ -60,12 +65,12 @@ impl Shared {
         if self.board.borrow().as_ref() != Some(&s.board) {
             return;
         }
-        let version = s.snapshot.version;
+        // A new period starts from version 0: a later period is newer whatever its version.
         let newer = self
             .latest
             .borrow()
             .as_ref()
-            .is_none_or(|l| version > l.version);
+            .is_none_or(|l| s.supersedes(&l.period, l.version));
         if newer {
             // The alias form is the plain snapshot, serialized by the same type the
             // aggregator uses, so its bytes are what `/api/leaderboard` always sent.
@@ -76,7 +81,9 @@ impl Shared {
                 .flatten()
                 .map(Rc::from);
             *self.latest.borrow_mut() = Some(Latest {
-                version,
+                event_id: s.event_id().into(),
+                version: s.snapshot.version,
+                period: s.period,
                 json: text.into(),
                 alias,
             });
@@ -125,7 +132,7 @@ impl DurableObject for LeaderboardHub {
                 let last_seen = req
                     .headers()
                     .get("last-event-id")?
-                    .and_then(|v| v.trim().parse::<i64>().ok());
+                    .and_then(|v| parse_event_id(&v).map(|(p, n)| (p.to_owned(), n)));
                 let ping_ms = crate::config::get(&self.env)
                     .shared
                     .sse_ping_interval
@@ -245,7 +252,9 @@ struct ClientStream {
     shared: Rc<Shared>,
     /// Sends the alias form (the `global` board's original routes).
     alias: bool,
-    sent: Option<i64>,
+    /// The period id and version this client has (from its `Last-Event-ID`, then what it was
+    /// sent).
+    sent: Option<(String, i64)>,
     greeted: bool,
     ping_ms: u64,
     ping: Pin<Box<Delay>>,
@@ -261,13 +270,16 @@ impl Stream for ClientStream {
         }
         let latest = self.shared.latest.borrow().clone();
         if let Some(latest) = latest {
-            // Versions are global and monotonic: send only what is newer than the client has.
-            let version = latest.version;
-            if self.sent.is_none_or(|s| version > s) {
-                self.sent = Some(version);
+            // Within a period versions only grow; the hub's snapshot only moves forward, so
+            // another period than the client's is a newer one.
+            let fresh = self.sent.as_ref().is_none_or(|(period, version)| {
+                latest.period.id != *period || latest.version > *version
+            });
+            if fresh {
+                self.sent = Some((latest.period.id.clone(), latest.version));
                 self.ping = Box::pin(Delay::from(Duration::from_millis(self.ping_ms)));
                 let json = latest.json_for(self.alias);
-                let frame = sse::event(&version.to_string(), "leaderboard", json);
+                let frame = sse::event(&latest.event_id, "leaderboard", json);
                 return Poll::Ready(Some(Ok(frame.into_bytes())));
             }
         }

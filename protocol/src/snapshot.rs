@@ -94,6 +94,16 @@ impl BoardSnapshot {
     }
 }
 
+/// The period id and version an [`BoardSnapshot::event_id`] names (`all` for a bare version),
+/// e.g. from a client's `Last-Event-ID`; `None` for anything else.
+pub fn parse_event_id(id: &str) -> Option<(&str, i64)> {
+    let (period, version) = id
+        .trim()
+        .rsplit_once('/')
+        .unwrap_or((PeriodRef::ALL, id.trim()));
+    Some((period, version.parse().ok()?))
+}
+
 /// A player's standing on one board (score answers, `GET /api/players/{id}`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Standing {
@@ -225,6 +235,13 @@ mod tests {
         assert!(on(monday.clone(), 1).supersedes(&PeriodRef::all(), 5));
         assert_eq!(on(tuesday, 0).event_id(), "2026-12-01T00:00:00Z/0");
         assert_eq!(on(PeriodRef::all(), 42).event_id(), "42");
+        assert_eq!(parse_event_id("42"), Some(("all", 42)));
+        assert_eq!(
+            parse_event_id("2026-12-01T00:00:00Z/7"),
+            Some(("2026-12-01T00:00:00Z", 7))
+        );
+        assert_eq!(parse_event_id("2026-12-01T00:00:00Z"), None);
+        assert_eq!(parse_event_id("x/y"), None);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Many boards through the edge (the worker in workerd): each board's SSE clients, served by
 //! that board's hub, see only their board's changes; the `global` routes answer exactly as
 //! before; catalog actions that name boards mint tokens that move them; board reads are
-//! forwarded; an unknown board's stream is a `404` in our shape.
+//! forwarded; an unknown board's stream is a `404` in our shape; a board that resets turns to
+//! its new, empty period on the hubs' streams.
 
 use crate::support::{edge_with, stack};
 use scoreboard_tests::client;
@@ -182,4 +183,68 @@ async fn each_boards_clients_see_only_their_board_and_the_global_routes_are_unch
         .await
         .unwrap();
     assert_eq!(r.status(), 400, "the aggregator's refusal comes through");
+}
+
+/// Reads a stream until a snapshot of another period than `period` arrives; returns its id and
+/// body.
+async fn next_period(sse: &mut SseClient, period: &str) -> (String, Value) {
+    loop {
+        let (id, snap) = sse.next_event(WAIT).await.expect("the board turns");
+        if snap["period"]["id"] != period {
+            return (id, snap);
+        }
+    }
+}
+
+/// A board that resets, through the edge: its hub's clients see the new, empty period at the
+/// boundary, with an id naming it, then the new period's scores; the closed period reads back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_boards_edge_stream_turns_to_the_new_period_at_the_boundary() {
+    let (_db, _redis, (agg, _stop, _task)) = stack().await;
+    let http = reqwest::Client::new();
+    put_board(
+        &http,
+        &agg,
+        "sprint",
+        json!({"title": "Sprint", "order": "desc", "operator": "sum", "reset": "*/5 * * * * *"}),
+    )
+    .await;
+    let catalog = r#"{"dash": {"points": 4, "min_seconds": 0, "boards": ["sprint"]}}"#;
+    let edge = edge_with(&agg, &[("ACTION_CATALOG", catalog)]).await;
+    let base = edge.url();
+    let (status, sse) = SseClient::connect(&format!("{base}/api/boards/sprint/stream"), None).await;
+    assert_eq!(status, 200);
+    let mut sse = sse.unwrap();
+    sse.next_event(WAIT)
+        .await
+        .expect("the current snapshot first");
+
+    let g = client::guest(&http, &base, "Dasher").await;
+    let scored = act(&http, &base, &g.token, "dash").await;
+    let closing = scored["boards"][0]["period"].as_str().unwrap().to_owned();
+    let (id, turned) = next_period(&mut sse, &closing).await;
+    let new = turned["period"]["id"].as_str().unwrap().to_owned();
+    assert!(new > closing, "{new} after {closing}");
+    assert_eq!(id, format!("{new}/0"), "{turned}");
+    assert_eq!(turned["top"], json!([]), "the new period starts empty");
+
+    let again = act(&http, &base, &g.token, "dash").await;
+    let now = again["boards"][0]["period"].as_str().unwrap().to_owned();
+    loop {
+        let (id, snap) = sse.next_event(WAIT).await.expect("the new period's score");
+        if snap["period"]["id"] == now.as_str() && snap["top"] != json!([]) {
+            assert!(id.starts_with(&format!("{now}/")), "{id}");
+            assert_eq!(snap["top"][0]["score"], 4);
+            break;
+        }
+    }
+    let closed: Value =
+        client::get_json(&http, &format!("{base}/api/boards/sprint?period={closing}")).await;
+    assert_eq!(
+        (
+            closed["period"]["id"].as_str(),
+            closed["top"][0]["score"].as_i64()
+        ),
+        (Some(closing.as_str()), Some(4))
+    );
 }

@@ -5,7 +5,7 @@
 //! | module | what it proves |
 //! | --- | --- |
 //! | [`edge`] | forwarding, errors, headers, logs, limits, SSE through the hub, restarts |
-//! | [`edge_boards`] | a hub per board, each board's clients see only their board, the alias unchanged |
+//! | [`edge_boards`] | a hub per board, each board's clients see only their board, the alias unchanged, a period boundary |
 //! | [`edge_rotation`] | secrets rotate at the edge and the aggregator without refusing anyone |
 //! | [`harness`] | the harness itself: throwaway servers, isolation, cleanup after a crash |
 //! | [`hostile`] | malformed requests at every public route get their documented errors |
