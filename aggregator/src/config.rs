@@ -44,8 +44,40 @@ pub struct Config {
     pub(crate) request_timeout: Duration,
     pub(crate) shutdown_grace_period: Duration,
     pub(crate) allow_guests: bool,
+    /// Where period results are announced (`WEBHOOK_URLS`), with the secret that signs them.
+    pub(crate) webhooks: Option<Webhooks>,
     pub log_level: String,
     pub log_format: LogFormat,
+}
+
+/// The endpoints of `WEBHOOK_URLS` and `WEBHOOK_SECRET`, which signs what is posted to them.
+#[derive(Debug, Clone)]
+pub(crate) struct Webhooks {
+    pub(crate) urls: Vec<String>,
+    pub(crate) secret: SecretString,
+}
+
+/// `WEBHOOK_URLS` (comma-separated http(s) URLs) and, when it is set, `WEBHOOK_SECRET`.
+fn webhooks(r: &mut Settings<'_>) -> Option<Webhooks> {
+    let urls: Vec<String> = r
+        .get("WEBHOOK_URLS")?
+        .split(',')
+        .map(|u| u.trim().to_owned())
+        .filter(|u| !u.is_empty())
+        .collect();
+    for u in &urls {
+        check_scheme(
+            r,
+            "each of WEBHOOK_URLS",
+            &Some(u.clone()),
+            &["http", "https"],
+        );
+    }
+    let secret = r.secret("WEBHOOK_SECRET", true)?;
+    (!urls.is_empty()).then(|| Webhooks {
+        urls,
+        secret: secret.into(),
+    })
 }
 
 /// Every problem found in the environment, one per line.
@@ -146,7 +178,12 @@ impl Config {
         let admin_key = r.secret("ADMIN_API_KEY", true);
 
         let mut secrets = SHARED_SECRETS.to_vec();
-        secrets.extend(["EDGE_FORWARD_SECRET_PREVIOUS", "ADMIN_API_KEY"]);
+        secrets.extend([
+            "EDGE_FORWARD_SECRET_PREVIOUS",
+            "ADMIN_API_KEY",
+            "WEBHOOK_SECRET",
+        ]);
+        let webhooks = webhooks(&mut r);
         r.distinct_secrets(&secrets);
         let shared = r.shared();
 
@@ -207,6 +244,7 @@ impl Config {
             request_timeout,
             shutdown_grace_period,
             allow_guests,
+            webhooks,
             log_level,
             log_format,
         })

@@ -133,7 +133,16 @@ fn spawn_jobs(
         jobs::probe::spawn(db.clone(), shutdown.clone()),
         jobs::statistics::spawn(db.clone(), shutdown.clone()),
         board::poller::spawn(db.clone(), boards.clone(), shutdown.clone()),
-        board::boundary::spawn(db.clone(), boards.clone(), shutdown.clone()),
+        board::boundary::spawn(
+            db.clone(),
+            boards.clone(),
+            config
+                .webhooks
+                .as_ref()
+                .map(|w| w.urls.clone())
+                .unwrap_or_default(),
+            shutdown.clone(),
+        ),
     ];
     if let Some(c) = cache {
         let sync = config.redis_sync_interval;
@@ -149,6 +158,12 @@ fn spawn_jobs(
             boards.clone(),
             shutdown.clone(),
         ));
+    }
+    if let Some(hooks) = &config.webhooks {
+        match jobs::webhooks::spawn(db.clone(), hooks.clone(), shutdown.clone()) {
+            Ok(task) => tasks.push(task),
+            Err(e) => tracing::error!(error = format!("{e:#}"), "webhooks will not be delivered"),
+        }
     }
     tasks
 }

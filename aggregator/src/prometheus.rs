@@ -130,6 +130,19 @@ pub(crate) fn register(sse_max_clients: usize, redis: Option<bool>) {
         "leaderboard_version",
         "Id of the last score event in the published top 10"
     );
+    describe_gauge!(
+        "webhook_outbox_depth",
+        "Events (one per endpoint) not yet delivered to WEBHOOK_URLS"
+    );
+    describe_gauge!(
+        "webhook_outbox_oldest_age_seconds",
+        Unit::Seconds,
+        "Age of the oldest event not yet delivered (0 when none)"
+    );
+    describe_counter!(
+        "webhook_delivery_attempts_total",
+        "Posts of outbox events to WEBHOOK_URLS, by outcome (delivered, failed)"
+    );
 
     for status in SCORE_STATUSES {
         metrics::counter!("score_updates_total", "status" => status).increment(0);
@@ -141,6 +154,11 @@ pub(crate) fn register(sse_max_clients: usize, redis: Option<bool>) {
     metrics::gauge!("sse_connections_max").set(sse_max_clients as f64);
     metrics::gauge!("sse_connections_active").set(0.0);
     metrics::gauge!("ws_subscribers_active").set(0.0);
+    metrics::gauge!("webhook_outbox_depth").set(0.0);
+    metrics::gauge!("webhook_outbox_oldest_age_seconds").set(0.0);
+    for outcome in ["delivered", "failed"] {
+        metrics::counter!("webhook_delivery_attempts_total", "outcome" => outcome).increment(0);
+    }
     if let Some(up) = redis {
         metrics::gauge!("redis_leaderboard_sync_drift").set(0.0);
         metrics::gauge!("redis_up").set(if up { 1.0 } else { 0.0 });

@@ -20,6 +20,7 @@
 //! | [`defaults`] | the default limits and intervals, and the duration syntax of settings |
 //! | [`log`] | the JSON log line every service prints |
 //! | [`sse`] | Server-Sent Events framing |
+//! | [`webhook`] | the `Scoreboard-Signature` HMAC of the events posted to the game's backend |
 //! | [`settings`] | reading settings: one syntax, minimum secret length, every problem collected |
 
 pub mod action;
@@ -36,6 +37,7 @@ pub mod session;
 pub mod settings;
 pub mod snapshot;
 pub mod sse;
+pub mod webhook;
 
 pub use error::{ErrorBody, ErrorCode};
 pub use ids::{ActionName, BoardId, DisplayName, PlayerId};

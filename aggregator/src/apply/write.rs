@@ -65,8 +65,9 @@ struct Read {
     entries: HashMap<(String, String), (i64, i64)>,
 }
 
-/// Applies one batch in one transaction; `now_ms` is the batch's one clock (it picks each
-/// board's period).
+/// Applies one batch in one transaction. Each board's period is the one the database's clock
+/// is in under the writers' lock; `now_ms`, this instance's clock, only predicts it (to read
+/// the entries with the facts).
 pub(super) async fn commit(
     db: &PgPool,
     known: &Boards,
@@ -148,6 +149,8 @@ struct FactsRow {
     defs: Option<String>,
     /// The entries at the expected keys as JSON, on the first row only.
     entries: Option<String>,
+    /// The database's clock under the writers' lock, in Unix ms, on the first row only.
+    now_ms: Option<i64>,
 }
 
 /// The entries a batch read, keyed (board, player): (value, reached_version).
@@ -160,8 +163,9 @@ async fn read_all(
     now_ms: i64,
 ) -> anyhow::Result<Read> {
     // The entries are read with the facts, at the periods the boards we know are in now. The
-    // boards as read under the lock decide: a board we did not know or whose period differs
-    // (a changed schedule, possible only while it has no entry) has its entries read again.
+    // boards and the database's clock as read under the lock decide: a board we did not know
+    // or whose period differs (a boundary between the two clocks, or a changed schedule) has
+    // its entries read again.
     let mut expected: HashMap<&str, PeriodRef> = HashMap::new();
     for b in updates.iter().flat_map(|u| u.boards.iter()) {
         if !expected.contains_key(b.as_str()) {
@@ -171,7 +175,10 @@ async fn read_all(
         }
     }
     let keys = entry_keys(updates, |b| expected.get(b).map(|p| p.id.as_str()));
-    let (facts, names, banned, defs, mut entries) = read_facts(tx, updates, &keys).await?;
+    let (facts, names, banned, defs, mut entries, db_now) = read_facts(tx, updates, &keys).await?;
+    // The period is the database's clock's, read under the lock: one clock for every
+    // instance, so no batch writes into a period another instance has closed.
+    let now_ms = db_now.unwrap_or(now_ms);
     let periods: HashMap<String, PeriodRef> = defs
         .iter()
         .map(|d| (d.id.to_string(), d.period_at(now_ms)))
@@ -241,6 +248,7 @@ type ReadFacts = (
     HashSet<String>,
     Vec<BoardDef>,
     EntryValues,
+    Option<i64>,
 );
 
 type EntryKeys<'a> = (Vec<&'a str>, Vec<&'a str>, Vec<&'a str>);
@@ -271,7 +279,8 @@ async fn read_facts(
         "SELECT u.player_id IS NOT NULL AS exists, u.banned_at IS NOT NULL AS banned,
                 s.revoked_at IS NOT NULL AS revoked, c.jti IS NOT NULL AS consumed, u.name,
                 CASE WHEN p.ord = 1 THEN {} END AS defs,
-                CASE WHEN p.ord = 1 THEN {ENTRIES_JSON} END AS entries
+                CASE WHEN p.ord = 1 THEN {ENTRIES_JSON} END AS entries,
+                CASE WHEN p.ord = 1 THEN (extract(epoch FROM clock_timestamp()) * 1000)::bigint END AS now_ms
          FROM UNNEST($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS p(player_id, session_jti, jti, ord)
          LEFT JOIN users u ON u.player_id = p.player_id
          LEFT JOIN sessions s ON s.jti = p.session_jti
@@ -290,6 +299,7 @@ async fn read_facts(
     .await
     .context("reading players, sessions, tokens and entries")?;
     let first = rows.first();
+    let now_ms = first.and_then(|r| r.now_ms);
     let defs = match first.and_then(|r| r.defs.as_deref()) {
         Some(json) => sql::parse_defs_json(json).context("reading the batch's boards")?,
         None => Vec::new(),
@@ -318,7 +328,7 @@ async fn read_facts(
             }
         })
         .collect();
-    Ok((facts, names, banned, defs, entries))
+    Ok((facts, names, banned, defs, entries, now_ms))
 }
 
 fn entry_values(rows: Vec<(String, String, i64, i64)>) -> EntryValues {

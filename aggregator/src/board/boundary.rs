@@ -3,25 +3,55 @@
 //! its first score), which wakes its streams. Every instance does it from its own clock, so
 //! streams on all of them turn within a second; a batch that commits in the new period first
 //! has already turned the board, and a late snapshot of the old period is refused
-//! (`Board::offer`).
+//! (`Board::offer`). The same job closes ended periods ([`super::close`]) after each turn and
+//! every few seconds besides (after a restart, or when this clock ran ahead of the
+//! database's).
 
-use super::{sql, Boards};
+use super::{close, sql, Boards};
 use sqlx::PgPool;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const EVERY: Duration = Duration::from_millis(200);
+/// How often ended periods are looked for when no board turned.
+const CLOSE_EVERY: Duration = Duration::from_secs(2);
 
 pub(crate) fn spawn(
     db: PgPool,
     boards: Arc<Boards>,
+    endpoints: Vec<String>,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
+    let endpoints = Arc::new(endpoints);
+    let last_close = Arc::new(std::sync::Mutex::new(None::<Instant>));
     crate::jobs::every(EVERY, shutdown, move || {
-        let (db, boards) = (db.clone(), boards.clone());
+        let (db, boards, endpoints, last_close) = (
+            db.clone(),
+            boards.clone(),
+            endpoints.clone(),
+            last_close.clone(),
+        );
         async move {
-            if let Err(e) = turn(&db, &boards, crate::clock::now_millis() as i64).await {
-                tracing::warn!(error = %e, "database error: turning boards to their new period");
+            let turned = match turn(&db, &boards, crate::clock::now_millis() as i64).await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "database error: turning boards to their new period");
+                    0
+                }
+            };
+            // A std Mutex: read and written between awaits, never held across one.
+            let due = last_close
+                .lock()
+                .expect("not poisoned")
+                .is_none_or(|t| t.elapsed() >= CLOSE_EVERY);
+            if turned > 0 || due {
+                *last_close.lock().expect("not poisoned") = Some(Instant::now());
+                if let Err(e) = close::close_ended(&db, &boards, &endpoints).await {
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        "database error: closing ended periods"
+                    );
+                }
             }
         }
     })

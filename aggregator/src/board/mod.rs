@@ -2,10 +2,11 @@
 //! latest-value fan-out, so a slow subscriber skips versions instead of queueing them), the
 //! set of boards this instance knows ([`registry`]), the SQL that orders and ranks entries
 //! ([`sql`], [`pages`]), when each resets ([`schedule`]) and the job that turns them to their
-//! next period on time ([`boundary`]), and the poller that catches changes no channel
+//! next period on time ([`boundary`]) and closes the ended ones ([`close`]), and the poller that catches changes no channel
 //! delivered.
 
 pub(crate) mod boundary;
+pub(crate) mod close;
 pub(crate) mod kind;
 pub(crate) mod pages;
 pub(crate) mod poller;

@@ -220,6 +220,25 @@ pub(crate) async fn load_snapshots(
         .collect())
 }
 
+/// The first `n` entries of a board's period, ranked (a closed period's results).
+pub(crate) async fn standings(
+    db: &mut PgConnection,
+    board: &str,
+    period: &str,
+    n: i64,
+) -> sqlx::Result<Vec<LeaderboardEntry>> {
+    let rows: Vec<(String, String, i64)> = sqlx::query_as(&format!(
+        "SELECT e.player_id, u.name, e.value FROM {} ORDER BY {BOARD_ORDER} LIMIT $3",
+        *ON_BOARD
+    ))
+    .bind(board)
+    .bind(period)
+    .bind(n)
+    .fetch_all(db)
+    .await?;
+    Ok(snapshot_from_rows(0, rows).top)
+}
+
 fn snapshot_from_rows(version: i64, rows: Vec<(String, String, i64)>) -> Snapshot {
     let top = rows
         .into_iter()

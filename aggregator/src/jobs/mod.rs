@@ -1,10 +1,12 @@
 //! Background work that runs on a timer until the instance shuts down: the clean-up of
-//! expired rows, the `database_up` probe and the first statistics of new tables. (The Redis supervisor and the board poller use
+//! expired rows, the `database_up` probe, the first statistics of new tables, and the delivery
+//! of period results to webhooks. (The Redis supervisor and the board poller use
 //! the same loop, [`every`].)
 
 pub(crate) mod janitor;
 pub(crate) mod probe;
 pub(crate) mod statistics;
+pub(crate) mod webhooks;
 
 use std::future::Future;
 use std::time::Duration;

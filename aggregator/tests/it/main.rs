@@ -26,6 +26,7 @@
 //! | [`scores`] | `POST /internal/scores`: exactly once under concurrency, every refusal |
 //! | [`soak`] | a steady load holds memory and descriptors level |
 //! | [`streams`] | SSE and WebSocket streams of the top 10 |
+//! | [`webhooks`] | period results posted signed, retried, after a SIGKILL, by one of two instances |
 //!
 //! All modules share one process, so the Prometheus recorder is shared too: a test that reads
 //! a gauge's value (`ws_subscribers_active`, `sse_connections_active`, ...) does so on an
@@ -55,3 +56,4 @@ mod rotation;
 mod scores;
 mod soak;
 mod streams;
+mod webhooks;

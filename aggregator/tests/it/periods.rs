@@ -26,7 +26,7 @@ fn instant(v: &Value) -> DateTime<Utc> {
 }
 
 /// Waits until the board has just turned to a new period, and returns that period.
-async fn fresh_period(app: &TestApp, board: &str) -> Value {
+pub(crate) async fn fresh_period(app: &TestApp, board: &str) -> Value {
     let (_, b) = get(app, &format!("/api/boards/{board}")).await;
     let ends = instant(&b["period"]["ends_at"]);
     let left = (ends - Utc::now()).to_std().unwrap_or_default();

@@ -1,0 +1,233 @@
+//! Period results announced to `WEBHOOK_URLS`: written once when a period closes, posted
+//! signed with the final standings, retried until the receiver acknowledges, delivered after
+//! the aggregator is SIGKILLed before delivery, and posted by one of two instances.
+
+use crate::helpers::*;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use scoreboard_tests::AggregatorProcess;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const SECRET: &str = "webhook-secret-for-tests-0123456789abcdef";
+const SPRINT: &str = "*/3 * * * * *";
+
+/// A post as received: its signature header, its body, and whether it was acknowledged.
+type Post = (Option<String>, String, bool);
+
+/// A local HTTP receiver: records every post and answers 500 while `failing`.
+#[derive(Clone, Default)]
+struct Receiver {
+    posts: Arc<Mutex<Vec<Post>>>,
+    failing: Arc<AtomicBool>,
+}
+
+impl Receiver {
+    async fn start(failing: bool) -> (Self, String) {
+        let r = Receiver::default();
+        r.failing.store(failing, Ordering::SeqCst);
+        let app = axum::Router::new()
+            .route("/hook", axum::routing::post(receive))
+            .with_state(r.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (r, url)
+    }
+
+    /// The bodies it acknowledged, parsed, after checking each one's signature.
+    fn acknowledged(&self) -> Vec<Value> {
+        let now = chrono::Utc::now().timestamp();
+        self.posts
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, _, ok)| *ok)
+            .map(|(sig, body, _)| {
+                let sig = sig.as_deref().expect("a Scoreboard-Signature header");
+                assert!(
+                    scoreboard_protocol::webhook::verify(
+                        SECRET.as_bytes(),
+                        sig,
+                        body.as_bytes(),
+                        now
+                    ),
+                    "a valid signature: {sig}"
+                );
+                serde_json::from_str(body).unwrap()
+            })
+            .collect()
+    }
+
+    fn attempts(&self) -> usize {
+        self.posts.lock().unwrap().len()
+    }
+
+    /// Waits until `n` posts were acknowledged; returns them.
+    async fn until_acknowledged(&self, n: usize, within: Duration) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let got = self.acknowledged();
+            if got.len() >= n || tokio::time::Instant::now() > deadline {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let sig = headers
+        .get(scoreboard_protocol::webhook::HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let ok = !r.failing.load(Ordering::SeqCst);
+    let body = String::from_utf8(body.to_vec()).unwrap();
+    r.posts.lock().unwrap().push((sig, body, ok));
+    if ok {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    }
+}
+
+fn hooked(url: &str) -> impl FnOnce(&mut HashMap<String, String>) {
+    let url = url.to_owned();
+    move |v| {
+        v.insert("WEBHOOK_URLS".into(), url);
+        v.insert("WEBHOOK_SECRET".into(), SECRET.into());
+    }
+}
+
+async fn sprint_board(http: &reqwest::Client, base: &str) {
+    let body = json!({"title": "Sprint", "order": "desc", "operator": "sum", "reset": SPRINT});
+    let (s, b) = client::put_board(http, base, "sprint", &body).await;
+    assert_eq!(s, 201, "{b}");
+}
+
+/// Redeems `value` on the sprint board at `base`; returns the period it counted in.
+async fn score(http: &reqwest::Client, base: &str, g: &Player, value: i64) -> String {
+    let token = mint_on(&g.id, value, &["sprint"]);
+    let r = client::internal_score(http, base, EDGE_SECRET, &g.token, &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    body["boards"][0]["period"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_closed_periods_results_are_written_once_and_posted_signed_until_acknowledged() {
+    let (receiver, url) = Receiver::start(true).await;
+    let app = spawn_app_with(hooked(&url)).await;
+    sprint_board(&app.http, &app.base).await;
+    let (a, b) = (app.guest("Ada").await, app.guest("Bo").await);
+    let period = crate::periods::fresh_period(&app, "sprint").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(score(&app.http, &app.base, &a, 5).await, period);
+    assert_eq!(score(&app.http, &app.base, &b, 7).await, period);
+    // The receiver fails the first post; the retry (about a second later) is acknowledged.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while receiver.attempts() == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "nothing was posted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    receiver.failing.store(false, Ordering::SeqCst);
+    let got = receiver
+        .until_acknowledged(1, Duration::from_secs(15))
+        .await;
+    assert_eq!(got.len(), 1, "one acknowledged post");
+    let event = &got[0];
+    let id = format!("sprint/{period}");
+    assert_eq!(
+        (event["type"].as_str(), event["id"].as_str()),
+        (Some("period.closed"), Some(id.as_str()))
+    );
+    assert_eq!(
+        (event["board"].as_str(), event["starts_at"].as_str()),
+        (Some("sprint"), Some(period.as_str()))
+    );
+    let standings = vec![(b.id.clone(), 7, 1), (a.id.clone(), 5, 2)];
+    assert_eq!(entry_rows(&event["standings"]), standings);
+    let (stored, attempts, delivered): (Value, i32, bool) = sqlx::query_as(
+        "SELECT r.standings, o.attempts, o.delivered_at IS NOT NULL FROM period_results r
+         JOIN outbox o ON o.event_id = r.board_id || '/' || r.period WHERE r.period = $1",
+    )
+    .bind(&period)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(entry_rows(&stored), standings);
+    assert!(delivered && attempts >= 2, "{attempts} attempts");
+    let failed_first = receiver.posts.lock().unwrap()[0].1.clone();
+    assert_eq!(
+        serde_json::from_str::<Value>(&failed_first).unwrap(),
+        *event,
+        "the same event"
+    );
+    // Later periods nobody scored in announce nothing.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(receiver.acknowledged().len(), 1);
+    let results: i64 = sqlx::query_scalar("SELECT count(*) FROM period_results")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(results, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_survives_a_sigkill_and_two_instances_post_it_once() {
+    let (receiver, url) = Receiver::start(true).await;
+    let database = scoreboard_tests::fresh_database().await.unwrap();
+    let vars = process_vars(
+        &database.url,
+        &[("WEBHOOK_URLS", &url), ("WEBHOOK_SECRET", SECRET)],
+    );
+    let http = reqwest::Client::new();
+    let mut first = AggregatorProcess::start(BIN, &vars).await;
+    sprint_board(&http, &first.base).await;
+    let g = client::guest(&http, &first.base, "Kept").await;
+    let period = score(&http, &first.base, &g, 9).await;
+    let db = sqlx::PgPool::connect(&database.url).await.unwrap();
+    // After the boundary, before delivery (the receiver fails every post): SIGKILL.
+    let queued = "SELECT count(*) FROM outbox WHERE delivered_at IS NULL";
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while sqlx::query_scalar::<_, i64>(queued)
+        .fetch_one(&db)
+        .await
+        .unwrap()
+        == 0
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the period was not closed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    first.kill().await;
+    receiver.failing.store(false, Ordering::SeqCst);
+    let (_again, _other) = (
+        AggregatorProcess::start(BIN, &vars).await,
+        AggregatorProcess::start(BIN, &vars).await,
+    );
+    let got = receiver
+        .until_acknowledged(1, Duration::from_secs(20))
+        .await;
+    assert_eq!(got.len(), 1, "delivered once the aggregator is back");
+    assert_eq!(got[0]["id"], format!("sprint/{period}"));
+    assert_eq!(entry_rows(&got[0]["standings"]), vec![(g.id.clone(), 9, 1)]);
+    // Two instances deliver; one posts it.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        receiver.acknowledged().len(),
+        1,
+        "no second post of a delivered event"
+    );
+}
