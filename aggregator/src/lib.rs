@@ -136,6 +136,7 @@ fn spawn_jobs(
         board::boundary::spawn(
             db.clone(),
             boards.clone(),
+            cache.cloned(),
             config
                 .webhooks
                 .as_ref()

@@ -8,31 +8,38 @@
 //! database's).
 
 use super::{close, sql, Boards};
+use crate::cache::Cache;
 use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const EVERY: Duration = Duration::from_millis(200);
+/// How long a closed period stays in Redis (for clients still paging it) before its keys
+/// expire; PostgreSQL serves it after that.
+const REDIS_GRACE: Duration = Duration::from_secs(3600);
 /// How often ended periods are looked for when no board turned.
 const CLOSE_EVERY: Duration = Duration::from_secs(2);
 
 pub(crate) fn spawn(
     db: PgPool,
     boards: Arc<Boards>,
+    cache: Option<Arc<Cache>>,
     endpoints: Vec<String>,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     let endpoints = Arc::new(endpoints);
     let last_close = Arc::new(std::sync::Mutex::new(None::<Instant>));
     crate::jobs::every(EVERY, shutdown, move || {
-        let (db, boards, endpoints, last_close) = (
+        let (db, boards, cache, endpoints, last_close) = (
             db.clone(),
             boards.clone(),
+            cache.clone(),
             endpoints.clone(),
             last_close.clone(),
         );
         async move {
-            let turned = match turn(&db, &boards, crate::clock::now_millis() as i64).await {
+            let now = crate::clock::now_millis() as i64;
+            let turned = match turn(&db, &boards, cache.as_deref(), now).await {
                 Ok(n) => n,
                 Err(e) => {
                     tracing::warn!(error = %e, "database error: turning boards to their new period");
@@ -57,8 +64,14 @@ pub(crate) fn spawn(
     })
 }
 
-/// Turns every board whose period at `now_ms` is not the one it shows; returns how many.
-pub(crate) async fn turn(db: &PgPool, boards: &Boards, now_ms: i64) -> sqlx::Result<usize> {
+/// Turns every board whose period at `now_ms` is not the one it shows, and lets the old
+/// period's Redis keys expire; returns how many boards turned.
+pub(crate) async fn turn(
+    db: &PgPool,
+    boards: &Boards,
+    cache: Option<&Cache>,
+    now_ms: i64,
+) -> sqlx::Result<usize> {
     let due: Vec<_> = boards
         .all()
         .into_iter()
@@ -72,8 +85,14 @@ pub(crate) async fn turn(db: &PgPool, boards: &Boards, now_ms: i64) -> sqlx::Res
     }
     let mut conn = db.acquire().await?;
     for (live, period) in &due {
+        let old = live.period();
+        if let Some(cache) = cache {
+            cache
+                .expire_period(live.def.id.as_str(), &old.id, REDIS_GRACE)
+                .await;
+        }
         let snapshot = sql::load_snapshot(&mut conn, &live.def, period).await?;
-        if period.is_after(&live.period()) {
+        if period.is_after(&old) {
             live.board.offer(snapshot);
         } else {
             // The board's schedule was changed back (possible only while it has no score).

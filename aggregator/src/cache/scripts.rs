@@ -9,6 +9,7 @@
 use super::Cache;
 use crate::board::kind::Order;
 use crate::board::{BoardDef, BoardRow};
+use std::time::Duration;
 
 /// Sorted-set member for a row: `<version, 19 digits>:<player>`.
 pub(super) fn member(player_id: &str, version: i64) -> String {
@@ -139,6 +140,21 @@ impl Cache {
                 .map(|r| r.unwrap_or(0) as u64 + 1)
                 .collect(),
         )
+    }
+
+    /// Lets a closed period's keys expire after `grace` (PostgreSQL keeps it for good); `false`
+    /// when Redis is unavailable.
+    pub(crate) async fn expire_period(&self, board: &str, period: &str, grace: Duration) -> bool {
+        let keys = self.board_keys(board, period);
+        self.call("expiring a closed period", |mut c| async move {
+            let mut pipe = redis::pipe();
+            for k in &keys {
+                pipe.expire(k, grace.as_secs() as i64).ignore();
+            }
+            pipe.query_async::<()>(&mut c).await
+        })
+        .await
+        .is_some()
     }
 
     /// Takes a player off one board's period; `false` when Redis is unavailable.

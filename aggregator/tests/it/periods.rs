@@ -46,7 +46,8 @@ async fn score(app: &TestApp, p: &Player, value: i64, board: &str) -> Value {
     body["boards"][0].clone()
 }
 
-async fn a_board_turns_to_its_next_period(app: &TestApp) {
+/// Returns the id of the period that closed.
+async fn a_board_turns_to_its_next_period(app: &TestApp) -> String {
     let created = put_board(
         app,
         "sprint",
@@ -133,6 +134,7 @@ async fn a_board_turns_to_its_next_period(app: &TestApp) {
         .await
         .expect("the current period at once");
     assert!(!id.starts_with(&p1), "{id}");
+    p1
 }
 
 #[tokio::test]
@@ -150,7 +152,20 @@ async fn a_board_turns_to_its_next_period_with_redis() {
         v.insert("REDIS_KEY_PREFIX".into(), prefix);
     })
     .await;
-    a_board_turns_to_its_next_period(&app).await;
+    let closed = a_board_turns_to_its_next_period(&app).await;
+    // The closed period's keys expire (PostgreSQL keeps it); the current one's do not.
+    let mut c = redis::Client::open(redis.url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let key = format!("{}{{sprint:{closed}}}:z", redis.key_prefix);
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(&key)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!((1..=3600).contains(&ttl), "{key}: TTL {ttl}");
 }
 
 #[tokio::test]
