@@ -9,9 +9,11 @@ use super::schedule::Window;
 use super::{sql, BoardDef, Boards};
 use crate::apply::lock_writers;
 use anyhow::Context;
+use chrono::{DateTime, Utc};
 use scoreboard_protocol::snapshot::LeaderboardEntry;
+use scoreboard_protocol::BoardId;
 use serde::Serialize;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
 /// The event announcing a closed period (DESIGN.md, "Period results").
 #[derive(Debug, Serialize)]
@@ -71,11 +73,87 @@ async fn close(
         .bind(window.ends_at)
         .fetch_one(&mut *tx)
         .await?;
-    if !ended {
+    if !ended || !write_results(&mut tx, def, period, window, endpoints).await? {
         return Ok(false);
     }
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Why `close-period` closed nothing.
+#[derive(Debug)]
+pub(crate) enum CloseNow {
+    NotFound,
+    NeverResets,
+    JustBegan,
+    Database(sqlx::Error),
+}
+
+impl From<sqlx::Error> for CloseNow {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Database(e)
+    }
+}
+
+/// Ends `board`'s current period at the database's now: writes its results and queues its
+/// event, and starts the next period there, all under the writers' lock and audited. Returns
+/// the period closed.
+pub(crate) async fn close_now(
+    db: &PgPool,
+    board: &BoardId,
+    endpoints: &[String],
+    request_id: &str,
+) -> Result<Window, CloseNow> {
+    let mut tx = db.begin().await?;
+    lock_writers(&mut tx).await?;
+    let def = sql::load_defs_of(&mut *tx, &[board.as_str()])
+        .await?
+        .pop()
+        .ok_or(CloseNow::NotFound)?;
+    let now: DateTime<Utc> = sqlx::query_scalar("SELECT clock_timestamp()")
+        .fetch_one(&mut *tx)
+        .await?;
+    let current = def.schedule.window_at(now).ok_or(CloseNow::NeverResets)?;
+    if current.starts_at >= now {
+        return Err(CloseNow::JustBegan);
+    }
+    let closed = Window {
+        starts_at: current.starts_at,
+        ends_at: now,
+    };
+    let period = closed.period().id;
+    if !write_results(&mut tx, &def, &period, closed, endpoints).await? {
+        return Err(CloseNow::JustBegan);
+    }
+    sqlx::query("UPDATE boards SET period_started_at = $2, updated_at = now() WHERE id = $1")
+        .bind(board.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO admin_audit (action, detail, request_id) VALUES ('close-period', $1, $2)",
+    )
+    .bind(
+        serde_json::json!({ "board": board, "period": period, "ends_at": closed.period().ends_at }),
+    )
+    .bind(request_id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(closed)
+}
+
+/// Writes a period's results and queues its event for every endpoint, unless it has results
+/// already; returns whether it wrote them.
+async fn write_results(
+    tx: &mut PgConnection,
+    def: &BoardDef,
+    period: &str,
+    window: Window,
+    endpoints: &[String],
+) -> sqlx::Result<bool> {
     let board = def.id.as_str();
-    let standings = sql::standings(&mut tx, board, period, def.results_size.into()).await?;
+    let standings = sql::standings(&mut *tx, board, period, def.results_size.into()).await?;
     let written = sqlx::query(
         "INSERT INTO period_results (board_id, period, starts_at, ends_at, standings)
          VALUES ($1, $2, $3, $4, $5::jsonb) ON CONFLICT DO NOTHING",
@@ -84,7 +162,7 @@ async fn close(
     .bind(period)
     .bind(window.starts_at)
     .bind(window.ends_at)
-    .bind(serde_json::to_string(&standings)?)
+    .bind(serde_json::to_string(&standings).expect("entries serialize"))
     .execute(&mut *tx)
     .await?
     .rows_affected();
@@ -101,7 +179,7 @@ async fn close(
         ends_at: p.ends_at.unwrap_or_default(),
         standings: &standings,
     };
-    let body = serde_json::to_string(&event)?;
+    let body = serde_json::to_string(&event).expect("events serialize");
     sqlx::query(
         "INSERT INTO outbox (event_id, endpoint, body)
          SELECT $1, endpoint, $3 FROM UNNEST($2::text[]) AS endpoint ON CONFLICT DO NOTHING",
@@ -111,7 +189,6 @@ async fn close(
     .bind(&body)
     .execute(&mut *tx)
     .await?;
-    tx.commit().await?;
     tracing::info!(event = event.id, winners = standings.len(), "period closed");
     Ok(true)
 }

@@ -25,7 +25,7 @@ pub(crate) enum ScheduleError {
     NeverFires,
 }
 
-/// A board's schedule. Equal when its `reset` and `timezone` texts are equal.
+/// A board's schedule. Equal when its `reset` and `timezone` texts and its early start are.
 #[derive(Debug, Clone)]
 pub(crate) struct Schedule {
     reset: String,
@@ -33,6 +33,9 @@ pub(crate) struct Schedule {
     tz: Tz,
     /// `None` for `never`.
     cron: Option<Arc<Cron>>,
+    /// When an operator ended a period early: the current period then runs from here to the
+    /// schedule's next reset.
+    resumed: Option<DateTime<Utc>>,
 }
 
 /// One period of a board that resets, in UTC.
@@ -73,6 +76,7 @@ impl Schedule {
             timezone: "UTC".to_owned(),
             tz: Tz::UTC,
             cron: None,
+            resumed: None,
         }
     }
 
@@ -98,7 +102,18 @@ impl Schedule {
             timezone: timezone.to_owned(),
             tz,
             cron,
+            resumed: None,
         })
+    }
+
+    /// The schedule with a period started early at `at` (`POST /admin/boards/{id}/close-period`).
+    pub(crate) fn resumed_at(mut self, at: Option<DateTime<Utc>>) -> Self {
+        self.resumed = at;
+        self
+    }
+
+    pub(crate) fn resumed(&self) -> Option<DateTime<Utc>> {
+        self.resumed
     }
 
     /// Refuses a schedule that has no period around `now` (a cron expression that matches
@@ -122,10 +137,26 @@ impl Schedule {
         self.cron.is_some()
     }
 
-    /// The period containing `at`: the last reset at or before it to the first one after it.
-    /// `None` for a board that never resets, and for a schedule that cannot be evaluated there
-    /// (croner gives up on a search too long; `parse` made sure it comes round from its day).
+    /// The period containing `at`: the last reset at or before it to the first one after it,
+    /// split in two where an operator ended it early. `None` for a board that never resets, and
+    /// for a schedule that cannot be evaluated there (croner gives up on a search too long;
+    /// `comes_round` made sure it comes round from its day).
     pub(crate) fn window_at(&self, at: DateTime<Utc>) -> Option<Window> {
+        let w = self.scheduled_window_at(at)?;
+        Some(match self.resumed {
+            Some(r) if w.starts_at < r && r < w.ends_at && at >= r => Window {
+                starts_at: r,
+                ends_at: w.ends_at,
+            },
+            Some(r) if w.starts_at < r && r < w.ends_at => Window {
+                starts_at: w.starts_at,
+                ends_at: r,
+            },
+            _ => w,
+        })
+    }
+
+    fn scheduled_window_at(&self, at: DateTime<Utc>) -> Option<Window> {
         let cron = self.cron.as_deref()?;
         let local = at.with_timezone(&self.tz);
         let starts_at = cron.find_previous_occurrence(&local, true).ok()?;
@@ -167,7 +198,8 @@ impl Schedule {
 
 impl PartialEq for Schedule {
     fn eq(&self, other: &Self) -> bool {
-        (&self.reset, &self.timezone) == (&other.reset, &other.timezone)
+        (&self.reset, &self.timezone, self.resumed)
+            == (&other.reset, &other.timezone, other.resumed)
     }
 }
 

@@ -44,7 +44,8 @@ pub(crate) struct BoardRow {
 }
 
 const DEF_COLUMNS: &str =
-    "id, title, sort_order, operator, reset, timezone, value_min, value_max, public, results_size";
+    "id, title, sort_order, operator, reset, timezone, value_min, value_max, public, results_size,
+     (extract(epoch FROM period_started_at) * 1000)::bigint";
 
 type DefRow = (
     String,
@@ -57,6 +58,7 @@ type DefRow = (
     i64,
     bool,
     i32,
+    Option<i64>,
 );
 
 /// `desc`/`asc`, `sum`/`best`/`latest` as stored, by the same names the API uses.
@@ -67,11 +69,14 @@ fn enum_of<T: serde::de::DeserializeOwned>(s: &str) -> Option<T> {
 fn def_from_row(r: DefRow) -> Option<BoardDef> {
     // Stored schedules were checked when they were set; one that no longer reads (a time zone
     // a newer database dropped) leaves its board out rather than count it in the wrong period.
+    let resumed =
+        r.10.and_then(|ms| chrono::TimeZone::timestamp_millis_opt(&chrono::Utc, ms).single());
     let schedule = Schedule::parse(&r.4, &r.5)
         .inspect_err(
             |e| tracing::error!(board = r.0, error = %e, "a stored board schedule does not read"),
         )
-        .ok()?;
+        .ok()?
+        .resumed_at(resumed);
     Some(BoardDef {
         id: BoardId::parse(r.0).ok()?,
         title: r.1,

@@ -4,6 +4,7 @@
 
 use super::extract::{Admin, JsonBody, RequestId};
 use crate::apply::lock_writers;
+use crate::board::close;
 use crate::board::kind::{Operator, Order, MAX_VALUE};
 use crate::board::schedule::Schedule;
 use crate::board::{sql, BoardDef};
@@ -99,7 +100,7 @@ pub(crate) async fn put(
 ) -> Result<(StatusCode, Json<BoardDef>)> {
     let id = BoardId::parse(id).map_err(|e| bad(e.0))?;
     let def = definition(id, body)?;
-    let created = store(&state, &def, &rid).await?;
+    let (created, def) = store(&state, def, &rid).await?;
     state
         .boards
         .take(&mut *state.db.acquire().await?, def.clone())
@@ -113,13 +114,18 @@ pub(crate) async fn put(
 }
 
 /// Writes the board under the writers' lock (so no batch scores it between the check and the
-/// change) and audits a real change; returns whether it was created.
-async fn store(state: &AppState, def: &BoardDef, request_id: &str) -> Result<bool> {
+/// change) and audits a real change; returns whether it was created, and the board as stored
+/// (a period an operator started early stays so).
+async fn store(state: &AppState, mut def: BoardDef, request_id: &str) -> Result<(bool, BoardDef)> {
     let mut tx = state.db.begin().await?;
     lock_writers(&mut tx).await?;
     let old = sql::load_defs_of(&mut *tx, &[def.id.as_str()]).await?.pop();
-    if old.as_ref() == Some(def) {
-        return Ok(false);
+    if let Some(old) = &old {
+        def.schedule = def.schedule.resumed_at(old.schedule.resumed());
+    }
+    let def = def;
+    if old.as_ref() == Some(&def) {
+        return Ok((false, def));
     }
     if let Some(old) = &old {
         let scored: bool =
@@ -127,7 +133,7 @@ async fn store(state: &AppState, def: &BoardDef, request_id: &str) -> Result<boo
                 .bind(def.id.as_str())
                 .fetch_one(&mut *tx)
                 .await?;
-        if scored && changes_scoring(old, def) {
+        if scored && changes_scoring(old, &def) {
             return Err(AppError::code(ErrorCode::BoardInUse));
         }
     }
@@ -155,7 +161,46 @@ async fn store(state: &AppState, def: &BoardDef, request_id: &str) -> Result<boo
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
-    Ok(old.is_none())
+    Ok((old.is_none(), def))
+}
+
+/// `POST /admin/boards/{id}/close-period`: ends the board's current period now. Its results
+/// are written and announced at once, and the next period runs from now to the schedule's
+/// next reset. `404 BOARD_NOT_FOUND`; `400` for a board that never resets.
+pub(crate) async fn close_period(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    RequestId(rid): RequestId,
+) -> Result<Json<serde_json::Value>> {
+    let id = BoardId::parse(id).map_err(|_| AppError::code(ErrorCode::BoardNotFound))?;
+    let endpoints = state
+        .config
+        .webhooks
+        .as_ref()
+        .map(|w| w.urls.clone())
+        .unwrap_or_default();
+    let closed = close::close_now(&state.db, &id, &endpoints, &rid)
+        .await
+        .map_err(|e| match e {
+            close::CloseNow::NotFound => AppError::code(ErrorCode::BoardNotFound),
+            close::CloseNow::NeverResets => {
+                bad("This board never resets: it has no period to close.")
+            }
+            close::CloseNow::JustBegan => {
+                bad("The current period began this instant: nothing to close yet.")
+            }
+            close::CloseNow::Database(e) => e.into(),
+        })?;
+    let def = sql::load_defs_of(&state.db, &[id.as_str()])
+        .await?
+        .pop()
+        .ok_or_else(|| AppError::code(ErrorCode::BoardNotFound))?;
+    state
+        .boards
+        .take(&mut *state.db.acquire().await?, def)
+        .await?;
+    Ok(Json(json!({ "closed": closed.period() })))
 }
 
 /// `GET /admin/boards`: every board, hidden ones included, from PostgreSQL.

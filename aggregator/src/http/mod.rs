@@ -8,7 +8,7 @@
 //! | [`boards`], [`players`] | the public reads: boards, snapshots, pages, around-me, standings |
 //! | [`stream`] | SSE for browsers, the edge-signed WebSocket for edge hubs |
 //! | [`admin`] | `/admin/`: ban, unban, adjust, rebuild, a player's events |
-//! | [`board_admin`] | `/admin/boards`: create, change, hide and list boards |
+//! | [`board_admin`] | `/admin/boards`: create, change, hide and list boards; close a period now |
 //! | [`health`] | `/health`, `/health/live`, `/health/ready` |
 //! | [`extract`], [`observe`] | extractors in our error shape; the per-request middleware |
 
@@ -67,6 +67,10 @@ fn routes(state: &AppState) -> Router<AppState> {
         .route("/admin/leaderboard/rebuild", post(admin::rebuild))
         .route("/admin/boards", get(board_admin::list))
         .route("/admin/boards/{id}", put(board_admin::put))
+        .route(
+            "/admin/boards/{id}/close-period",
+            post(board_admin::close_period),
+        )
         .route("/health", get(health::health))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))

@@ -231,3 +231,112 @@ async fn an_event_survives_a_sigkill_and_two_instances_post_it_once() {
         "no second post of a delivered event"
     );
 }
+
+#[tokio::test]
+async fn an_operator_closes_a_period_early_and_the_next_one_runs_to_the_schedules_reset() {
+    let (receiver, url) = Receiver::start(false).await;
+    let app = spawn_app_with(hooked(&url)).await;
+    let body = json!({"title": "Today", "order": "desc", "operator": "best", "reset": "daily"});
+    let (s, _) = client::put_board(&app.http, &app.base, "today", &body).await;
+    assert_eq!(s, 201);
+    let (a, b) = (app.guest("Early").await, app.guest("Late").await);
+    let token = mint_on(&a.id, 50, &["today"]);
+    assert_eq!(app.post_score(&a.token, &token).await.status(), 200);
+    let (_, before) = get_json(&app, "/api/boards/today").await;
+
+    let (s, closed) = admin(
+        &app,
+        reqwest::Method::POST,
+        "/admin/boards/today/close-period",
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{closed}");
+    let closed = &closed["closed"];
+    assert_eq!(closed["id"], before["period"]["id"]);
+    let ended = closed["ends_at"].as_str().unwrap().to_owned();
+    let got = receiver
+        .until_acknowledged(1, Duration::from_secs(10))
+        .await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        (got[0]["ends_at"].as_str(), got[0]["period"].as_str()),
+        (Some(ended.as_str()), closed["id"].as_str())
+    );
+    assert_eq!(
+        entry_rows(&got[0]["standings"]),
+        vec![(a.id.clone(), 50, 1)]
+    );
+
+    // The board turns to a period from the close to the schedule's next reset.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let now = loop {
+        let (_, now) = get_json(&app, "/api/boards/today").await;
+        if now["period"]["id"] == ended.as_str() {
+            break now;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the board did not turn: {now}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(now["period"]["ends_at"], before["period"]["ends_at"]);
+    assert_eq!(now["top"], json!([]));
+    let token = mint_on(&b.id, 7, &["today"]);
+    let r = app.post_score(&b.token, &token).await;
+    let answer: Value = r.json().await.unwrap();
+    assert_eq!(answer["boards"][0]["period"], ended.as_str());
+    let old = format!(
+        "/api/boards/today?period={}",
+        closed["id"].as_str().unwrap()
+    );
+    let (s, old) = get_json(&app, &old).await;
+    assert_eq!(
+        (s, old["period"]["ends_at"].as_str()),
+        (200, Some(ended.as_str()))
+    );
+    assert_eq!(entry_rows(&old["top"]), vec![(a.id.clone(), 50, 1)]);
+    // Changing the board's title keeps the early start.
+    let renamed = json!({"title": "Today!", "order": "desc", "operator": "best", "reset": "daily"});
+    assert_eq!(
+        client::put_board(&app.http, &app.base, "today", &renamed)
+            .await
+            .0,
+        200
+    );
+    let (_, still) = get_json(&app, "/api/boards/today").await;
+    assert_eq!(still["period"]["id"], ended.as_str());
+
+    let (s, e) = admin(
+        &app,
+        reqwest::Method::POST,
+        "/admin/boards/global/close-period",
+        None,
+    )
+    .await;
+    assert_eq!((s, e["error"]["code"].as_str()), (400, Some("BAD_REQUEST")));
+    let (s, e) = admin(
+        &app,
+        reqwest::Method::POST,
+        "/admin/boards/nope/close-period",
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (404, Some("BOARD_NOT_FOUND"))
+    );
+    let r = app
+        .http
+        .post(format!("{}/admin/boards/today/close-period", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}
+
+async fn get_json(app: &TestApp, path: &str) -> (u16, Value) {
+    let r = app.get(path).await;
+    (r.status().as_u16(), r.json().await.unwrap_or_default())
+}

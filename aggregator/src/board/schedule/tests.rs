@@ -140,6 +140,30 @@ fn a_period_is_found_by_its_id_and_only_by_its_exact_id() {
 }
 
 #[test]
+fn a_period_ended_early_splits_in_two_and_the_schedule_resumes() {
+    let closed_at = utc("2026-06-01T10:20:00Z");
+    let s = schedule("daily", "UTC").resumed_at(Some(closed_at));
+    let before = s.window_at(utc("2026-06-01T09:00:00Z")).unwrap().period();
+    assert_eq!(
+        (before.id.as_str(), before.ends_at.as_deref()),
+        ("2026-06-01T00:00:00Z", Some("2026-06-01T10:20:00Z"))
+    );
+    let after = s.window_at(closed_at).unwrap().period();
+    assert_eq!(
+        (after.id.as_str(), after.ends_at.as_deref()),
+        ("2026-06-01T10:20:00Z", Some("2026-06-02T00:00:00Z"))
+    );
+    assert_eq!(
+        s.window_starting("2026-06-01T10:20:00Z").unwrap().ends_at,
+        utc("2026-06-02T00:00:00Z")
+    );
+    assert_eq!(
+        s.window_at(utc("2026-06-02T01:00:00Z")).unwrap().starts_at,
+        utc("2026-06-02T00:00:00Z")
+    );
+}
+
+#[test]
 fn refusals_say_what_is_wrong() {
     let now = utc("2026-12-01T00:00:00Z");
     let parse = |reset: &str, tz: &str| Schedule::parse(reset, tz).and_then(|s| s.comes_round(now));
