@@ -24,6 +24,7 @@ const state = {
   boardsTimer: null,
   board: boardFromUrl(),
   period: null, // period id of the last snapshot shown
+  countdown: null, // the timer of the next-reset countdown
   fresh: true, // no snapshot of this board and period shown yet: nothing to mark as moved
   ranks: new Map(), // player_id -> rank in the last snapshot shown
   scores: new Map(), // player_id -> score in the last snapshot shown
@@ -188,12 +189,62 @@ function describeBoard() {
   const title = boardTitle(state.board);
   $('board-title').textContent = `Top 10 · ${title}`;
   $('me-board').textContent = title;
-  let words = b ? rules(b) : '';
-  if (b && b.reset && b.reset !== 'never' && b.next_reset_at) {
-    const at = new Date(b.next_reset_at);
-    if (!Number.isNaN(at.getTime())) words += ` · next reset ${at.toLocaleString()}`;
-  }
-  $('board-rule').textContent = words;
+  $('board-rule').textContent = b ? rules(b) : '';
+  showPeriod(b);
+}
+
+// ---- periods ----------------------------------------------------------------------------
+
+/** "2 Dec, 00:00 – 3 Dec, 00:00" in the player's own time zone. */
+function span(p) {
+  const when = (s) => new Date(s).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+  return p && p.starts_at && p.ends_at ? `${when(p.starts_at)} – ${when(p.ends_at)}` : '';
+}
+
+/** "1d 2h 03m", "2h 03m 04s", "4s". */
+function remaining(ms) {
+  const s = Math.max(0, Math.ceil(ms / 1000));
+  const [d, h, m, sec] = [Math.floor(s / 86400), Math.floor(s / 3600) % 24, Math.floor(s / 60) % 60, s % 60];
+  const two = (n) => String(n).padStart(2, '0');
+  if (d > 0) return `${d}d ${h}h ${two(m)}m`;
+  if (h > 0) return `${h}h ${two(m)}m ${two(sec)}s`;
+  if (m > 0) return `${m}m ${two(sec)}s`;
+  return `${sec}s`;
+}
+
+/** The chosen board's period and a countdown to its next reset (boards that reset only). */
+function showPeriod(b) {
+  clearInterval(state.countdown);
+  const p = b && b.period;
+  const resets = Boolean(b && b.next_reset_at && p && p.starts_at);
+  $('board-period').hidden = !resets;
+  if (!resets) return;
+  $('period-span').textContent = span(p);
+  const end = new Date(b.next_reset_at).getTime();
+  const tick = () => {
+    const left = end - Date.now();
+    $('period-countdown').textContent = left > 0 ? `resets in ${remaining(left)}` : 'resetting…';
+  };
+  tick();
+  state.countdown = setInterval(tick, 1000);
+}
+
+/** The chosen board's last closed period and its winners, when it has one. */
+async function loadPrevious() {
+  const board = state.board;
+  const r = await api('GET', `/api/boards/${encodeURIComponent(board)}/periods?limit=1`);
+  if (board !== state.board) return;
+  const last = r.status === 200 && r.body && Array.isArray(r.body.periods) ? r.body.periods[0] : null;
+  $('previous').hidden = !last;
+  if (!last) return;
+  $('previous-when').textContent = span(last);
+  const top = Array.isArray(last.top) ? last.top : [];
+  $('previous-top').replaceChildren(...top.map((e) => {
+    const li = document.createElement('li');
+    li.textContent = `${e.name} — ${fmt(e.score)}`;
+    return li;
+  }));
+  $('previous-empty').hidden = top.length > 0;
 }
 
 /** Shows board `id`: its URL, its stream (the old one is closed), its "more" list, the
@@ -212,6 +263,7 @@ function chooseBoard(id) {
   connect();
   showNoStanding('');
   refreshMe();
+  loadPrevious();
 }
 
 /** Empties what the page shows of the previous board (or period). */
@@ -319,6 +371,8 @@ function render(snap) {
     if (state.period !== null) {
       clearBoard();
       loadBoards(); // the next reset moved on
+      // The period that just closed: its results may take a moment to be listed.
+      setTimeout(loadPrevious, 1500);
     }
     state.period = period;
   }
@@ -680,5 +734,6 @@ function fail(r, a) {
 showPicker();
 connect();
 loadBoards();
+loadPrevious();
 loadCatalog();
 showPlayer();

@@ -11,7 +11,7 @@
 //! | [`hostile`] | malformed requests at every public route get their documented errors |
 //! | [`image`] | the container image builds locked and serves as a non-root user |
 //! | [`loadgen`] | every load generator scenario runs quick and verifies itself |
-//! | [`page`] | the player page in headless Chromium |
+//! | [`page`] | the player page in headless Chromium, a board that resets included |
 //! | [`smoke`] | `deploy/smoke` passes on a healthy stack and fails without the aggregator |
 //! | [`support`] | what the modules share: an in-process aggregator and the edge in front of it |
 //!

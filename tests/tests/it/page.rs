@@ -125,6 +125,40 @@ async fn a_browser_page_picks_a_board_follows_it_live_and_pages_below_its_top_10
     script.passed(&edge).await;
 }
 
+/// A board that resets, on the page: its period and a live countdown, the top 10 emptied at
+/// the reset, and the closed period shown with its winner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_page_counts_down_to_a_reset_and_shows_the_period_that_closed() {
+    let _heavy = scoreboard_tests::heavy().await;
+    let (_db, _redis, (agg, _stop, _task)) = stack().await;
+    let http = reqwest::Client::new();
+    put_board(
+        &http,
+        &agg,
+        "sprint",
+        json!({"title": "Sprint", "order": "desc", "operator": "sum", "reset": "*/6 * * * * *"}),
+    )
+    .await;
+    let edge = edge_with(&agg, &[]).await;
+    let mut script = BrowserScript::start("tests/browser/periods.test.mjs", &edge);
+    let run = async {
+        while let Some(control) = script.control().await {
+            match control.as_str() {
+                "score" => {
+                    let dasher = guest(&http, &agg, "Dasher").await;
+                    redeem(&http, &agg, &dasher, &mint_on(&dasher.id, 30, &["sprint"])).await;
+                }
+                other => panic!("unknown control line {other:?}"),
+            }
+            script.done().await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the browser test finished within 2 minutes");
+    script.passed(&edge).await;
+}
+
 /// `PUT /admin/boards/{id}` at the aggregator with the test admin key; it must succeed.
 async fn put_board(http: &reqwest::Client, agg: &str, id: &str, body: Value) {
     let (status, body) = scoreboard_tests::client::put_board(http, agg, id, &body).await;
