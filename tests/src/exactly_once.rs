@@ -82,10 +82,11 @@ impl Ledger {
         .bind(players)
         .fetch_all(db)
         .await?;
-        // Totals add up on `sum` boards; other operators keep a value, checked elsewhere.
+        // Totals add up on `sum` boards, over every period of a board that resets; other
+        // operators keep a value, checked elsewhere.
         let totals: Vec<(String, String, i64)> = sqlx::query_as(
-            "SELECT e.board_id, e.player_id, e.value FROM entries e JOIN boards b ON b.id = e.board_id
-             WHERE b.operator = 'sum' AND e.player_id = ANY($1)",
+            "SELECT e.board_id, e.player_id, sum(e.value)::bigint FROM entries e JOIN boards b ON b.id = e.board_id
+             WHERE b.operator = 'sum' AND e.player_id = ANY($1) GROUP BY 1, 2",
         )
         .bind(players)
         .fetch_all(db)

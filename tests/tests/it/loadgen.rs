@@ -49,7 +49,7 @@ impl Stack {
     }
 }
 
-/// `apply` (tokens on 1 and 3 boards), `edge` (with 30% replays), `fanout` (aggregator and
+/// `apply` (tokens on 1 and 3 boards, and on a board that resets), `edge` (with 30% replays), `fanout` (aggregator and
 /// edge hub, one board and five) and `read` (the alias routes and a board's), quick.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_loadgen_scenario_runs_quick_and_verifies_itself() {
@@ -75,6 +75,17 @@ async fn every_loadgen_scenario_runs_quick_and_verifies_itself() {
         r["exactly_once"]["events"].as_u64(),
         r["acknowledged"].as_u64().map(|n| 3 * n),
         "one event per board: {out}"
+    );
+
+    // A board on a 2-second cron: the run crosses periods, and its totals still add up.
+    let (ok, r, out) = stack
+        .loadgen(&["apply", "--reset", "*/2 * * * * *", "--rate", "200"])
+        .await;
+    assert!(ok, "{out}");
+    assert_eq!(r["exactly_once"]["ok"], true, "a board that resets: {out}");
+    assert!(
+        r["mode"].as_str().unwrap().ends_with("reset */2 * * * * *"),
+        "{out}"
     );
 
     let (ok, r, out) = stack.loadgen(&["apply", "--rate", "200"]).await;

@@ -40,12 +40,17 @@ pub(crate) struct ApplyArgs {
     /// token's one transaction.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=8))]
     boards: u8,
+    /// The `reset` of the boards the load creates (`never`, `daily`, a cron expression...).
+    /// With `--boards 1`, tokens then name the one board `load-1` instead of being plain
+    /// `global` tokens, so a board that resets and one that never does compare alike.
+    #[arg(long)]
+    reset: Option<String>,
 }
 
-/// The boards of `--boards`: none named (plain `global` tokens) for 1.
-fn board_ids(n: u8) -> Vec<String> {
+/// The boards of `--boards`: none named (plain `global` tokens) for 1 without `--reset`.
+fn board_ids(n: u8, reset: Option<&str>) -> Vec<String> {
     if n <= 1 {
-        return Vec::new();
+        return reset.map(|_| vec!["load-1".to_owned()]).unwrap_or_default();
     }
     std::iter::once("global".to_owned())
         .chain((2..=n).map(|i| format!("load-{i}")))
@@ -96,9 +101,9 @@ pub(crate) async fn run(args: ApplyArgs, path: Path) -> anyhow::Result<bool> {
     let run_id = scoreboard_tests::random_suffix(6);
     let players = common::sign_in(stack, &http, &run_id, args.players).await?;
     let minter = Minter::new(stack);
-    let boards = board_ids(args.boards);
+    let boards = board_ids(args.boards, args.reset.as_deref());
     if !boards.is_empty() {
-        common::ensure_boards(stack, &http, &boards).await?;
+        common::ensure_boards(stack, &http, &boards, args.reset.as_deref()).await?;
     }
 
     // Tokens before the clock starts; a replay resends an earlier request's token.
@@ -215,7 +220,12 @@ pub(crate) async fn run(args: ApplyArgs, path: Path) -> anyhow::Result<bool> {
     let mode = match args.rate {
         Some(r) => format!("open loop {r}/s"),
         None => format!("closed loop, {} in flight", args.concurrency),
-    } + &format!(", {} board(s) per token", args.boards);
+    } + &format!(", {} board(s) per token", args.boards)
+        + &args
+            .reset
+            .as_deref()
+            .map(|r| format!(", reset {r}"))
+            .unwrap_or_default();
     let target = match path {
         Path::Aggregator => stack.aggregator.clone(),
         Path::Edge => stack.edge.clone(),

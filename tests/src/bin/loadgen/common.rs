@@ -95,12 +95,13 @@ impl Minter {
     }
 }
 
-/// Creates the `sum`/`desc` boards `ids` (an idempotent `PUT /admin/boards/{id}`); needs
-/// `ADMIN_API_KEY`. `global` always exists and is left alone.
+/// Creates the `sum`/`desc` boards `ids` (an idempotent `PUT /admin/boards/{id}`), with
+/// `reset` when given; needs `ADMIN_API_KEY`. `global` always exists and is left alone.
 pub(crate) async fn ensure_boards(
     stack: &StackArgs,
     http: &reqwest::Client,
     ids: &[String],
+    reset: Option<&str>,
 ) -> anyhow::Result<()> {
     let ids: Vec<&String> = ids.iter().filter(|b| *b != "global").collect();
     if ids.is_empty() {
@@ -111,7 +112,10 @@ pub(crate) async fn ensure_boards(
         .as_deref()
         .context("boards other than global need ADMIN_API_KEY to create them")?;
     for id in ids {
-        let body = json!({"title": format!("Load {id}"), "order": "desc", "operator": "sum"});
+        let mut body = json!({"title": format!("Load {id}"), "order": "desc", "operator": "sum"});
+        if let Some(reset) = reset {
+            body["reset"] = json!(reset);
+        }
         let r = http
             .put(format!("{}/admin/boards/{id}", stack.aggregator))
             .bearer_auth(key)

@@ -88,7 +88,7 @@ pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<bool> {
         Via::Edge => stack.edge.clone(),
     };
     let board_ids: Vec<String> = (1..=args.boards).map(|b| format!("fo-{b}")).collect();
-    common::ensure_boards(stack, &common::http(4), &board_ids).await?;
+    common::ensure_boards(stack, &common::http(4), &board_ids, None).await?;
     let url_of = |c: usize| match board_ids.len() {
         0 => format!("{base}/api/leaderboard/stream"),
         n => format!("{base}/api/boards/{}/stream", board_ids[c % n]),

@@ -82,7 +82,7 @@ pub(crate) async fn run(args: ReadArgs) -> anyhow::Result<bool> {
     let players = common::sign_in(stack, &http, &run_id, args.players).await?;
     let minter = common::Minter::new(stack);
     let boards: Vec<String> = args.board.iter().cloned().collect();
-    common::ensure_boards(stack, &http, &boards).await?;
+    common::ensure_boards(stack, &http, &boards, None).await?;
     for (i, p) in players.iter().enumerate() {
         let points = 10 + i as i64;
         let token = if boards.is_empty() {
