@@ -65,17 +65,31 @@ impl PeriodRef {
 }
 
 /// A board's snapshot (`GET /api/boards/{id}`, its SSE `data:`, the hubs' WebSocket messages):
-/// the top 10 of [`Snapshot`] plus which board and period it shows. `version` is the id of the
-/// board's newest event in the period.
+/// the top 10 of [`Snapshot`] plus which board and period it shows, and when the board resets
+/// next (`null` for one that never does). `version` is the id of the board's newest event in
+/// the period.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BoardSnapshot {
     pub board: BoardId,
     pub period: PeriodRef,
+    /// Absent from what instances before periods published: read as `null`.
+    #[serde(default)]
+    pub next_reset_at: Option<String>,
     #[serde(flatten)]
     pub snapshot: Snapshot,
 }
 
 impl BoardSnapshot {
+    /// The snapshot of `board` in its current `period`, which ends at its next reset.
+    pub fn new(board: BoardId, period: PeriodRef, snapshot: Snapshot) -> Self {
+        Self {
+            board,
+            next_reset_at: period.ends_at.clone(),
+            period,
+            snapshot,
+        }
+    }
+
     /// Whether this snapshot replaces `period`'s at `version`: a later period, or the same
     /// period at a newer version. (A new period starts from no events, so its version may be
     /// below the last one of the period before.)
@@ -187,19 +201,19 @@ mod tests {
 
     #[test]
     fn board_snapshots_are_the_snapshot_plus_board_and_period() {
-        let snap = BoardSnapshot {
-            board: BoardId::parse("level-1").unwrap(),
-            period: PeriodRef::all(),
-            snapshot: Snapshot {
+        let snap = BoardSnapshot::new(
+            BoardId::parse("level-1").unwrap(),
+            PeriodRef::all(),
+            Snapshot {
                 version: 7,
                 updated_at: rfc3339_millis(0),
                 top: vec![],
             },
-        };
+        );
         let json = serde_json::to_string(&snap).unwrap();
         assert_eq!(
             json,
-            r#"{"board":"level-1","period":{"id":"all","starts_at":null,"ends_at":null},"version":7,"updated_at":"1970-01-01T00:00:00.000Z","top":[]}"#
+            r#"{"board":"level-1","period":{"id":"all","starts_at":null,"ends_at":null},"next_reset_at":null,"version":7,"updated_at":"1970-01-01T00:00:00.000Z","top":[]}"#
         );
         assert_eq!(serde_json::from_str::<BoardSnapshot>(&json).unwrap(), snap);
     }
@@ -213,15 +227,15 @@ mod tests {
     }
 
     fn on(period: PeriodRef, version: i64) -> BoardSnapshot {
-        BoardSnapshot {
-            board: BoardId::parse("daily").unwrap(),
+        BoardSnapshot::new(
+            BoardId::parse("daily").unwrap(),
             period,
-            snapshot: Snapshot {
+            Snapshot {
                 version,
                 updated_at: rfc3339_millis(0),
                 top: vec![],
             },
-        }
+        )
     }
 
     #[test]

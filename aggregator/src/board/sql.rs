@@ -217,10 +217,12 @@ pub(crate) async fn load_snapshots(
     Ok(boards
         .iter()
         .zip(tops)
-        .map(|((def, period, version), top)| BoardSnapshot {
-            board: def.id.clone(),
-            period: (*period).clone(),
-            snapshot: snapshot_from_rows(*version, top),
+        .map(|((def, period, version), top)| {
+            BoardSnapshot::new(
+                def.id.clone(),
+                (*period).clone(),
+                snapshot_from_rows(*version, top),
+            )
         })
         .collect())
 }

@@ -57,11 +57,11 @@ fn parse(payload: &str) -> Option<BoardSnapshot> {
         .ok()
         .or_else(|| {
             let snapshot = serde_json::from_str::<Snapshot>(payload).ok()?;
-            Some(BoardSnapshot {
-                board: BoardId::global(),
-                period: PeriodRef::all(),
+            Some(BoardSnapshot::new(
+                BoardId::global(),
+                PeriodRef::all(),
                 snapshot,
-            })
+            ))
         })
 }
 

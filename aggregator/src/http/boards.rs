@@ -140,7 +140,9 @@ pub(crate) async fn snapshot(
         return Ok((JSON, live.board.current().body.clone()).into_response());
     }
     let mut db = state.read_db.acquire().await?;
-    Ok(Json(sql::load_snapshot(&mut db, &live.def, &asked.period).await?).into_response())
+    let mut past = sql::load_snapshot(&mut db, &live.def, &asked.period).await?;
+    past.next_reset_at = live.period().ends_at;
+    Ok(Json(past).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -154,6 +156,8 @@ pub(crate) struct EntriesQuery {
 pub(crate) struct EntriesPage {
     entries: Vec<Entry>,
     next: Option<String>,
+    period: PeriodRef,
+    next_reset_at: Option<String>,
 }
 
 /// An integer query parameter within `range`, or `400` naming it.
@@ -219,6 +223,8 @@ pub(crate) async fn entries(
     Ok(Json(EntriesPage {
         entries: page.entries,
         next: page.next.map(|c| c.encode()),
+        period,
+        next_reset_at: live.period().ends_at,
     }))
 }
 

@@ -11,7 +11,7 @@ use crate::error::{AppError, Result};
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::Json;
-use scoreboard_protocol::snapshot::{PlayerView, Standing};
+use scoreboard_protocol::snapshot::{PeriodRef, PlayerView, Standing};
 use scoreboard_protocol::{BoardId, ErrorCode, PlayerId};
 use serde::{Deserialize, Serialize};
 
@@ -126,6 +126,8 @@ pub(crate) struct BoardPlayer {
     score: i64,
     rank: u64,
     around: Vec<Entry>,
+    period: PeriodRef,
+    next_reset_at: Option<String>,
 }
 
 /// `GET /api/boards/{id}/players/{player}?around=N`.
@@ -154,5 +156,7 @@ pub(crate) async fn board_player(
         score: me.score,
         rank: me.rank,
         around,
+        period,
+        next_reset_at: live.period().ends_at,
     }))
 }

@@ -99,8 +99,17 @@ async fn a_board_turns_to_its_next_period(app: &TestApp) -> String {
     );
     let standings = vec![(b.id.clone(), 7, 1), (a.id.clone(), 5, 2)];
     assert_eq!(entry_rows(&closed["top"]), standings);
+    assert_eq!(
+        closed["next_reset_at"], turned["period"]["ends_at"],
+        "the board's next reset"
+    );
+    assert_eq!(turned["next_reset_at"], turned["period"]["ends_at"]);
     let (_, page) = get(app, &format!("/api/boards/sprint/entries?period={p1}")).await;
     assert_eq!(entry_rows(&page["entries"]), standings);
+    assert_eq!(page["period"]["id"], p1.as_str());
+    let (_, current) = get(app, "/api/boards/sprint/entries").await;
+    assert_eq!(current["period"]["id"], p2.as_str());
+    assert_eq!(current["next_reset_at"], turned["period"]["ends_at"]);
     let (_, me) = get(
         app,
         &format!("/api/boards/sprint/players/{}?period={p1}&around=1", a.id),
@@ -110,6 +119,7 @@ async fn a_board_turns_to_its_next_period(app: &TestApp) -> String {
         (me["score"].as_i64(), me["rank"].as_i64()),
         (Some(5), Some(2))
     );
+    assert_eq!(me["period"]["ends_at"], p2.as_str());
     let (_, now) = get(app, &format!("/api/boards/sprint/players/{}", a.id)).await;
     assert_eq!(
         (now["score"].as_i64(), now["rank"].as_i64()),
