@@ -2,9 +2,11 @@
 -- closes, its final standings are written here once, and the event announcing them is put in
 -- the outbox in the same transaction, one row per webhook endpoint.
 
--- A closed period: its bounds, when it was closed, and its top `results_size` entries as the
--- API shows them ([{"rank","player_id","name","score"}]). Written once: the primary key is
--- what makes closing idempotent when every instance tries.
+-- A closed period: its bounds, when it was closed, its top `results_size` entries as the API
+-- shows them ([{"rank","player_id","name","score"}]), and the exact body of its
+-- `period.closed` event (so an instance that knows endpoints the closing one did not can
+-- still queue it). Written once: the primary key is what makes closing idempotent when every
+-- instance tries.
 CREATE TABLE period_results (
     board_id  text COLLATE "C" NOT NULL REFERENCES boards (id),
     period    text COLLATE "C" NOT NULL,
@@ -12,9 +14,12 @@ CREATE TABLE period_results (
     ends_at   timestamptz NOT NULL,
     closed_at timestamptz NOT NULL DEFAULT now(),
     standings jsonb NOT NULL,
+    event     text NOT NULL,
     PRIMARY KEY (board_id, period),
     CHECK (starts_at < ends_at)
 );
+-- The recently closed ones, which every instance queues for its own endpoints.
+CREATE INDEX period_results_closed_idx ON period_results (closed_at);
 
 -- Events for the game's backend, delivered at least once: a deliverer takes a due row with
 -- FOR UPDATE SKIP LOCKED (so one instance delivers it), posts `body` signed, and marks it

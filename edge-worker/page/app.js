@@ -25,6 +25,7 @@ const state = {
   board: boardFromUrl(),
   period: null, // period id of the last snapshot shown
   countdown: null, // the timer of the next-reset countdown
+  periodEnd: null, // the instant (ms) it counts down to
   fresh: true, // no snapshot of this board and period shown yet: nothing to mark as moved
   ranks: new Map(), // player_id -> rank in the last snapshot shown
   scores: new Map(), // player_id -> score in the last snapshot shown
@@ -190,7 +191,7 @@ function describeBoard() {
   $('board-title').textContent = `Top 10 · ${title}`;
   $('me-board').textContent = title;
   $('board-rule').textContent = b ? rules(b) : '';
-  showPeriod(b);
+  showPeriod(b && b.period, b && b.next_reset_at);
 }
 
 // ---- periods ----------------------------------------------------------------------------
@@ -212,15 +213,18 @@ function remaining(ms) {
   return `${sec}s`;
 }
 
-/** The chosen board's period and a countdown to its next reset (boards that reset only). */
-function showPeriod(b) {
+/** The chosen board's period `p` and a countdown to its next reset `next` (boards that reset
+ * only). Each snapshot carries both, so the countdown follows the stream, not the list. */
+function showPeriod(p, next) {
+  const end = next ? new Date(next).getTime() : NaN;
+  const resets = Boolean(p && p.starts_at) && !Number.isNaN(end);
+  // Already counting down to it, or an older answer (a list from an instance not turned yet).
+  if (resets && state.periodEnd !== null && end <= state.periodEnd) return;
   clearInterval(state.countdown);
-  const p = b && b.period;
-  const resets = Boolean(b && b.next_reset_at && p && p.starts_at);
+  state.periodEnd = resets ? end : null;
   $('board-period').hidden = !resets;
   if (!resets) return;
   $('period-span').textContent = span(p);
-  const end = new Date(b.next_reset_at).getTime();
   const tick = () => {
     const left = end - Date.now();
     $('period-countdown').textContent = left > 0 ? `resets in ${remaining(left)}` : 'resetting…';
@@ -269,6 +273,7 @@ function chooseBoard(id) {
 /** Empties what the page shows of the previous board (or period). */
 function clearBoard() {
   state.period = null;
+  state.periodEnd = null;
   state.version = 0;
   state.fresh = true;
   state.topFull = false;
@@ -376,6 +381,7 @@ function render(snap) {
     }
     state.period = period;
   }
+  if (snap.period) showPeriod(snap.period, snap.next_reset_at);
   if (typeof snap.version !== 'number' || !Array.isArray(snap.top) || snap.version < state.version) return;
   state.version = snap.version;
   const me = state.session && state.session.player_id;

@@ -64,8 +64,8 @@ pub(crate) fn spawn(
     })
 }
 
-/// Turns every board whose period at `now_ms` is not the one it shows, and lets the old
-/// period's Redis keys expire; returns how many boards turned.
+/// Turns every board whose period at `now_ms` is later than the one it shows, and lets the
+/// old period's Redis keys expire; returns how many boards were looked at.
 pub(crate) async fn turn(
     db: &PgPool,
     boards: &Boards,
@@ -86,19 +86,22 @@ pub(crate) async fn turn(
     let mut conn = db.acquire().await?;
     for (live, period) in &due {
         let old = live.period();
-        if let Some(cache) = cache {
-            cache
-                .expire_period(live.def.id.as_str(), &old.id, REDIS_GRACE)
-                .await;
-        }
-        let snapshot = sql::load_snapshot(&mut conn, &live.def, period).await?;
         if period.is_after(&old) {
-            live.board.offer(snapshot);
-        } else {
-            // The board's schedule was changed back (possible only while it has no score).
-            live.board.force(snapshot);
+            if let Some(cache) = cache {
+                cache
+                    .expire_period(live.def.id.as_str(), &old.id, REDIS_GRACE)
+                    .await;
+            }
+            live.board
+                .offer(sql::load_snapshot(&mut conn, &live.def, period).await?);
+            tracing::info!(board = %live.def.id, period = period.id, "a new period began");
+        } else if period.starts_at.is_none() {
+            // The board was given back `never` (possible only while it has no score).
+            live.board
+                .force(sql::load_snapshot(&mut conn, &live.def, period).await?);
         }
-        tracing::info!(board = %live.def.id, period = period.id, "a new period began");
+        // Else this clock is behind the database's, by which a batch already turned the
+        // board, or the definition here predates an operator's early close: only forward.
     }
     Ok(due.len())
 }

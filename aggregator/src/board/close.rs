@@ -35,23 +35,39 @@ pub(crate) async fn close_ended(
     boards: &Boards,
     endpoints: &[String],
 ) -> anyhow::Result<Vec<String>> {
+    // Per board that resets, its periods with events after its newest closed one (periods
+    // close in order): index range scans, however many periods are behind.
     let pending: Vec<(String, String)> = sqlx::query_as(
-        "SELECT bp.board_id, bp.period FROM board_periods bp
-         WHERE bp.period <> 'all' AND NOT EXISTS
-               (SELECT 1 FROM period_results r WHERE r.board_id = bp.board_id AND r.period = bp.period)
+        "SELECT b.id, bp.period FROM boards b
+         CROSS JOIN LATERAL (
+           SELECT period FROM board_periods bp
+           WHERE bp.board_id = b.id AND bp.period <> 'all'
+             AND bp.period > coalesce((SELECT max(r.period) FROM period_results r WHERE r.board_id = b.id), '')
+           ORDER BY period LIMIT 20) bp
+         WHERE b.reset <> 'never'
          ORDER BY bp.period",
     )
     .fetch_all(db)
     .await
     .context("reading periods without results")?;
+    let now = chrono::Utc::now();
     let mut closed = Vec::new();
     for (board, period) in pending {
         let Some(live) = boards.get(&board) else {
             continue;
         };
         let Some(window) = live.def.schedule.window_starting(&period) else {
+            tracing::error!(
+                board,
+                period,
+                "a period with events is not one of its board's schedule"
+            );
             continue;
         };
+        // Not over by this clock: not worth the writers' lock (the database's clock decides).
+        if window.ends_at > now {
+            continue;
+        }
         if close(db, &live.def, &period, window, endpoints).await? {
             closed.push(format!("{board}/{period}"));
         }
@@ -110,7 +126,8 @@ pub(crate) async fn close_now(
         .await?
         .pop()
         .ok_or(CloseNow::NotFound)?;
-    let now: DateTime<Utc> = sqlx::query_scalar("SELECT clock_timestamp()")
+    // Whole seconds, as period ids are: the next period's id is this instant.
+    let now: DateTime<Utc> = sqlx::query_scalar("SELECT date_trunc('second', clock_timestamp())")
         .fetch_one(&mut *tx)
         .await?;
     let current = def.schedule.window_at(now).ok_or(CloseNow::NeverResets)?;
@@ -154,21 +171,6 @@ async fn write_results(
 ) -> sqlx::Result<bool> {
     let board = def.id.as_str();
     let standings = sql::standings(&mut *tx, board, period, def.results_size.into()).await?;
-    let written = sqlx::query(
-        "INSERT INTO period_results (board_id, period, starts_at, ends_at, standings)
-         VALUES ($1, $2, $3, $4, $5::jsonb) ON CONFLICT DO NOTHING",
-    )
-    .bind(board)
-    .bind(period)
-    .bind(window.starts_at)
-    .bind(window.ends_at)
-    .bind(serde_json::to_string(&standings).expect("entries serialize"))
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if written == 0 {
-        return Ok(false);
-    }
     let p = window.period();
     let event = PeriodClosed {
         kind: "period.closed",
@@ -180,6 +182,22 @@ async fn write_results(
         standings: &standings,
     };
     let body = serde_json::to_string(&event).expect("events serialize");
+    let written = sqlx::query(
+        "INSERT INTO period_results (board_id, period, starts_at, ends_at, standings, event)
+         VALUES ($1, $2, $3, $4, $5::jsonb, $6) ON CONFLICT DO NOTHING",
+    )
+    .bind(board)
+    .bind(period)
+    .bind(window.starts_at)
+    .bind(window.ends_at)
+    .bind(serde_json::to_string(&standings).expect("entries serialize"))
+    .bind(&body)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if written == 0 {
+        return Ok(false);
+    }
     sqlx::query(
         "INSERT INTO outbox (event_id, endpoint, body)
          SELECT $1, endpoint, $3 FROM UNNEST($2::text[]) AS endpoint ON CONFLICT DO NOTHING",

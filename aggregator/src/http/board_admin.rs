@@ -180,6 +180,10 @@ pub(crate) async fn close_period(
         .as_ref()
         .map(|w| w.urls.clone())
         .unwrap_or_default();
+    // Periods that ended before this one are closed first: results are written in order.
+    close::close_ended(&state.db, &state.boards, &endpoints)
+        .await
+        .map_err(AppError::Internal)?;
     let closed = close::close_now(&state.db, &id, &endpoints, &rid)
         .await
         .map_err(|e| match e {

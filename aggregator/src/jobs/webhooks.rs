@@ -19,6 +19,9 @@ const POST_TIMEOUT: Duration = Duration::from_secs(5);
 /// The first retry waits about this long; each failure doubles it, up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(600);
+/// How often this instance queues recent results for the endpoints it knows (the instance
+/// that closed a period may not have known them all: a rolling change of `WEBHOOK_URLS`).
+const QUEUE_EVERY: Duration = Duration::from_secs(30);
 
 pub(crate) fn spawn(
     db: PgPool,
@@ -29,9 +32,22 @@ pub(crate) fn spawn(
         .timeout(POST_TIMEOUT)
         .build()
         .context("building the webhook client")?;
+    let queued_at = std::sync::Arc::new(std::sync::Mutex::new(None::<std::time::Instant>));
     Ok(super::every(EVERY, shutdown, move || {
-        let (db, http, hooks) = (db.clone(), http.clone(), hooks.clone());
+        let (db, http, hooks, queued_at) =
+            (db.clone(), http.clone(), hooks.clone(), queued_at.clone());
         async move {
+            // A std Mutex: read and written between awaits, never held across one.
+            let due = queued_at
+                .lock()
+                .expect("not poisoned")
+                .is_none_or(|t| t.elapsed() >= QUEUE_EVERY);
+            if due {
+                *queued_at.lock().expect("not poisoned") = Some(std::time::Instant::now());
+                if let Err(e) = queue_recent(&db, &hooks.urls).await {
+                    tracing::warn!(error = %e, "database error: queueing recent period results");
+                }
+            }
             if let Err(e) = deliver_due(&db, &http, &hooks).await {
                 tracing::warn!(
                     error = format!("{e:#}"),
@@ -43,6 +59,22 @@ pub(crate) fn spawn(
             }
         }
     }))
+}
+
+/// Queues the events of periods closed in the last day for every endpoint of `urls` that has
+/// none yet; returns how many rows it added.
+async fn queue_recent(db: &PgPool, urls: &[String]) -> sqlx::Result<u64> {
+    Ok(sqlx::query(
+        "INSERT INTO outbox (event_id, endpoint, body)
+         SELECT r.board_id || '/' || r.period, e.endpoint, r.event
+         FROM period_results r CROSS JOIN UNNEST($1::text[]) AS e(endpoint)
+         WHERE r.closed_at > now() - interval '1 day'
+         ON CONFLICT (event_id, endpoint) DO NOTHING",
+    )
+    .bind(urls)
+    .execute(db)
+    .await?
+    .rows_affected())
 }
 
 /// Posts every due event, one at a time, until none is due; returns how many were delivered.
@@ -135,8 +167,8 @@ async fn deliver_one(
 }
 
 /// The wait before attempt `attempts + 2`: doubling from [`FIRST_BACKOFF`] up to
-/// [`MAX_BACKOFF`], then a random half to all of it, so receivers coming back are not hit by
-/// every instance's retries at once.
+/// [`MAX_BACKOFF`], then a random half to all of it ("equal jitter"), so receivers coming back
+/// are not hit by every instance's retries at once.
 fn backoff(attempts: i32) -> Duration {
     let full = FIRST_BACKOFF
         .saturating_mul(2u32.saturating_pow(attempts.clamp(0, 20) as u32))

@@ -340,3 +340,78 @@ async fn get_json(app: &TestApp, path: &str) -> (u16, Value) {
     let r = app.get(path).await;
     (r.status().as_u16(), r.json().await.unwrap_or_default())
 }
+
+/// Closing early in the middle of a short period: the rest of it is a period of its own, which
+/// closes and is announced at the schedule's reset.
+#[tokio::test]
+async fn the_rest_of_a_period_closed_early_closes_at_the_schedules_reset() {
+    let (receiver, url) = Receiver::start(false).await;
+    let app = spawn_app_with(hooked(&url)).await;
+    let body =
+        json!({"title": "Sprint", "order": "desc", "operator": "sum", "reset": "*/4 * * * * *"});
+    assert_eq!(
+        client::put_board(&app.http, &app.base, "sprint", &body)
+            .await
+            .0,
+        201
+    );
+    let g = app.guest("Twice").await;
+    crate::periods::fresh_period(&app, "sprint").await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    score(&app.http, &app.base, &g, 3).await;
+    let (s, closed) = admin(
+        &app,
+        reqwest::Method::POST,
+        "/admin/boards/sprint/close-period",
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{closed}");
+    let rest = closed["closed"]["ends_at"].as_str().unwrap().to_owned();
+    assert!(!rest.contains('.'), "period ids are whole seconds: {rest}");
+    assert_eq!(score(&app.http, &app.base, &g, 4).await, rest);
+    let got = receiver
+        .until_acknowledged(2, Duration::from_secs(15))
+        .await;
+    let ids: Vec<&str> = got.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert_eq!(ids[1], format!("sprint/{rest}"));
+    assert_eq!(entry_rows(&got[1]["standings"]), vec![(g.id.clone(), 4, 1)]);
+}
+
+/// An instance without `WEBHOOK_URLS` may close a period; an instance that has them queues
+/// its event anyway.
+#[tokio::test]
+async fn a_period_closed_by_an_instance_without_webhooks_is_still_announced() {
+    let quiet = spawn_app().await;
+    sprint_board(&quiet.http, &quiet.base).await;
+    let g = quiet.guest("Unheard").await;
+    let period = score(&quiet.http, &quiet.base, &g, 6).await;
+    let closed = "SELECT count(*) FROM period_results WHERE period = $1";
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while sqlx::query_scalar::<_, i64>(closed)
+        .bind(&period)
+        .fetch_one(&quiet.db)
+        .await
+        .unwrap()
+        == 0
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the period was not closed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (receiver, url) = Receiver::start(false).await;
+    let db = quiet.database.url.clone();
+    let _hooked = spawn_app_with(move |v: &mut HashMap<String, String>| {
+        hooked(&url)(v);
+        v.insert("DATABASE_URL".into(), db);
+    })
+    .await;
+    let got = receiver
+        .until_acknowledged(1, Duration::from_secs(15))
+        .await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["id"], format!("sprint/{period}"));
+}
