@@ -196,10 +196,14 @@ function describeBoard() {
 
 // ---- periods ----------------------------------------------------------------------------
 
-/** "2 Dec, 00:00 – 3 Dec, 00:00" in the player's own time zone. */
+/** "2 Dec, 00:00 – 3 Dec, 00:00" in the player's own time zone (with seconds for periods
+ * shorter than an hour). */
 function span(p) {
-  const when = (s) => new Date(s).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
-  return p && p.starts_at && p.ends_at ? `${when(p.starts_at)} – ${when(p.ends_at)}` : '';
+  if (!p || !p.starts_at || !p.ends_at) return '';
+  const [from, to] = [new Date(p.starts_at), new Date(p.ends_at)];
+  const timeStyle = to - from < 3_600_000 ? 'medium' : 'short';
+  const when = (d) => d.toLocaleString(undefined, { dateStyle: 'medium', timeStyle });
+  return `${when(from)} – ${when(to)}`;
 }
 
 /** "1d 2h 03m", "2h 03m 04s", "4s". */
@@ -224,6 +228,7 @@ function showPeriod(p, next) {
   state.periodEnd = resets ? end : null;
   $('board-period').hidden = !resets;
   if (!resets) return;
+  $('board-period').dataset.period = p.id;
   $('period-span').textContent = span(p);
   const tick = () => {
     const left = end - Date.now();
