@@ -80,6 +80,31 @@ fn webhooks(r: &mut Settings<'_>) -> Option<Webhooks> {
     })
 }
 
+/// `APPLY_BATCH_MAX` (1 to 10,000) and `APPLY_BATCH_WAIT_US`.
+fn apply_batch(r: &mut Settings<'_>) -> (usize, Duration) {
+    let max = r.parsed("APPLY_BATCH_MAX", 512usize, "a positive integer");
+    if max == 0 || max > 10_000 {
+        r.problem("APPLY_BATCH_MAX must be between 1 and 10000".to_owned());
+    }
+    let wait_us = r.parsed("APPLY_BATCH_WAIT_US", 500u64, "microseconds");
+    (max, Duration::from_micros(wait_us))
+}
+
+/// `LOG_LEVEL` and `LOG_FORMAT`.
+fn logging(r: &mut Settings<'_>) -> (String, LogFormat) {
+    let level = one_of(
+        r,
+        "LOG_LEVEL",
+        &["trace", "debug", "info", "warn", "error"],
+        "info",
+    );
+    let format = match one_of(r, "LOG_FORMAT", &["json", "pretty"], "json").as_str() {
+        "pretty" => LogFormat::Pretty,
+        _ => LogFormat::Json,
+    };
+    (level, format)
+}
+
 /// Every problem found in the environment, one per line.
 #[derive(Debug, thiserror::Error)]
 #[error("configuration refused:\n  - {}", .0.join("\n  - "))]
@@ -141,9 +166,8 @@ impl Config {
         Self::from_vars(&std::env::vars().collect())
     }
 
-    /// Reads a map of variables (the process environment, or a test's). One linear list of
-    /// every variable, longer than a screen on purpose: it is the table of settings, read in
-    /// one pass so that every problem is collected before refusing.
+    /// Reads a map of variables (the process environment, or a test's): the table of settings,
+    /// read in one pass so that every problem is collected before refusing.
     pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigErrors> {
         let mut r = Settings::from_map(vars);
 
@@ -190,24 +214,11 @@ impl Config {
         let rate_limit_ip = r.positive("RATE_LIMIT_IP", defaults::RATE_LIMIT_IP);
         let sse_max_clients = r.parsed("SSE_MAX_CLIENTS_PER_INSTANCE", 10_000usize, "a number");
         let redis_sync_interval = r.duration("REDIS_SYNC_INTERVAL", Duration::from_secs(300), 1);
-        let apply_batch_max = r.parsed("APPLY_BATCH_MAX", 512usize, "a positive integer");
-        if apply_batch_max == 0 || apply_batch_max > 10_000 {
-            r.problem("APPLY_BATCH_MAX must be between 1 and 10000".to_owned());
-        }
-        let apply_batch_wait_us = r.parsed("APPLY_BATCH_WAIT_US", 500u64, "microseconds");
+        let (apply_batch_max, apply_batch_wait) = apply_batch(&mut r);
         let request_timeout = r.duration("REQUEST_TIMEOUT", Duration::from_secs(10), 1);
         let shutdown_grace_period = r.duration("SHUTDOWN_GRACE_PERIOD", Duration::from_secs(30), 1);
         let allow_guests = r.bool("ALLOW_GUESTS", true);
-        let log_level = one_of(
-            &mut r,
-            "LOG_LEVEL",
-            &["trace", "debug", "info", "warn", "error"],
-            "info",
-        );
-        let log_format = match one_of(&mut r, "LOG_FORMAT", &["json", "pretty"], "json").as_str() {
-            "pretty" => LogFormat::Pretty,
-            _ => LogFormat::Json,
-        };
+        let (log_level, log_format) = logging(&mut r);
 
         if !r.problems().is_empty() {
             return Err(ConfigErrors(r.into_problems()));
@@ -240,7 +251,7 @@ impl Config {
             sse_max_clients,
             redis_sync_interval,
             apply_batch_max,
-            apply_batch_wait: Duration::from_micros(apply_batch_wait_us),
+            apply_batch_wait,
             request_timeout,
             shutdown_grace_period,
             allow_guests,
@@ -248,6 +259,14 @@ impl Config {
             log_level,
             log_format,
         })
+    }
+
+    /// The endpoints period results are announced to (none without `WEBHOOK_URLS`).
+    pub(crate) fn webhook_urls(&self) -> Vec<String> {
+        self.webhooks
+            .as_ref()
+            .map(|w| w.urls.clone())
+            .unwrap_or_default()
     }
 
     pub fn database_url(&self) -> &str {

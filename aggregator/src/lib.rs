@@ -137,11 +137,7 @@ fn spawn_jobs(
             db.clone(),
             boards.clone(),
             cache.cloned(),
-            config
-                .webhooks
-                .as_ref()
-                .map(|w| w.urls.clone())
-                .unwrap_or_default(),
+            config.webhook_urls(),
             shutdown.clone(),
         ),
     ];

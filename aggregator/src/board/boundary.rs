@@ -65,7 +65,7 @@ pub(crate) fn spawn(
 }
 
 /// Turns every board whose period at `now_ms` is later than the one it shows, and lets the
-/// old period's Redis keys expire; returns how many boards were looked at.
+/// old period's Redis keys expire; returns how many turned.
 pub(crate) async fn turn(
     db: &PgPool,
     boards: &Boards,
@@ -84,6 +84,7 @@ pub(crate) async fn turn(
         return Ok(0);
     }
     let mut conn = db.acquire().await?;
+    let mut turned = 0;
     for (live, period) in &due {
         let old = live.period();
         if period.is_after(&old) {
@@ -95,6 +96,7 @@ pub(crate) async fn turn(
             live.board
                 .offer(sql::load_snapshot(&mut conn, &live.def, period).await?);
             tracing::info!(board = %live.def.id, period = period.id, "a new period began");
+            turned += 1;
         } else if period.starts_at.is_none() {
             // The board was given back `never` (possible only while it has no score).
             live.board
@@ -103,5 +105,5 @@ pub(crate) async fn turn(
         // Else this clock is behind the database's, by which a batch already turned the
         // board, or the definition here predates an operator's early close: only forward.
     }
-    Ok(due.len())
+    Ok(turned)
 }

@@ -174,12 +174,7 @@ pub(crate) async fn close_period(
     RequestId(rid): RequestId,
 ) -> Result<Json<serde_json::Value>> {
     let id = BoardId::parse(id).map_err(|_| AppError::code(ErrorCode::BoardNotFound))?;
-    let endpoints = state
-        .config
-        .webhooks
-        .as_ref()
-        .map(|w| w.urls.clone())
-        .unwrap_or_default();
+    let endpoints = state.config.webhook_urls();
     // Periods that ended before this one are closed first: results are written in order.
     close::close_ended(&state.db, &state.boards, &endpoints)
         .await

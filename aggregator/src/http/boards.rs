@@ -76,17 +76,18 @@ pub(crate) fn period_of(live: &Live, asked: Option<&str>) -> Result<Asked> {
             })
         }
     };
-    let past = live
-        .def
-        .schedule
-        .window_starting(id)
-        .map(|w| w.period())
-        .filter(|p| current.is_after(p))
-        .ok_or_else(|| AppError::code(ErrorCode::PeriodNotFound))?;
+    let past =
+        past_period(live, &current, id).ok_or_else(|| AppError::code(ErrorCode::PeriodNotFound))?;
     Ok(Asked {
         period: past,
         current: false,
     })
+}
+
+/// The board's period whose id is `id`, if it is one of its schedule's and before `current`.
+fn past_period(live: &Live, current: &PeriodRef, id: &str) -> Option<PeriodRef> {
+    let p = live.def.schedule.window_starting(id)?.period();
+    current.is_after(&p).then_some(p)
 }
 
 /// One board in the list.
@@ -274,10 +275,7 @@ pub(crate) async fn periods(
     let closed = sql::closed_periods(&mut *db, live.def.id.as_str(), &before, limit).await?;
     let periods: Vec<(PeriodRef, i64)> = closed
         .into_iter()
-        .filter_map(|(id, version)| {
-            Some((live.def.schedule.window_starting(&id)?.period(), version))
-        })
-        .filter(|(p, _)| current.is_after(p))
+        .filter_map(|(id, version)| Some((past_period(&live, &current, &id)?, version)))
         .collect();
     let wanted: Vec<_> = periods
         .iter()

@@ -2,6 +2,7 @@
 //! exactly once, refusals that consume nothing, the reads of a board (snapshot, pages,
 //! around-me, standings) and their failure paths, and a stream per board.
 
+use crate::helpers::get_json as get;
 use crate::helpers::*;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -50,11 +51,6 @@ async fn value_on(app: &TestApp, board: &str, player: &str) -> Option<i64> {
 
 fn ranks(entries: &Value) -> Vec<i64> {
     entry_rows(entries).into_iter().map(|r| r.2).collect()
-}
-
-async fn get(app: &TestApp, path: &str) -> (u16, Value) {
-    let r = app.get(path).await;
-    (r.status().as_u16(), r.json().await.unwrap_or_default())
 }
 
 #[tokio::test]

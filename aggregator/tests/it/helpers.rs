@@ -263,6 +263,12 @@ pub(crate) async fn admin(
     (r.status().as_u16(), r.json().await.unwrap_or_default())
 }
 
+/// `GET path`: the status and the JSON body (`null` when there is none).
+pub(crate) async fn get_json(app: &TestApp, path: &str) -> (u16, Value) {
+    let r = app.get(path).await;
+    (r.status().as_u16(), r.json().await.unwrap_or_default())
+}
+
 /// Creates (or changes) a board with `PUT /admin/boards/{id}`; it must succeed.
 pub(crate) async fn put_board(app: &TestApp, id: &str, body: Value) -> Value {
     let (s, b) = admin(

@@ -3,6 +3,7 @@
 //! (`?period=`, `/periods`), with PostgreSQL alone and with Redis; and the failure paths of
 //! period reads.
 
+use crate::helpers::get_json as get;
 use crate::helpers::*;
 use chrono::{DateTime, Utc};
 use scoreboard_tests::sse::SseClient;
@@ -13,11 +14,6 @@ use std::time::Duration;
 /// A board whose periods last four seconds.
 const SPRINT: &str = "*/4 * * * * *";
 const WAIT: Duration = Duration::from_secs(6);
-
-async fn get(app: &TestApp, path: &str) -> (u16, Value) {
-    let r = app.get(path).await;
-    (r.status().as_u16(), r.json().await.unwrap_or_default())
-}
 
 fn instant(v: &Value) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(v.as_str().expect("an RFC 3339 instant"))

@@ -95,6 +95,25 @@ async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> 
     }
 }
 
+/// Waits (at most 15 s) until `count_sql`, given `period` as `$1`, counts a row: the period
+/// was closed.
+async fn until_a_row(db: &sqlx::PgPool, count_sql: &str, period: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while sqlx::query_scalar::<_, i64>(count_sql)
+        .bind(period)
+        .fetch_one(db)
+        .await
+        .unwrap()
+        == 0
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the period was not closed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn hooked(url: &str) -> impl FnOnce(&mut HashMap<String, String>) {
     let url = url.to_owned();
     move |v| {
@@ -209,20 +228,9 @@ async fn an_event_survives_a_sigkill_and_two_instances_post_it_once() {
     let period = score(&http, &first.base, &g, 9).await;
     let db = sqlx::PgPool::connect(&database.url).await.unwrap();
     // After the boundary, before delivery (the receiver fails every post): SIGKILL.
-    let queued = "SELECT count(*) FROM outbox WHERE delivered_at IS NULL";
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while sqlx::query_scalar::<_, i64>(queued)
-        .fetch_one(&db)
-        .await
-        .unwrap()
-        == 0
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the period was not closed"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let queued =
+        "SELECT count(*) FROM outbox WHERE delivered_at IS NULL AND event_id = 'sprint/' || $1";
+    until_a_row(&db, queued, &period).await;
     first.kill().await;
     receiver.failing.store(false, Ordering::SeqCst);
     let (_again, _other) = (
@@ -348,11 +356,6 @@ async fn an_operator_closes_a_period_early_and_the_next_one_runs_to_the_schedule
     assert_eq!(r.status(), 401);
 }
 
-async fn get_json(app: &TestApp, path: &str) -> (u16, Value) {
-    let r = app.get(path).await;
-    (r.status().as_u16(), r.json().await.unwrap_or_default())
-}
-
 /// Closing early in the middle of a short period: the rest of it is a period of its own, which
 /// closes and is announced at the schedule's reset.
 #[tokio::test]
@@ -400,20 +403,7 @@ async fn a_period_closed_by_an_instance_without_webhooks_is_still_announced() {
     let g = quiet.guest("Unheard").await;
     let period = score(&quiet.http, &quiet.base, &g, 6).await;
     let closed = "SELECT count(*) FROM period_results WHERE period = $1";
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while sqlx::query_scalar::<_, i64>(closed)
-        .bind(&period)
-        .fetch_one(&quiet.db)
-        .await
-        .unwrap()
-        == 0
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the period was not closed"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until_a_row(&quiet.db, closed, &period).await;
     let (receiver, url) = Receiver::start(false).await;
     let db = quiet.database.url.clone();
     let _hooked = spawn_app_with(move |v: &mut HashMap<String, String>| {
