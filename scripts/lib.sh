@@ -125,6 +125,16 @@ start_edge() {
     --show-interactive-dev-session=false "$@" >"$log" 2>&1
 }
 
+# start_edge_workerd PORT PERSIST_DIR LOG [ARGS...]: the same built worker in workerd directly
+# (scripts/edge-workerd.mjs: Miniflare, no dev proxy in front), as production runs it; ARGS are
+# `--var K:V`. `edge_workerd_pid LOG` then names the workerd that runs it.
+start_edge_workerd() {
+  local port=$1 persist=$2 log=$3
+  shift 3
+  start node scripts/edge-workerd.mjs --port "$port" --persist-to "$persist" "$@" >"$log" 2>&1
+}
+edge_workerd_pid() { sed -n 's/^edge-workerd: ready on .* (workerd pid \([0-9]*\))$/\1/p' "$1" | head -1; }
+
 # write_secrets FILE: development secrets for the aggregator and the edge, as VAR=value lines
 # readable only by us; `set -a; . FILE; set +a` exports them.
 write_secrets() {

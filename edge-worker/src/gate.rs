@@ -1,53 +1,71 @@
 //! `PlayerGate`, one Durable Object per player: the exact per-player GCRA limit and the set of
-//! action-token `jti`s this player redeemed, kept until each token's `exp` and cleaned by an
-//! alarm. Being one object per player, its answers are global, not per location.
+//! action-token `jti`s this player redeemed, until each token's `exp`. Being one object per
+//! player, its answers are global, not per location. Its state lives in the object's memory
+//! and is never written to storage: no storage row is billed per score.
 //!
-//! Protocol (JSON over the stub's fetch), one call per update and one after it:
+//! Protocol (JSON over the stub's fetch), one call per update:
 //! - `POST /admit {now_ms, limit, window_ms, token?: {jti, exp}}` → `{"allow", "retry_after_ms",
 //!   "replayed"}`: the limit, then (when allowed and a verified token is named) whether the
-//!   token was already *settled*; a fresh one is marked *pending*.
-//! - `POST /settle {jti, exp}` → `{}`: the aggregator answered that the token is applied
-//!   (200) or was already (409); from now on a replay is refused here without asking it.
+//!   token was redeemed here already; a fresh one is marked redeemed.
+//! - `POST /release {jti, exp}` → `{}`, only when the aggregator did not apply a forwarded
+//!   token (it answered neither 200 nor 409, or never answered): the token is forgotten, so
+//!   the player's retry reaches the aggregator again. The worker calls it before it answers,
+//!   so a client that retries after the answer always finds the token released.
 //!
-//! Why "pending" and not "redeemed, released on failure": the release was a second call
-//! after a failed forward, and when it did not happen (the gate call failed, or the worker
-//! died or was redeployed in the middle of a slow forward) the token stayed marked and the
-//! player's retry got `409` for a token never applied. A pending token is let through
-//! again, so nothing needs undoing when a forward fails: the aggregator's
-//! `consumed_tokens` is the authority for exactly-once, and this set only spares it the
-//! replays it already answered. Two racing redemptions both reach the aggregator, which
-//! applies one and answers `409` to the other.
+//! Why memory and not storage: the aggregator's `consumed_tokens` is the authority for
+//! exactly-once, so this set is only a cheap first line that spares it replays. An object is
+//! evicted only after it has been idle (or on a deploy); losing its memory then sends a replay
+//! on to the aggregator, which answers `409` with the score, and gives the player at most one
+//! fresh burst of the limit. Storing the state would bill one or more storage rows per score
+//! (the set rewritten, an alarm, its deletion) for a guarantee the aggregator already gives.
 
 use scoreboard_protocol::gcra::{Decision, GcraState, Quota};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
 use worker::*;
 
 /// Longest a gate call may take: a gate that does not answer must not hold the request (and
 /// the player's connection) forever; the caller answers 503 and nothing was consumed.
 const GATE_TIMEOUT_MS: u64 = 3_000;
 
-/// The one storage key: the bucket and the tokens together, one read and one write per call.
-const STATE_KEY: &str = "gate";
-
-/// Keys of the earlier layout (bucket and a jti → exp map, apart). Not read: losing them
-/// costs one fresh burst and, for their tokens, one question to the aggregator (as an
-/// eviction does); the alarm deletes them.
-const OLD_KEYS: [&str; 2] = ["gcra", "redeemed"];
-
-#[derive(Debug, Default, Deserialize, Serialize)]
+/// What one player's gate remembers, in memory only.
+#[derive(Debug, Default)]
 struct GateState {
     gcra: GcraState,
-    /// jti → the token's state.
-    tokens: HashMap<String, TokenState>,
+    /// jti → `exp` of every token redeemed here that has not expired.
+    tokens: HashMap<String, i64>,
+    /// The same tokens ordered by `exp`, so forgetting the expired ones is cheap per call.
+    by_expiry: BTreeSet<(i64, String)>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
-struct TokenState {
-    /// The token's `exp` (unix seconds): after it, the token is refused as expired anyway.
-    exp: i64,
-    /// The aggregator confirmed it (applied or already applied).
-    settled: bool,
+impl GateState {
+    /// Forgets tokens past their `exp`: they are refused as expired before the replay check.
+    fn forget_expired(&mut self, now_secs: i64) {
+        while let Some(first) = self.by_expiry.first() {
+            if first.0 >= now_secs {
+                break;
+            }
+            let (_, jti) = self.by_expiry.pop_first().expect("just seen");
+            self.tokens.remove(&jti);
+        }
+    }
+
+    /// Marks a token redeemed; `false` when it already was.
+    fn redeem(&mut self, t: &TokenRef) -> bool {
+        if self.tokens.contains_key(&t.jti) {
+            return false;
+        }
+        self.tokens.insert(t.jti.clone(), t.exp);
+        self.by_expiry.insert((t.exp, t.jti.clone()));
+        true
+    }
+
+    fn release(&mut self, jti: &str) {
+        if let Some(exp) = self.tokens.remove(jti) {
+            self.by_expiry.remove(&(exp, jti.to_owned()));
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -78,6 +96,9 @@ pub(crate) struct AdmitAnswer {
 #[durable_object]
 pub struct PlayerGate {
     state: State,
+    // A Durable Object runs one event at a time and nothing below awaits while it is
+    // borrowed, so the borrow never overlaps another request's.
+    memory: RefCell<GateState>,
 }
 
 impl std::fmt::Debug for PlayerGate {
@@ -88,54 +109,32 @@ impl std::fmt::Debug for PlayerGate {
 
 impl DurableObject for PlayerGate {
     fn new(state: State, _env: Env) -> Self {
-        Self { state }
+        Self {
+            state,
+            memory: RefCell::new(GateState::default()),
+        }
     }
 
-    // Storage calls keep the object's input gate closed, so each get-then-put below runs
-    // without another request of this player interleaving.
     async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let storage = self.state.storage();
-        let mut state: GateState = storage.get(STATE_KEY).await?.unwrap_or_default();
         match req.path().as_str() {
             "/admit" => {
                 let a: AdmitRequest = req.json().await?;
-                let answer = admit(&mut state, &a)?;
-                if answer.allow {
-                    storage.put(STATE_KEY, &state).await?;
-                    if a.token.is_some() && storage.get_alarm().await?.is_none() {
-                        self.arm(&state).await?;
-                    }
-                }
+                let answer = admit(&mut self.memory.borrow_mut(), &a)?;
                 Response::from_json(&answer)
             }
-            "/settle" => {
+            "/release" => {
                 let t: TokenRef = req.json().await?;
-                state.tokens.insert(
-                    t.jti,
-                    TokenState {
-                        exp: t.exp,
-                        settled: true,
-                    },
-                );
-                storage.put(STATE_KEY, &state).await?;
+                self.memory.borrow_mut().release(&t.jti);
                 Response::from_json(&serde_json::json!({}))
             }
             _ => Response::error("no such gate route", 404),
         }
     }
 
-    /// Forgets tokens past their `exp` (they are refused as expired before the replay check),
-    /// and re-arms for the next one.
+    /// Only objects of the earlier, stored layout have an alarm: it clears what they stored
+    /// (once), and none is set again.
     async fn alarm(&self) -> Result<Response> {
-        let storage = self.state.storage();
-        let now = (Date::now().as_millis() / 1000) as i64;
-        let mut state: GateState = storage.get(STATE_KEY).await?.unwrap_or_default();
-        state.tokens.retain(|_, t| t.exp > now);
-        storage.put(STATE_KEY, &state).await?;
-        let _ = storage.delete_multiple(OLD_KEYS.to_vec()).await;
-        if !state.tokens.is_empty() {
-            self.arm(&state).await?;
-        }
+        self.state.storage().delete_all().await?;
         Response::ok("")
     }
 }
@@ -143,54 +142,23 @@ impl DurableObject for PlayerGate {
 /// The limit, then the token: the decision of one `/admit`, applied to `state`.
 fn admit(state: &mut GateState, a: &AdmitRequest) -> Result<AdmitAnswer> {
     let quota = Quota::per_window(a.limit.max(1), a.window_ms.max(1)).ok_or("invalid quota")?;
-    let denied = match state.gcra.check(&quota, a.now_ms) {
-        Decision::Allow { state: next, .. } => {
-            state.gcra = next;
-            None
+    match state.gcra.check(&quota, a.now_ms) {
+        Decision::Allow { state: next, .. } => state.gcra = next,
+        Decision::Deny { retry_after_ms } => {
+            return Ok(AdmitAnswer {
+                allow: false,
+                retry_after_ms,
+                replayed: false,
+            })
         }
-        Decision::Deny { retry_after_ms } => Some(retry_after_ms),
-    };
-    if let Some(retry_after_ms) = denied {
-        return Ok(AdmitAnswer {
-            allow: false,
-            retry_after_ms,
-            replayed: false,
-        });
     }
-    let replayed = match &a.token {
-        None => false,
-        Some(t) => match state.tokens.get(&t.jti) {
-            Some(known) if known.settled => true,
-            // Unknown, or pending (a forward in flight or one that failed): let it through.
-            _ => {
-                state.tokens.insert(
-                    t.jti.clone(),
-                    TokenState {
-                        exp: t.exp,
-                        settled: false,
-                    },
-                );
-                false
-            }
-        },
-    };
+    state.forget_expired((a.now_ms / 1000) as i64);
+    let replayed = a.token.as_ref().is_some_and(|t| !state.redeem(t));
     Ok(AdmitAnswer {
         allow: true,
         retry_after_ms: 0,
         replayed,
     })
-}
-
-impl PlayerGate {
-    /// Sets the alarm for just after the earliest expiry.
-    async fn arm(&self, state: &GateState) -> Result<()> {
-        let now = (Date::now().as_millis() / 1000) as i64;
-        if let Some(first) = state.tokens.values().map(|t| t.exp).min() {
-            let in_ms = ((first - now).max(0) + 1) * 1000;
-            self.state.storage().set_alarm(in_ms).await?;
-        }
-        Ok(())
-    }
 }
 
 /// Calls the player's gate, with a deadline.
@@ -205,10 +173,7 @@ pub(crate) async fn call<T: Serialize, A: for<'de> Deserialize<'de>>(
         .id_from_name(player)?
         .get_stub()?;
     let mut init = RequestInit::new();
-    let headers = Headers::new();
-    headers.set("content-type", "application/json")?;
     init.with_method(Method::Post)
-        .with_headers(headers)
         .with_body(Some(serde_json::to_string(body)?.into()));
     let req = Request::new_with_init(&format!("http://gate{route}"), &init)?;
     let send = std::pin::pin!(stub.fetch_with_request(req));
@@ -234,45 +199,35 @@ pub(crate) async fn call<T: Serialize, A: for<'de> Deserialize<'de>>(
 mod tests {
     use super::*;
 
+    const EXP: i64 = 2_000_000_000;
+
     fn ask(state: &mut GateState, now_ms: u64, jti: Option<&str>) -> AdmitAnswer {
+        ask_until(state, now_ms, jti, EXP)
+    }
+
+    fn ask_until(state: &mut GateState, now_ms: u64, jti: Option<&str>, exp: i64) -> AdmitAnswer {
         let req = AdmitRequest {
             now_ms,
             limit: 2,
             window_ms: 60_000,
             token: jti.map(|j| TokenRef {
                 jti: j.to_owned(),
-                exp: 2_000_000_000,
+                exp,
             }),
         };
         admit(state, &req).unwrap()
     }
 
-    fn settle(state: &mut GateState, jti: &str) {
-        state.tokens.insert(
-            jti.to_owned(),
-            TokenState {
-                exp: 2_000_000_000,
-                settled: true,
-            },
-        );
-    }
-
     #[test]
-    fn a_token_whose_forward_never_settled_is_let_through_again() {
+    fn a_redeemed_token_is_refused_as_a_replay_until_released() {
         let mut s = GateState::default();
         assert!(!ask(&mut s, 0, Some("t1")).replayed);
-        // No settle: the forward failed, or the worker died before it could say.
-        let again = ask(&mut s, 1_000, Some("t1"));
-        assert!(again.allow && !again.replayed);
-    }
-
-    #[test]
-    fn a_settled_token_is_refused_as_a_replay() {
-        let mut s = GateState::default();
-        ask(&mut s, 0, Some("t1"));
-        settle(&mut s, "t1");
         let replay = ask(&mut s, 1_000, Some("t1"));
         assert!(replay.allow && replay.replayed);
+        // The forward was not applied: the retry goes through again.
+        s.release("t1");
+        let retry = ask(&mut s, 60_000, Some("t1"));
+        assert!(retry.allow && !retry.replayed);
     }
 
     #[test]
@@ -283,5 +238,26 @@ mod tests {
         let denied = ask(&mut s, 0, Some("t2"));
         assert!(!denied.allow && denied.retry_after_ms > 0);
         assert!(!s.tokens.contains_key("t2"));
+    }
+
+    #[test]
+    fn expired_tokens_are_forgotten_and_the_rest_kept() {
+        let mut s = GateState::default();
+        ask_until(&mut s, 0, Some("short"), 10);
+        ask_until(&mut s, 0, Some("long"), 1_000);
+        // At 11 s "short" is past its exp (the edge refuses it as expired before asking).
+        ask(&mut s, 120_000, None);
+        assert!(!s.tokens.contains_key("short"));
+        assert_eq!(s.by_expiry.len(), 1);
+        assert!(ask(&mut s, 240_000, Some("long")).replayed);
+    }
+
+    #[test]
+    fn releasing_an_unknown_token_changes_nothing() {
+        let mut s = GateState::default();
+        ask(&mut s, 0, Some("t1"));
+        s.release("other");
+        assert!(ask(&mut s, 60_000, Some("t1")).replayed);
+        assert_eq!(s.tokens.len(), s.by_expiry.len());
     }
 }

@@ -38,8 +38,6 @@ pub(crate) struct Cx<'a> {
     pub(crate) config: &'a config::EdgeConfig,
     /// The request id: the client's when it is short and safe, else a fresh one.
     pub(crate) rid: &'a str,
-    /// For work that must finish after the answer (`wait_until`).
-    pub(crate) ctx: &'a Context,
 }
 
 /// A request id: the client's if it passes the protocol's rule, else a random one.
@@ -75,7 +73,7 @@ pub(crate) fn colo(req: &Request) -> Option<String> {
 }
 
 #[event(fetch)]
-pub async fn fetch(mut req: Request, env: Env, ctx: Context) -> Result<Response> {
+pub async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let started = Date::now().as_millis();
     let rid = request_id(&req);
     let config = config::get(&env);
@@ -85,7 +83,6 @@ pub async fn fetch(mut req: Request, env: Env, ctx: Context) -> Result<Response>
         env: &env,
         config: &config,
         rid: &rid,
-        ctx: &ctx,
     };
     let mut resp = match routes::handle(&mut req, &cx, &found).await {
         Ok(r) => r,

@@ -186,32 +186,35 @@ pub(crate) async fn redeem(req: &mut Request, cx: &Cx<'_>) -> Result<Response> {
         }
     };
     if admit.replayed {
+        log::warn(
+            who,
+            "action token replayed",
+            serde_json::json!({"refused_by": "gate"}),
+        );
         return replayed(cx, &player).await;
     }
     let outcome = forward_score(req, cx, &body.action_token).await?;
-    if matches!(outcome.status_code(), 200 | 409) {
-        // Applied, or it had been: replays are refused at the gate from now on. After the
-        // answer (`wait_until`), as the player need not wait for it; if it is lost, the
-        // token stays pending and a replay is answered by the aggregator instead.
-        let env = cx.env.clone();
-        let rid = cx.rid.to_owned();
-        let token = TokenRef {
-            jti: claims.jti,
-            exp: claims.exp,
-        };
-        cx.ctx.wait_until(async move {
-            if let Err(e) =
-                gate::call::<_, serde_json::Value>(&env, &player, "/settle", &token).await
-            {
-                log::warn(
-                    Subject::request(&rid),
-                    "settling a token at the gate failed",
-                    serde_json::json!({"error": e.to_string()}),
-                );
-            }
-        });
+    if !matches!(outcome.status_code(), 200 | 409) {
+        // Not applied (refused, or the aggregator stayed away): forget the token before
+        // answering, so the retry the answer invites reaches the aggregator again.
+        release(cx, &player, claims.jti, claims.exp).await;
     }
     Ok(outcome)
+}
+
+/// Forgets a token at the gate. If that fails the token stays marked there until the gate is
+/// evicted or the token expires, and a retry is answered `409` without reaching the
+/// aggregator: logged as an error, and the answer to the player is unchanged.
+async fn release(cx: &Cx<'_>, player: &str, jti: String, exp: i64) {
+    let token = TokenRef { jti, exp };
+    let released = gate::call::<_, serde_json::Value>(cx.env, player, "/release", &token).await;
+    if let Err(e) = released {
+        log::error(
+            Some(cx.rid),
+            "releasing an unapplied token at the gate failed",
+            serde_json::json!({"error": e.to_string()}),
+        );
+    }
 }
 
 /// The action token's claims, or the refusal (with `Retry-After` before its `nbf`).
@@ -230,7 +233,7 @@ fn verify(
     })
 }
 
-/// `409` for a token this player's gate has seen settled, with the current score when the
+/// `409` for a token this player's gate has seen redeemed, with the current score when the
 /// aggregator tells it in time.
 async fn replayed(cx: &Cx<'_>, player: &str) -> Result<Response> {
     let mut body = ErrorBody::from_code(ErrorCode::ActionTokenReplayed);

@@ -1,5 +1,7 @@
-//! The edge worker under `wrangler dev` (workerd), on a random port, for end-to-end tests.
-//! The worker must have been built (`scripts/build-edge`; `scripts/test` does it first).
+//! The edge worker on a random port, for end-to-end tests and measurements: under `wrangler
+//! dev` (workerd behind wrangler's dev proxy), or in workerd directly through
+//! `scripts/edge-workerd.mjs` (Miniflare, no proxy: what production runs). The worker must
+//! have been built (`scripts/build-edge`; `scripts/test` does it first).
 
 use crate::hosts::HostsFile;
 use crate::process::{scratch_dir, Supervised};
@@ -7,9 +9,19 @@ use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// A running `wrangler dev`.
+/// How the worker is run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Runner {
+    /// `wrangler dev`: what a developer runs, with its dev proxy in front.
+    WranglerDev,
+    /// workerd alone, with the same bindings (read from `wrangler.toml`).
+    Workerd,
+}
+
+/// A running edge worker.
 #[derive(Debug)]
 pub struct EdgeServer {
+    runner: Runner,
     port: u16,
     dir: PathBuf,
     server: Option<Supervised>,
@@ -28,13 +40,23 @@ fn repo_root() -> PathBuf {
 impl EdgeServer {
     /// Starts the worker with `vars` (name, value) overriding `wrangler.toml`'s.
     pub async fn start(vars: &[(&str, &str)]) -> Result<Self> {
-        Self::start_inner(vars, None).await
+        Self::start_inner(Runner::WranglerDev, vars, None).await
+    }
+
+    /// Like [`EdgeServer::start_for_load`] (no hosts file), in workerd directly.
+    pub async fn start_in_workerd(aggregator: &str) -> Result<Self> {
+        Self::start_inner(Runner::Workerd, &Self::load_vars(aggregator), None).await
     }
 
     /// The worker in front of `aggregator` with the test secrets (forwarding, sessions,
     /// action tokens) and `extra` variables (catalog, limits, ...).
     pub async fn in_front_of(aggregator: &str, extra: &[(&str, &str)]) -> Result<Self> {
-        Self::start_inner(&Self::test_vars(aggregator, extra), None).await
+        Self::start_inner(
+            Runner::WranglerDev,
+            &Self::test_vars(aggregator, extra),
+            None,
+        )
+        .await
     }
 
     fn test_vars<'a>(aggregator: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
@@ -55,18 +77,27 @@ impl EdgeServer {
     /// mount namespace of its own where the file is bind-mounted over `/etc/hosts` (as root,
     /// or else in a user namespace of its own: unprivileged user namespaces must be allowed).
     pub async fn start_for_load(aggregator: &str, hosts: Option<&HostsFile>) -> Result<Self> {
-        let vars = Self::test_vars(
+        let vars = Self::load_vars(aggregator);
+        Self::start_inner(Runner::WranglerDev, &vars, hosts.map(HostsFile::path)).await
+    }
+
+    fn load_vars(aggregator: &str) -> Vec<(&str, &str)> {
+        Self::test_vars(
             aggregator,
             &[
                 ("RATE_LIMIT_SCORE_UPDATE", "1000000"),
                 ("SSE_PING_INTERVAL", "1000"),
             ],
-        );
-        Self::start_inner(&vars, hosts.map(HostsFile::path)).await
+        )
     }
 
-    async fn start_inner(vars: &[(&str, &str)], hosts: Option<&Path>) -> Result<Self> {
+    async fn start_inner(
+        runner: Runner,
+        vars: &[(&str, &str)],
+        hosts: Option<&Path>,
+    ) -> Result<Self> {
         let mut edge = Self {
+            runner,
             port: crate::free_port(),
             dir: scratch_dir("edge")?,
             server: None,
@@ -94,6 +125,9 @@ impl EdgeServer {
     }
 
     fn spawn(&mut self) -> Result<()> {
+        if self.runner == Runner::Workerd {
+            return self.spawn_workerd();
+        }
         let root = repo_root();
         let wrangler = root.join("node_modules/.bin/wrangler");
         if !wrangler.exists() || !root.join("edge-worker/build/worker/shim.mjs").exists() {
@@ -166,6 +200,41 @@ impl EdgeServer {
         Ok(())
     }
 
+    fn spawn_workerd(&mut self) -> Result<()> {
+        let root = repo_root();
+        if !root.join("edge-worker/build/index.js").exists() {
+            bail!("the edge worker is not built: run scripts/build-edge");
+        }
+        let mut args = vec![
+            root.join("scripts/edge-workerd.mjs")
+                .to_string_lossy()
+                .into_owned(),
+            "--port".to_owned(),
+            self.port.to_string(),
+            "--persist-to".to_owned(),
+            self.dir.join("state").to_string_lossy().into_owned(),
+        ];
+        for (k, v) in &self.vars {
+            args.push("--var".into());
+            args.push(format!("{k}:{v}"));
+        }
+        let dir = &self.dir;
+        self.server = Some(Supervised::spawn(
+            Path::new("node"),
+            &args,
+            None,
+            dir.join("server.pid"),
+            dir,
+            &dir.join("wrangler.log"),
+        )?);
+        Ok(())
+    }
+
+    /// Where the worker keeps its Durable Objects' storage (the same across restarts).
+    pub fn storage_dir(&self) -> PathBuf {
+        self.dir.join("state")
+    }
+
     async fn wait_ready(&mut self, within: Duration) -> Result<()> {
         let deadline = Instant::now() + within;
         loop {
@@ -187,6 +256,17 @@ impl EdgeServer {
     /// `wrangler dev` starts two: one for its own dev proxy, which owns the public port and
     /// relays every request, and this one (the only one with an inspector).
     pub fn workerd_pid(&self) -> Option<u32> {
+        if self.runner == Runner::Workerd {
+            // scripts/edge-workerd.mjs says which workerd it started.
+            let log = self.log().ok()?;
+            let line = log.lines().find(|l| l.starts_with("edge-workerd: ready"))?;
+            return line
+                .rsplit("workerd pid ")
+                .next()?
+                .trim_end_matches(')')
+                .parse()
+                .ok();
+        }
         self.workerd_with(true)
     }
 

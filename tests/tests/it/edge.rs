@@ -586,6 +586,60 @@ async fn a_token_whose_redemption_died_with_the_worker_stays_redeemable() {
     assert_eq!((status, body["score"].as_i64()), (409, Some(3)), "{body}");
 }
 
+/// How often the worker's log says its gate refused a replay.
+fn gate_refusals(edge: &EdgeServer) -> usize {
+    edge.log()
+        .unwrap()
+        .matches(r#""refused_by":"gate""#)
+        .count()
+}
+
+/// The gate keeps its redeemed set in memory only. A worker restarted (as an evicted or
+/// redeployed gate is) has forgotten the token: its replay goes on to the aggregator, which
+/// refuses it with `409` and the right score, and it is still applied once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_the_gate_forgot_is_refused_by_the_aggregator() {
+    use std::time::Duration;
+    let (_db, _redis, (agg, _stop, _task)) = stack().await;
+    let mut edge = edge_for(&agg, "50").await;
+    let c = Client {
+        http: reqwest::Client::new(),
+        base: edge.url(),
+    };
+    let (_, session) = c.guest("Forgotten").await;
+    let (_, m) = c.action(&session, "tap").await;
+    let token = m["action_token"].as_str().unwrap().to_owned();
+    assert_eq!(c.score(&session, &token).await.0, 200);
+    let (status, body, _) = c.score(&session, &token).await;
+    assert_eq!((status, body["score"].as_i64()), (409, Some(3)), "{body}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(gate_refusals(&edge), 1, "the first replay is the gate's");
+
+    edge.crash_and_restart().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = gate_refusals(&edge);
+    let (status, body, _) = c.score(&session, &token).await;
+    assert_eq!(
+        (
+            status,
+            body["error"]["code"].as_str(),
+            body["score"].as_i64()
+        ),
+        (409, Some("ACTION_TOKEN_REPLAYED"), Some(3)),
+        "{body}"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        gate_refusals(&edge),
+        before,
+        "refused by the aggregator, not the gate"
+    );
+    // The gate has it again now: the next replay stops at the edge.
+    assert_eq!(c.score(&session, &token).await.0, 409);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(gate_refusals(&edge), before + 1);
+}
+
 /// A client's `x-request-id` is kept only when it is short and of a safe alphabet; one with a
 /// quote and a backslash (made to break or forge a JSON log line) is replaced by a fresh id,
 /// and every line the worker logs is one JSON object with the documented keys.

@@ -4,6 +4,7 @@
 
 use crate::support::{edge_with, stack};
 use scoreboard_tests::stack::{ACTION_SECRET, ADMIN_KEY, EDGE_SECRET, JWT_SECRET};
+use scoreboard_tests::EdgeServer;
 use serde_json::Value;
 
 struct Stack {
@@ -130,4 +131,54 @@ async fn every_loadgen_scenario_runs_quick_and_verifies_itself() {
         r["routes"][0]["route"], "/api/boards/reads/entries",
         "{out}"
     );
+}
+
+/// Rows the Durable Objects of `class` stored under `dir` (scripts/edge-storage-rows).
+fn stored_rows(dir: &std::path::Path, class: &str) -> u64 {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/edge-storage-rows");
+    let out = std::process::Command::new(script)
+        .arg(dir)
+        .output()
+        .expect("scripts/edge-storage-rows runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    rows[class].as_u64().unwrap()
+}
+
+/// The worker in workerd directly (no dev proxy), as the benchmarks measure it: `edge` holds
+/// exactly once and reports workerd's CPU per update, `fanout` through its hub reaches every
+/// client, and the players' gates stored nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_edge_in_workerd_is_measured_and_stores_nothing_per_score() {
+    let _heavy = scoreboard_tests::heavy().await;
+    let (db, _redis, (agg, _stop, _task)) = stack().await;
+    let edge = EdgeServer::start_in_workerd(&agg).await.unwrap();
+    let pid = edge
+        .workerd_pid()
+        .expect("the runner names its workerd")
+        .to_string();
+    let stack = Stack {
+        aggregator: agg.clone(),
+        edge: edge.url(),
+        database_url: db.url.clone(),
+    };
+    let (ok, r, out) = stack
+        .loadgen(&["edge", "--replays", "0.2", "--server-pid", &pid])
+        .await;
+    assert!(ok, "{out}");
+    assert_eq!(r["exactly_once"]["ok"], true, "{out}");
+    let cpu = r["server_cpu_ms_per_update"].as_f64().unwrap_or(0.0);
+    assert!(cpu > 0.0, "workerd's CPU is measured: {out}");
+    assert_eq!(stored_rows(&edge.storage_dir(), "PlayerGate"), 0, "{out}");
+
+    let (ok, r, out) = stack
+        .loadgen(&["fanout", "--via", "edge", "--server-pid", &pid])
+        .await;
+    assert!(ok, "{out}");
+    assert_eq!(r["missed_final"], 0, "{out}");
+    assert!(r["server_cpu_us_per_delivery"].as_f64().is_some(), "{out}");
 }

@@ -45,6 +45,10 @@ pub(crate) struct ApplyArgs {
     /// `global` tokens, so a board that resets and one that never does compare alike.
     #[arg(long)]
     reset: Option<String>,
+    /// Processes whose CPU time the run reports per acknowledged update (e.g. the workerd that
+    /// runs the edge worker), comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    server_pid: Vec<u32>,
 }
 
 /// The boards of `--boards`: none named (plain `global` tokens) for 1 without `--reset`.
@@ -78,6 +82,9 @@ struct Report {
     elapsed_s: f64,
     applied_per_s: f64,
     latency: Latency,
+    /// CPU the `--server-pid` processes used during the run, and per acknowledged update.
+    server_cpu_s: Option<f64>,
+    server_cpu_ms_per_update: Option<f64>,
     exactly_once: Option<Verification>,
 }
 
@@ -176,6 +183,7 @@ pub(crate) async fn run(args: ApplyArgs, path: Path) -> anyhow::Result<bool> {
         }
     };
 
+    let cpu_before = common::cpu_seconds(&args.server_pid);
     let started = Instant::now();
     let shots: Vec<Shot> = match args.rate {
         None => {
@@ -201,6 +209,9 @@ pub(crate) async fn run(args: ApplyArgs, path: Path) -> anyhow::Result<bool> {
         }
     };
     let elapsed = started.elapsed().as_secs_f64();
+    let server_cpu_s = cpu_before
+        .zip(common::cpu_seconds(&args.server_pid))
+        .map(|(before, after)| after - before);
 
     let mut outcomes = Outcomes::new();
     let mut latencies = Vec::with_capacity(shots.len());
@@ -254,6 +265,11 @@ pub(crate) async fn run(args: ApplyArgs, path: Path) -> anyhow::Result<bool> {
         }
         None => None,
     };
+    let server_cpu_ms_per_update =
+        server_cpu_s.map(|cpu| cpu * 1000.0 / acknowledged.max(1) as f64);
+    if let (Some(cpu), Some(per)) = (server_cpu_s, server_cpu_ms_per_update) {
+        println!("\nserver CPU: {cpu:.2} s, {per:.3} ms per acknowledged update");
+    }
     if let Some(v) = &exactly_once {
         println!("\nexactly once: {v}");
     }
@@ -274,6 +290,8 @@ pub(crate) async fn run(args: ApplyArgs, path: Path) -> anyhow::Result<bool> {
         elapsed_s: elapsed,
         applied_per_s: acknowledged as f64 / elapsed,
         latency,
+        server_cpu_s,
+        server_cpu_ms_per_update,
         exactly_once,
     };
     common::write_json(stack, &report)?;

@@ -245,3 +245,21 @@ pub(crate) fn rss_kib(pid: u32) -> Option<u64> {
         .parse()
         .ok()
 }
+
+/// CPU time (user and system, every thread) the processes have used so far, in seconds, from
+/// `/proc/<pid>/stat`; `None` when one of them is gone. Linux counts it in ticks of 1/100 s.
+pub(crate) fn cpu_seconds(pids: &[u32]) -> Option<f64> {
+    if pids.is_empty() {
+        return None;
+    }
+    let ticks = pids.iter().map(|pid| {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The name, in parentheses, may hold spaces: fields are counted after it.
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let mut fields = rest.split_whitespace().skip(11);
+        let user: u64 = fields.next()?.parse().ok()?;
+        let system: u64 = fields.next()?.parse().ok()?;
+        Some(user + system)
+    });
+    ticks.sum::<Option<u64>>().map(|t| t as f64 / 100.0)
+}

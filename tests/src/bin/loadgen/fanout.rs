@@ -47,8 +47,8 @@ pub(crate) struct FanoutArgs {
     /// ADMIN_API_KEY); every update then changes all of them at once. 0: the `global` alias.
     #[arg(long, default_value_t = 0)]
     boards: usize,
-    /// Pids of the server processes whose resident memory is measured (e.g. the aggregator's,
-    /// or workerd's), summed.
+    /// Pids of the server processes whose resident memory and CPU time are measured (e.g. the
+    /// aggregator's, or workerd's), summed.
     #[arg(long, value_delimiter = ',')]
     server_pid: Vec<u32>,
 }
@@ -68,6 +68,10 @@ struct Report {
     server_rss_kib_before: Option<u64>,
     server_rss_kib_connected: Option<u64>,
     server_bytes_per_client: Option<f64>,
+    /// CPU the `--server-pid` processes used from the first update until every client had the
+    /// final version, and per delivered event.
+    server_cpu_s: Option<f64>,
+    server_cpu_us_per_delivery: Option<f64>,
 }
 
 /// What every client records: when it saw which version.
@@ -174,6 +178,7 @@ pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<bool> {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_connected = rss(&args.server_pid);
     receipts.lock().expect("not poisoned").clear();
+    let cpu_before = common::cpu_seconds(&args.server_pid);
 
     let (sent_at, final_versions) = if board_ids.is_empty() {
         write_global(stack, &args).await?
@@ -193,6 +198,9 @@ pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<bool> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let missed_final = missed(&seen);
+    let server_cpu_s = cpu_before
+        .zip(common::cpu_seconds(&args.server_pid))
+        .map(|(before, after)| after - before);
     let delivery: Vec<Duration> = receipts
         .lock()
         .expect("not poisoned")
@@ -207,16 +215,20 @@ pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<bool> {
         t.abort();
     }
     let delivery = Latency::of(delivery);
+    let server_cpu_us_per_delivery =
+        server_cpu_s.map(|cpu| cpu * 1e6 / delivery.count.max(1) as f64);
     let per_client = match (rss_before, rss_connected) {
         (Some(b), Some(a)) if connected_n > 0 => {
             Some((a.saturating_sub(b) as f64 * 1024.0) / connected_n as f64)
         }
         _ => None,
     };
-    println!("| via | boards | clients | connected | updates | deliveries | p50 ms | p99 ms | max ms | missed final | server bytes/client |");
-    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("| via | boards | clients | connected | updates | deliveries | p50 ms | p99 ms | max ms | missed final | server bytes/client | server CPU µs/delivery |");
     println!(
-        "| {:?} | {} | {} | {connected_n} | {} | {} | {:.1} | {:.1} | {:.1} | {missed_final} | {} |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    );
+    println!(
+        "| {:?} | {} | {} | {connected_n} | {} | {} | {:.1} | {:.1} | {:.1} | {missed_final} | {} | {} |",
         args.via,
         lanes,
         args.clients,
@@ -226,6 +238,7 @@ pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<bool> {
         delivery.p99_ms,
         delivery.max_ms,
         per_client.map_or("-".into(), |b| format!("{b:.0}")),
+        server_cpu_us_per_delivery.map_or("-".into(), |c| format!("{c:.1}")),
     );
     let ok = connected_n == args.clients && missed_final == 0;
     common::write_json(
@@ -244,6 +257,8 @@ pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<bool> {
             server_rss_kib_before: rss_before,
             server_rss_kib_connected: rss_connected,
             server_bytes_per_client: per_client,
+            server_cpu_s,
+            server_cpu_us_per_delivery,
         },
     )?;
     Ok(ok)
