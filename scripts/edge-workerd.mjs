@@ -5,6 +5,7 @@
 //
 //   node scripts/edge-workerd.mjs --port 8787 [--persist-to DIR] [--var NAME:VALUE ...]
 //                                 [--build DIR]   # another build than edge-worker/build
+//                                 [--inspector-port N]   # V8's inspector (profiles: scripts/edge-profile.mjs)
 //
 // It prints `edge-workerd: ready on http://127.0.0.1:<port> (workerd pid <pid>)` once the
 // worker answers, and stops workerd on SIGTERM or SIGINT.
@@ -25,6 +26,7 @@ function parseArgs(argv) {
     if (flag === "--port") args.port = Number(value);
     else if (flag === "--persist-to") args.persist = value;
     else if (flag === "--build") args.build = path.resolve(value);
+    else if (flag === "--inspector-port") args.inspectorPort = Number(value);
     else if (flag === "--var") {
       const at = value.indexOf(":");
       if (at < 1) throw new Error(`--var wants NAME:VALUE, got ${value}`);
@@ -54,10 +56,18 @@ const mf = new Miniflare({
   modulesRoot: build,
   modulesRules: [{ type: "ESModule", include: ["**/*.js"] }, ...(workerOptions.modulesRules ?? [])],
   bindings: { ...workerOptions.bindings, ...args.vars },
+  // Clients reach the worker on its own socket, not through Miniflare's entry worker (a
+  // second isolate in front of every request that production does not have); Miniflare's
+  // own port is only for its control. Without the entry worker `request.cf` is absent (the
+  // worker says `local`, as under wrangler dev without a location).
+  unsafeDirectSockets: [{ host: "127.0.0.1", port: args.port }],
   host: "127.0.0.1",
-  port: args.port,
+  port: 0,
+  // Nor a worker behind every outbound fetch that strips a header we never send.
+  stripCfConnectingIp: false,
+  inspectorPort: args.inspectorPort,
   durableObjectsPersist: args.persist ? path.join(args.persist, "do") : false,
-  // No network here: Miniflare's placeholder `request.cf` instead of fetching one.
+  // No network here: never fetch a `request.cf` to fill in.
   cf: false,
   // One line per request from Miniflare would be a loopback call per request, measured as
   // the worker's.
@@ -65,8 +75,8 @@ const mf = new Miniflare({
   // The worker's console lines (its JSON log) go to this process's output, as under wrangler.
   log: new Log(LogLevel.INFO),
 });
-const url = await mf.ready;
-console.log(`edge-workerd: ready on ${url.origin} (workerd pid ${workerdPid()})`);
+await mf.ready;
+console.log(`edge-workerd: ready on http://127.0.0.1:${args.port} (workerd pid ${workerdPid()})`);
 
 let stopping = false;
 async function stop() {

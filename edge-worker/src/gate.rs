@@ -3,11 +3,13 @@
 //! player, its answers are global, not per location. Its state lives in the object's memory
 //! and is never written to storage: no storage row is billed per score.
 //!
-//! Protocol (JSON over the stub's fetch), one call per update:
-//! - `POST /admit {now_ms, limit, window_ms, token?: {jti, exp}}` → `{"allow", "retry_after_ms",
-//!   "replayed"}`: the limit, then (when allowed and a verified token is named) whether the
-//!   token was redeemed here already; a fresh one is marked redeemed.
-//! - `POST /release {jti, exp}` → `{}`, only when the aggregator did not apply a forwarded
+//! Protocol: a `GET` of the stub with the question in the query and the answer in the
+//! status, so that neither side builds, reads or parses a body on the hot path:
+//! - `/admit?now=<ms>&limit=<n>&window=<ms>[&jti=<id>&exp=<s>]` → `204` admitted, `409`
+//!   admitted but the token was redeemed here already, `429` with the wait in milliseconds as
+//!   the body: the limit, then (when allowed and a verified token is named) the token; a fresh
+//!   one is marked redeemed.
+//! - `/release?jti=<id>&exp=<s>` → `204`, only when the aggregator did not apply a forwarded
 //!   token (it answered neither 200 nor 409, or never answered): the token is forgotten, so
 //!   the player's retry reaches the aggregator again. The worker calls it before it answers,
 //!   so a client that retries after the answer always finds the token released.
@@ -20,9 +22,9 @@
 //! (the set rewritten, an alarm, its deletion) for a guarantee the aggregator already gives.
 
 use scoreboard_protocol::gcra::{Decision, GcraState, Quota};
-use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
+use worker::url;
 use worker::*;
 
 /// Longest a gate call may take: a gate that does not answer must not hold the request (and
@@ -68,13 +70,13 @@ impl GateState {
     }
 }
 
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct TokenRef {
     pub(crate) jti: String,
     pub(crate) exp: i64,
 }
 
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct AdmitRequest {
     pub(crate) now_ms: u64,
     pub(crate) limit: u32,
@@ -84,13 +86,59 @@ pub(crate) struct AdmitRequest {
     pub(crate) token: Option<TokenRef>,
 }
 
-#[derive(Debug, Deserialize, Serialize)]
-pub(crate) struct AdmitAnswer {
-    pub(crate) allow: bool,
-    #[serde(default)]
-    pub(crate) retry_after_ms: u64,
-    #[serde(default)]
-    pub(crate) replayed: bool,
+impl AdmitRequest {
+    /// The `/admit` question as a query string.
+    fn query(&self) -> String {
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        q.append_pair("now", &self.now_ms.to_string())
+            .append_pair("limit", &self.limit.to_string())
+            .append_pair("window", &self.window_ms.to_string());
+        if let Some(t) = &self.token {
+            t.append_to(&mut q);
+        }
+        q.finish()
+    }
+
+    fn from_query(pairs: &HashMap<String, String>) -> Option<Self> {
+        let number = |k: &str| pairs.get(k)?.parse().ok();
+        Some(Self {
+            now_ms: number("now")?,
+            limit: pairs.get("limit")?.parse().ok()?,
+            window_ms: number("window")?,
+            token: TokenRef::from_query(pairs),
+        })
+    }
+}
+
+impl TokenRef {
+    fn append_to(&self, q: &mut url::form_urlencoded::Serializer<'_, String>) {
+        q.append_pair("jti", &self.jti)
+            .append_pair("exp", &self.exp.to_string());
+    }
+
+    fn query(&self) -> String {
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        self.append_to(&mut q);
+        q.finish()
+    }
+
+    fn from_query(pairs: &HashMap<String, String>) -> Option<Self> {
+        Some(Self {
+            jti: pairs.get("jti")?.clone(),
+            exp: pairs.get("exp")?.parse().ok()?,
+        })
+    }
+}
+
+/// What `/admit` decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Admit {
+    Allowed,
+    /// Allowed by the limit, and the token was redeemed here already.
+    Replayed,
+    RateLimited {
+        retry_after_ms: u64,
+    },
 }
 
 #[durable_object]
@@ -115,20 +163,30 @@ impl DurableObject for PlayerGate {
         }
     }
 
-    async fn fetch(&self, mut req: Request) -> Result<Response> {
-        match req.path().as_str() {
-            "/admit" => {
-                let a: AdmitRequest = req.json().await?;
-                let answer = admit(&mut self.memory.borrow_mut(), &a)?;
-                Response::from_json(&answer)
-            }
-            "/release" => {
-                let t: TokenRef = req.json().await?;
-                self.memory.borrow_mut().release(&t.jti);
-                Response::from_json(&serde_json::json!({}))
-            }
-            _ => Response::error("no such gate route", 404),
-        }
+    async fn fetch(&self, req: Request) -> Result<Response> {
+        let url = req.url()?;
+        let pairs: HashMap<String, String> = url.query_pairs().into_owned().collect();
+        let answer = match url.path() {
+            "/admit" => match AdmitRequest::from_query(&pairs) {
+                Some(a) => match admit(&mut self.memory.borrow_mut(), &a)? {
+                    Admit::Allowed => Response::empty()?.with_status(204),
+                    Admit::Replayed => Response::empty()?.with_status(409),
+                    Admit::RateLimited { retry_after_ms } => {
+                        Response::ok(retry_after_ms.to_string())?.with_status(429)
+                    }
+                },
+                None => Response::error("a malformed /admit", 400)?,
+            },
+            "/release" => match TokenRef::from_query(&pairs) {
+                Some(t) => {
+                    self.memory.borrow_mut().release(&t.jti);
+                    Response::empty()?.with_status(204)
+                }
+                None => Response::error("a malformed /release", 400)?,
+            },
+            _ => Response::error("no such gate route", 404)?,
+        };
+        Ok(answer)
     }
 
     /// Only objects of the earlier, stored layout have an alarm: it clears what they stored
@@ -140,59 +198,60 @@ impl DurableObject for PlayerGate {
 }
 
 /// The limit, then the token: the decision of one `/admit`, applied to `state`.
-fn admit(state: &mut GateState, a: &AdmitRequest) -> Result<AdmitAnswer> {
+fn admit(state: &mut GateState, a: &AdmitRequest) -> Result<Admit> {
     let quota = Quota::per_window(a.limit.max(1), a.window_ms.max(1)).ok_or("invalid quota")?;
     match state.gcra.check(&quota, a.now_ms) {
         Decision::Allow { state: next, .. } => state.gcra = next,
-        Decision::Deny { retry_after_ms } => {
-            return Ok(AdmitAnswer {
-                allow: false,
-                retry_after_ms,
-                replayed: false,
-            })
-        }
+        Decision::Deny { retry_after_ms } => return Ok(Admit::RateLimited { retry_after_ms }),
     }
     state.forget_expired((a.now_ms / 1000) as i64);
     let replayed = a.token.as_ref().is_some_and(|t| !state.redeem(t));
-    Ok(AdmitAnswer {
-        allow: true,
-        retry_after_ms: 0,
-        replayed,
+    Ok(if replayed {
+        Admit::Replayed
+    } else {
+        Admit::Allowed
     })
 }
 
-/// Calls the player's gate, with a deadline.
-pub(crate) async fn call<T: Serialize, A: for<'de> Deserialize<'de>>(
-    env: &Env,
-    player: &str,
-    route: &str,
-    body: &T,
-) -> Result<A> {
+/// Asks the player's gate `/admit`.
+pub(crate) async fn admit_at(env: &Env, player: &str, a: &AdmitRequest) -> Result<Admit> {
+    let mut resp = call(env, player, &format!("/admit?{}", a.query())).await?;
+    match resp.status_code() {
+        204 => Ok(Admit::Allowed),
+        409 => Ok(Admit::Replayed),
+        429 => {
+            let wait = crate::respond::text_of(&mut resp).await?;
+            let retry_after_ms = wait.trim().parse().unwrap_or(1_000);
+            Ok(Admit::RateLimited { retry_after_ms })
+        }
+        other => Err(Error::RustError(format!("gate answered {other}"))),
+    }
+}
+
+/// Tells the player's gate to forget a token the aggregator did not apply.
+pub(crate) async fn release_at(env: &Env, player: &str, t: &TokenRef) -> Result<()> {
+    let resp = call(env, player, &format!("/release?{}", t.query())).await?;
+    match resp.status_code() {
+        204 => Ok(()),
+        other => Err(Error::RustError(format!("gate answered {other}"))),
+    }
+}
+
+/// Calls the player's gate at `path_and_query`, with a deadline.
+async fn call(env: &Env, player: &str, path_and_query: &str) -> Result<Response> {
     let stub = env
         .durable_object("PLAYER_GATE")?
         .id_from_name(player)?
         .get_stub()?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_body(Some(serde_json::to_string(body)?.into()));
-    let req = Request::new_with_init(&format!("http://gate{route}"), &init)?;
-    let send = std::pin::pin!(stub.fetch_with_request(req));
+    let url = format!("http://gate{path_and_query}");
+    let send = std::pin::pin!(stub.fetch_with_str(&url));
     let deadline = Delay::from(std::time::Duration::from_millis(GATE_TIMEOUT_MS));
-    let mut resp = match futures_util::future::select(send, deadline).await {
-        futures_util::future::Either::Left((r, _)) => r?,
-        futures_util::future::Either::Right(_) => {
-            return Err(Error::RustError(format!(
-                "gate {route} took over {GATE_TIMEOUT_MS} ms"
-            )))
-        }
-    };
-    if resp.status_code() != 200 {
-        return Err(Error::RustError(format!(
-            "gate answered {}",
-            resp.status_code()
-        )));
+    match futures_util::future::select(send, deadline).await {
+        futures_util::future::Either::Left((r, _)) => r,
+        futures_util::future::Either::Right(_) => Err(Error::RustError(format!(
+            "the gate took over {GATE_TIMEOUT_MS} ms"
+        ))),
     }
-    resp.json().await
 }
 
 #[cfg(test)]
@@ -201,12 +260,12 @@ mod tests {
 
     const EXP: i64 = 2_000_000_000;
 
-    fn ask(state: &mut GateState, now_ms: u64, jti: Option<&str>) -> AdmitAnswer {
+    fn ask(state: &mut GateState, now_ms: u64, jti: Option<&str>) -> Admit {
         ask_until(state, now_ms, jti, EXP)
     }
 
-    fn ask_until(state: &mut GateState, now_ms: u64, jti: Option<&str>, exp: i64) -> AdmitAnswer {
-        let req = AdmitRequest {
+    fn request(now_ms: u64, jti: Option<&str>, exp: i64) -> AdmitRequest {
+        AdmitRequest {
             now_ms,
             limit: 2,
             window_ms: 60_000,
@@ -214,20 +273,44 @@ mod tests {
                 jti: j.to_owned(),
                 exp,
             }),
+        }
+    }
+
+    fn ask_until(state: &mut GateState, now_ms: u64, jti: Option<&str>, exp: i64) -> Admit {
+        admit(state, &request(now_ms, jti, exp)).unwrap()
+    }
+
+    fn pairs(query: &str) -> HashMap<String, String> {
+        url::form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect()
+    }
+
+    #[test]
+    fn the_question_survives_its_query_string() {
+        for jti in [None, Some("a&b=c d/é")] {
+            let a = request(1_700_000_000_123, jti, EXP);
+            assert_eq!(AdmitRequest::from_query(&pairs(&a.query())), Some(a));
+        }
+        let t = TokenRef {
+            jti: "t+1".into(),
+            exp: 42,
         };
-        admit(state, &req).unwrap()
+        assert_eq!(TokenRef::from_query(&pairs(&t.query())), Some(t));
+        assert_eq!(
+            AdmitRequest::from_query(&pairs("now=1&limit=x&window=2")),
+            None
+        );
     }
 
     #[test]
     fn a_redeemed_token_is_refused_as_a_replay_until_released() {
         let mut s = GateState::default();
-        assert!(!ask(&mut s, 0, Some("t1")).replayed);
-        let replay = ask(&mut s, 1_000, Some("t1"));
-        assert!(replay.allow && replay.replayed);
+        assert_eq!(ask(&mut s, 0, Some("t1")), Admit::Allowed);
+        assert_eq!(ask(&mut s, 1_000, Some("t1")), Admit::Replayed);
         // The forward was not applied: the retry goes through again.
         s.release("t1");
-        let retry = ask(&mut s, 60_000, Some("t1"));
-        assert!(retry.allow && !retry.replayed);
+        assert_eq!(ask(&mut s, 60_000, Some("t1")), Admit::Allowed);
     }
 
     #[test]
@@ -236,7 +319,7 @@ mod tests {
         ask(&mut s, 0, None);
         ask(&mut s, 0, None);
         let denied = ask(&mut s, 0, Some("t2"));
-        assert!(!denied.allow && denied.retry_after_ms > 0);
+        assert!(matches!(denied, Admit::RateLimited { retry_after_ms } if retry_after_ms > 0));
         assert!(!s.tokens.contains_key("t2"));
     }
 
@@ -249,7 +332,7 @@ mod tests {
         ask(&mut s, 120_000, None);
         assert!(!s.tokens.contains_key("short"));
         assert_eq!(s.by_expiry.len(), 1);
-        assert!(ask(&mut s, 240_000, Some("long")).replayed);
+        assert_eq!(ask(&mut s, 240_000, Some("long")), Admit::Replayed);
     }
 
     #[test]
@@ -257,7 +340,7 @@ mod tests {
         let mut s = GateState::default();
         ask(&mut s, 0, Some("t1"));
         s.release("other");
-        assert!(ask(&mut s, 60_000, Some("t1")).replayed);
+        assert_eq!(ask(&mut s, 60_000, Some("t1")), Admit::Replayed);
         assert_eq!(s.tokens.len(), s.by_expiry.len());
     }
 }

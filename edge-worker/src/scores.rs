@@ -1,7 +1,7 @@
 //! `POST /api/actions` (mint an action token from the catalog) and `POST /api/scores` (check
 //! everything near the player, then forward to the aggregator), in DESIGN.md's order.
 
-use crate::gate::{self, AdmitAnswer, AdmitRequest, TokenRef};
+use crate::gate::{self, Admit, AdmitRequest, TokenRef};
 use crate::log::{self, Subject};
 use crate::upstream::{now_secs, send_with_timeout, UPSTREAM_TIMEOUT_MS};
 use crate::{json_error, json_response, ClientError, Cx};
@@ -138,22 +138,16 @@ pub(crate) async fn redeem(req: &mut Request, cx: &Cx<'_>) -> Result<Response> {
     // Verifying is pure, so it runs before the gate call and the gate gets the limit and the
     // token in one call; the answers still come in DESIGN.md's order (429 before 422).
     let verified = verify(cx, &body.action_token, &session);
-    let admit: AdmitAnswer = match gate::call(
-        cx.env,
-        &player,
-        "/admit",
-        &AdmitRequest {
-            now_ms: Date::now().as_millis(),
-            limit: cx.config.shared.rate_limit_score_update,
-            window_ms: cx.config.shared.rate_limit_window_ms,
-            token: verified.as_ref().ok().map(|c| TokenRef {
-                jti: c.jti.clone(),
-                exp: c.exp,
-            }),
-        },
-    )
-    .await
-    {
+    let ask = AdmitRequest {
+        now_ms: Date::now().as_millis(),
+        limit: cx.config.shared.rate_limit_score_update,
+        window_ms: cx.config.shared.rate_limit_window_ms,
+        token: verified.as_ref().ok().map(|c| TokenRef {
+            jti: c.jti.clone(),
+            exp: c.exp,
+        }),
+    };
+    let admit = match gate::admit_at(cx.env, &player, &ask).await {
         Ok(a) => a,
         Err(e) => {
             // Nothing was consumed: the same request may be retried.
@@ -165,13 +159,13 @@ pub(crate) async fn redeem(req: &mut Request, cx: &Cx<'_>) -> Result<Response> {
             return Ok(json_error(ErrorCode::UpstreamUnavailable, Some(1)));
         }
     };
-    if !admit.allow {
+    if let Admit::RateLimited { retry_after_ms } = admit {
         log::warn(
             who,
             "rate limit hit",
             serde_json::json!({"endpoint": "scores"}),
         );
-        let retry = admit.retry_after_ms.div_ceil(1000).max(1);
+        let retry = retry_after_ms.div_ceil(1000).max(1);
         return Ok(json_error(ErrorCode::RateLimited, Some(retry)));
     }
     let claims = match verified {
@@ -185,7 +179,7 @@ pub(crate) async fn redeem(req: &mut Request, cx: &Cx<'_>) -> Result<Response> {
             return Ok(refused.response());
         }
     };
-    if admit.replayed {
+    if admit == Admit::Replayed {
         log::warn(
             who,
             "action token replayed",
@@ -207,8 +201,7 @@ pub(crate) async fn redeem(req: &mut Request, cx: &Cx<'_>) -> Result<Response> {
 /// aggregator: logged as an error, and the answer to the player is unchanged.
 async fn release(cx: &Cx<'_>, player: &str, jti: String, exp: i64) {
     let token = TokenRef { jti, exp };
-    let released = gate::call::<_, serde_json::Value>(cx.env, player, "/release", &token).await;
-    if let Err(e) = released {
+    if let Err(e) = gate::release_at(cx.env, player, &token).await {
         log::error(
             Some(cx.rid),
             "releasing an unapplied token at the gate failed",
@@ -240,7 +233,7 @@ async fn replayed(cx: &Cx<'_>, player: &str) -> Result<Response> {
     if let Some(base) = &cx.config.aggregator_url {
         let url = format!("{base}/api/players/{player}");
         if let Some(mut r) = crate::upstream::get_with_timeout(&url, UPSTREAM_TIMEOUT_MS).await {
-            if let Ok(v) = r.json::<serde_json::Value>().await {
+            if let Ok(v) = crate::respond::json_of::<serde_json::Value>(&mut r).await {
                 body.score = v["score"].as_i64();
             }
         }

@@ -3,7 +3,6 @@
 
 use crate::respond::json_error;
 use crate::Cx;
-use futures_util::future::Either;
 use scoreboard_protocol::http::{MAX_BODY_BYTES, REQUEST_ID_HEADER};
 use scoreboard_protocol::{edge_signature, ErrorCode};
 use worker::*;
@@ -15,19 +14,14 @@ pub(crate) const UPSTREAM_TIMEOUT_MS: u64 = 5_000;
 /// balancers and uptime monitors with their own short timeouts, so it must answer first.
 const HEALTH_TIMEOUT_MS: u64 = 2_000;
 
-/// Sends with a timeout; `None` when it ran out (the request is aborted).
+/// Sends with a timeout; `None` when it ran out (the request is aborted). The deadline is the
+/// runtime's own (`AbortSignal.timeout`), not a timer raced against the fetch in wasm.
 pub(crate) async fn send_with_timeout(req: Request, timeout_ms: u64) -> Option<Result<Response>> {
-    let controller = AbortController::default();
-    let signal = controller.signal();
-    let fetch = Fetch::Request(req);
-    let send = std::pin::pin!(fetch.send_with_signal(&signal));
-    let timeout = Delay::from(std::time::Duration::from_millis(timeout_ms));
-    match futures_util::future::select(send, timeout).await {
-        Either::Left((r, _)) => Some(r),
-        Either::Right(_) => {
-            controller.abort();
-            None
-        }
+    let ms = u32::try_from(timeout_ms).unwrap_or(u32::MAX);
+    let signal = AbortSignal::from(web_sys::AbortSignal::timeout_with_u32(ms));
+    match Fetch::Request(req).send_with_signal(&signal).await {
+        Err(_) if signal.aborted() => None,
+        answer => Some(answer),
     }
 }
 

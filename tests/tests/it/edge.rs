@@ -41,6 +41,13 @@ async fn the_edge_forwards_to_the_aggregator_and_degrades_when_it_is_gone() {
         .unwrap();
     assert_eq!(r.status(), 201);
     assert_eq!(r.headers().get("x-request-id").unwrap(), "e2e-req-1");
+    // A relayed answer carries the edge's headers too (its own were immutable).
+    for h in ["strict-transport-security", "content-security-policy"] {
+        assert!(
+            r.headers().get(h).is_some(),
+            "{h} missing on a relayed answer"
+        );
+    }
     let guest = client::signed_in(r, "Edgy").await;
     let id = guest.id.as_str();
     let r = http
