@@ -71,37 +71,58 @@ def main():
                   f"{ratio(route['per_s'], rp['routes'][i]['per_s'])}**")
 
     print("\n### fanout (SSE delivery from the writer's send to each client)\n")
-    print("| run | via | clients | connected | deliveries | p50 ms | p99 ms | max ms | missed final | server bytes/client |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("`edge-dev` is the worker under `wrangler dev`; `edge` is the same build in workerd directly.\n")
+    print("| run | via | clients | connected | deliveries | p50 ms | p99 ms | max ms | missed final | server bytes/client | server CPU µs/delivery |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     fan = {}
-    for name in ["fanout-aggregator-500", "fanout-edge-500", "fanout-aggregator-18k"]:
+    names = ["fanout-aggregator-500", "fanout-edge-dev-500"] + [
+        f"fanout-edge-{n}" for n in (500, 1000, 2000, 5000)] + ["fanout-aggregator-18k"]
+    for name in names:
         r = load(directory, name + ".json")
         if not r:
             continue
         fan[name] = r
         d = r["delivery"]
         per = r.get("server_bytes_per_client")
+        cpu = r.get("server_cpu_us_per_delivery")
         print(f"| {name} | {r['via']} | {r['clients']} | {r['connected']} | {d['count']} | {d['p50_ms']:.1f} | "
-              f"{d['p99_ms']:.1f} | {d['max_ms']:.1f} | {r['missed_final']} | {per and f'{per:.0f}' or '-'} |")
+              f"{d['p99_ms']:.1f} | {d['max_ms']:.1f} | {r['missed_final']} | {per and f'{per:.0f}' or '-'} | "
+              f"{cpu and f'{cpu:.1f}' or '-'} |")
     if "fanout-aggregator-500" in fan and "fanout-edge-500" in fan:
         a, e = fan["fanout-aggregator-500"]["delivery"], fan["fanout-edge-500"]["delivery"]
-        print(f"\n**Aggregator SSE vs edge-hub SSE, p99 delivery: {a['p99_ms']:.1f} ms vs {e['p99_ms']:.1f} ms "
-              f"(edge/aggregator {ratio(e['p99_ms'], a['p99_ms'])})**")
+        print(f"\n**Aggregator SSE vs edge-hub SSE (workerd), p99 delivery to 500: {a['p99_ms']:.1f} ms vs "
+              f"{e['p99_ms']:.1f} ms (edge/aggregator {ratio(e['p99_ms'], a['p99_ms'])})**")
 
     boards(directory)
 
-    e = load(directory, "edge.json")
-    if e:
-        lat = e["latency"]
-        once = e.get("exactly_once") or {}
-        print("\n### edge (POST /api/scores through workerd under wrangler dev)\n")
-        print("| requests | acknowledged | per second | p50 ms | p99 ms | exactly once |")
-        print("| ---: | ---: | ---: | ---: | ---: | --- |")
-        print(f"| {e['requests']} | {e['acknowledged']} | {e['applied_per_s']:.0f} | {lat['p50_ms']:.1f} | "
-              f"{lat['p99_ms']:.1f} | {'yes' if once.get('ok') else 'NO'} |")
+    edge(directory)
 
     chart(directory, svg)
     print(f"\nChart: `{svg}`")
+
+
+def edge(directory):
+    """POST /api/scores through the edge: under wrangler dev, and in workerd directly."""
+    runs = [("wrangler dev", "edge-dev")] + [
+        ("workerd", f"edge-workerd-{n}") for n in (8, 32, 64)]
+    rows = [(mode, name, load(directory, name + ".json")) for mode, name in runs]
+    rows = [(mode, name, r) for mode, name, r in rows if r]
+    if not rows:
+        return
+    print("\n### edge (POST /api/scores: session, gate, token, signed forward)\n")
+    print("| run | runs in | in flight | acknowledged | per second | p50 ms | p99 ms | workerd CPU ms/update | exactly once |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    for mode, name, r in rows:
+        lat = r["latency"]
+        once = r.get("exactly_once") or {}
+        cpu = r.get("server_cpu_ms_per_update")
+        in_flight = r["mode"].split(", ")[1].split(" ")[0] if "in flight" in r["mode"] else "-"
+        print(f"| {name} | {mode} | {in_flight} | {r['acknowledged']} | {r['applied_per_s']:.0f} | "
+              f"{lat['p50_ms']:.1f} | {lat['p99_ms']:.1f} | {cpu and f'{cpu:.2f}' or '-'} | "
+              f"{'yes' if once.get('ok') else 'NO'} |")
+    storage = load(directory, "edge-storage.json")
+    if storage:
+        print(f"\n**Durable Object storage rows after every edge run: {storage}** (target: none from the gate)")
 
 
 def boards(directory):
