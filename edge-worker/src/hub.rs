@@ -14,7 +14,6 @@ use scoreboard_protocol::snapshot::{parse_event_id, BoardSnapshot, PeriodRef};
 use scoreboard_protocol::BoardId;
 use scoreboard_protocol::{defaults, edge_signature, sse};
 use std::cell::{Cell, RefCell};
-use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context as TaskContext, Poll, Waker};
@@ -23,15 +22,16 @@ use worker::*;
 
 const MAX_BACKOFF_MS: u64 = 10_000;
 
-/// The newest snapshot: its period and version (and the SSE id they make), its JSON as the
-/// board's, and for `global` the alias form.
+/// The newest snapshot: its period and version, its JSON as the board's, and for `global` the
+/// alias form; each also as its SSE frame, encoded once for every client.
 #[derive(Clone)]
 struct Latest {
     period: PeriodRef,
     version: i64,
-    event_id: Rc<str>,
     json: Rc<str>,
     alias: Option<Rc<str>>,
+    frame: Rc<[u8]>,
+    alias_frame: Option<Rc<[u8]>>,
 }
 
 impl Latest {
@@ -39,6 +39,13 @@ impl Latest {
         match (&self.alias, alias) {
             (Some(a), true) => a,
             _ => &self.json,
+        }
+    }
+
+    fn frame_for(&self, alias: bool) -> &Rc<[u8]> {
+        match (&self.alias_frame, alias) {
+            (Some(a), true) => a,
+            _ => &self.frame,
         }
     }
 }
@@ -53,6 +60,11 @@ struct Shared {
     upstream: RefCell<Option<WebSocket>>,
     /// The connect loop is running (guards against two loops when requests interleave).
     running: Cell<bool>,
+    /// Ticks of the hub's one ping timer; a client that was sent nothing since the last tick
+    /// gets a `: ping` (no timer per client, re-armed on every event).
+    ping_round: Cell<u64>,
+    /// The ping timer is running.
+    pinging: Cell<bool>,
 }
 
 impl Shared {
@@ -80,16 +92,24 @@ impl Shared {
                 .then(|| serde_json::to_string(&s.snapshot).ok())
                 .flatten()
                 .map(Rc::from);
+            let event_id = s.event_id();
+            let frame =
+                |json: &str| Rc::from(sse::event(&event_id, "leaderboard", json).into_bytes());
             *self.latest.borrow_mut() = Some(Latest {
-                event_id: s.event_id().into(),
                 version: s.snapshot.version,
                 period: s.period,
+                frame: frame(&text),
+                alias_frame: alias.as_deref().map(frame),
                 json: text.into(),
                 alias,
             });
-            for w in self.wakers.borrow_mut().drain(..) {
-                w.wake();
-            }
+            self.wake_all();
+        }
+    }
+
+    fn wake_all(&self) {
+        for w in self.wakers.borrow_mut().drain(..) {
+            w.wake();
         }
     }
 }
@@ -133,19 +153,16 @@ impl DurableObject for LeaderboardHub {
                     .headers()
                     .get("last-event-id")?
                     .and_then(|v| parse_event_id(&v).map(|(p, n)| (p.to_owned(), n)));
-                let ping_ms = crate::config::get(&self.env)
-                    .shared
-                    .sse_ping_interval
-                    .as_millis() as u64;
                 self.shared.clients.set(self.shared.clients.get() + 1);
                 self.ensure_upstream();
+                self.ensure_pings();
                 let stream = ClientStream {
                     shared: self.shared.clone(),
                     alias,
                     sent: last_seen,
                     greeted: false,
-                    ping_ms,
-                    ping: Box::pin(Delay::from(Duration::from_millis(ping_ms))),
+                    ping_round: self.shared.ping_round.get(),
+                    sent_this_round: false,
                 };
                 let headers = Headers::new();
                 headers.set("content-type", "text/event-stream")?;
@@ -158,6 +175,26 @@ impl DurableObject for LeaderboardHub {
 }
 
 impl LeaderboardHub {
+    /// Starts the hub's ping timer unless it runs; it stops when the last client has left.
+    fn ensure_pings(&self) {
+        if self.shared.pinging.replace(true) {
+            return;
+        }
+        let shared = self.shared.clone();
+        let ping_ms = crate::config::get(&self.env)
+            .shared
+            .sse_ping_interval
+            .as_millis() as u64;
+        wasm_bindgen_futures::spawn_local(async move {
+            while shared.clients.get() > 0 {
+                Delay::from(Duration::from_millis(ping_ms.max(1))).await;
+                shared.ping_round.set(shared.ping_round.get() + 1);
+                shared.wake_all();
+            }
+            shared.pinging.set(false);
+        });
+    }
+
     /// Starts the connect loop unless it runs.
     fn ensure_upstream(&self) {
         if self.shared.running.get() {
@@ -256,8 +293,9 @@ struct ClientStream {
     /// sent).
     sent: Option<(String, i64)>,
     greeted: bool,
-    ping_ms: u64,
-    ping: Pin<Box<Delay>>,
+    /// The hub's ping tick this client last saw, and whether it was sent a snapshot since.
+    ping_round: u64,
+    sent_this_round: bool,
 }
 
 impl Stream for ClientStream {
@@ -277,15 +315,17 @@ impl Stream for ClientStream {
             });
             if fresh {
                 self.sent = Some((latest.period.id.clone(), latest.version));
-                self.ping = Box::pin(Delay::from(Duration::from_millis(self.ping_ms)));
-                let json = latest.json_for(self.alias);
-                let frame = sse::event(&latest.event_id, "leaderboard", json);
-                return Poll::Ready(Some(Ok(frame.into_bytes())));
+                self.sent_this_round = true;
+                return Poll::Ready(Some(Ok(latest.frame_for(self.alias).to_vec())));
             }
         }
-        if self.ping.as_mut().poll(cx).is_ready() {
-            self.ping = Box::pin(Delay::from(Duration::from_millis(self.ping_ms)));
-            return Poll::Ready(Some(Ok(sse::PING.as_bytes().to_vec())));
+        let round = self.shared.ping_round.get();
+        if round != self.ping_round {
+            self.ping_round = round;
+            let quiet = !std::mem::replace(&mut self.sent_this_round, false);
+            if quiet {
+                return Poll::Ready(Some(Ok(sse::PING.as_bytes().to_vec())));
+            }
         }
         let mut wakers = self.shared.wakers.borrow_mut();
         if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
