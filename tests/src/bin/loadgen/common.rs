@@ -234,8 +234,17 @@ pub(crate) fn write_json<T: Serialize>(stack: &StackArgs, report: &T) -> anyhow:
     Ok(())
 }
 
+/// Resident memory of the processes together, in KiB, from `/proc`; `None` when there are none
+/// or one of them is gone (as [`cpu_seconds`]).
+pub(crate) fn rss_kib_total(pids: &[u32]) -> Option<u64> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|p| rss_kib(*p)).sum()
+}
+
 /// Resident memory of a process, in KiB, from `/proc`.
-pub(crate) fn rss_kib(pid: u32) -> Option<u64> {
+fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()

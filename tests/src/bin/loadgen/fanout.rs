@@ -99,13 +99,7 @@ pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<bool> {
     };
     let url = url_of(0);
     let lanes = board_ids.len().max(1);
-    let rss = |pids: &[u32]| -> Option<u64> {
-        if pids.is_empty() {
-            return None;
-        }
-        pids.iter().map(|p| common::rss_kib(*p)).sum()
-    };
-    let rss_before = rss(&args.server_pid);
+    let rss_before = common::rss_kib_total(&args.server_pid);
 
     // The clients: one shared HTTP client, one streaming request each.
     let sse_http = reqwest::Client::builder()
@@ -176,7 +170,7 @@ pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<bool> {
     }
     let connected_n = connected.load(Ordering::Relaxed);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let rss_connected = rss(&args.server_pid);
+    let rss_connected = common::rss_kib_total(&args.server_pid);
     receipts.lock().expect("not poisoned").clear();
     let cpu_before = common::cpu_seconds(&args.server_pid);
 
