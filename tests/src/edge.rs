@@ -107,9 +107,26 @@ impl EdgeServer {
                 .collect(),
             hosts: hosts.map(Path::to_owned),
         };
-        edge.spawn()?;
-        edge.wait_ready(Duration::from_secs(90)).await?;
-        Ok(edge)
+        // The ports come from `free_port`, and another process may take one of them before
+        // wrangler or workerd binds it (the public port, or the inspector's): a start that
+        // lost that race is tried again on fresh ports.
+        for attempt in 1..=3 {
+            edge.spawn()?;
+            match edge.wait_ready(Duration::from_secs(90)).await {
+                Ok(()) => return Ok(edge),
+                Err(_) if attempt < 3 && edge.lost_a_port() => {
+                    edge.stop();
+                    edge.port = crate::free_port();
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        unreachable!("the last attempt returns")
+    }
+
+    fn lost_a_port(&self) -> bool {
+        self.log()
+            .is_ok_and(|l| l.contains("Address already in use"))
     }
 
     /// Kills the worker's runtime (`SIGKILL` to workerd: requests in flight end there, as in
