@@ -1,37 +1,47 @@
 //! `LeaderboardHub`, one Durable Object per `<colo>:<board>:<shard>`: holds one WebSocket to
-//! the aggregator's `/internal/leaderboard/ws?board=<id>` for all its SSE clients, keeps the
+//! the aggregator's `/internal/leaderboard/ws?board=<id>` for all its clients, keeps the
 //! board's latest snapshot, and fans it out latest-value style (a slow client skips versions,
-//! nothing queues). A board that resets starts each period from version 0: a snapshot of a
-//! later period replaces the hub's whatever its version, and the SSE `id:` names the period.
-//! It reconnects with backoff and jitter, resuming from the last version it has, and closes
-//! the upstream when its last client leaves. The `global` board's hubs also
-//! serve the alias routes, in the snapshot's original form.
+//! nothing queues without bound): to SSE clients through native streams fed the same bytes
+//! (`fanout`), and to game clients' WebSockets through the hibernation API. A board that
+//! resets starts each period from version 0: a snapshot of a later period replaces the hub's
+//! whatever its version, and the SSE `id:` names the period. It reconnects with backoff and
+//! jitter, resuming from the last version it has, and closes the upstream when its last
+//! client leaves. The `global` board's hubs also serve the alias routes, in the snapshot's
+//! original form.
 
+use crate::fanout::{self, Audience};
 use crate::Cx;
-use futures_util::{Stream, StreamExt};
-use scoreboard_protocol::http::INTERNAL_LEADERBOARD_WS_PATH;
+use futures_util::StreamExt;
+use scoreboard_protocol::http::{INTERNAL_LEADERBOARD_WS_PATH, WEBSOCKET_UPGRADE_NEEDED};
 use scoreboard_protocol::snapshot::{parse_event_id, BoardSnapshot, PeriodRef};
-use scoreboard_protocol::BoardId;
 use scoreboard_protocol::{defaults, edge_signature, sse};
+use scoreboard_protocol::{BoardId, ErrorBody, ErrorCode};
 use std::cell::{Cell, RefCell};
-use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::Duration;
+use worker::wasm_bindgen::JsValue;
 use worker::*;
 
 const MAX_BACKOFF_MS: u64 = 10_000;
 
+/// What a WebSocket client may send: `ping`, answered `pong` by the runtime without waking
+/// the hub. Anything else closes the socket.
+const WS_PING: &str = "ping";
+const WS_PONG: &str = "pong";
+
+/// Tags of the hub's WebSockets: every one, and those that want the alias form.
+const TAG_ALL: &str = "all";
+const TAG_ALIAS: &str = "alias";
+const TAG_BOARD: &str = "board";
+
 /// The newest snapshot: its period and version, its JSON as the board's, and for `global` the
-/// alias form; each also as its SSE frame, encoded once for every client.
+/// alias form.
 #[derive(Clone)]
 struct Latest {
     period: PeriodRef,
     version: i64,
     json: Rc<str>,
     alias: Option<Rc<str>>,
-    frame: Rc<[u8]>,
-    alias_frame: Option<Rc<[u8]>>,
 }
 
 impl Latest {
@@ -42,32 +52,55 @@ impl Latest {
         }
     }
 
-    fn frame_for(&self, alias: bool) -> &Rc<[u8]> {
-        match (&self.alias_frame, alias) {
-            (Some(a), true) => a,
-            _ => &self.frame,
-        }
+    /// A client that has `seen` (period id, version) already has this snapshot: within a
+    /// period versions only grow, and the hub's snapshot only moves forward, so another
+    /// period than the client's is a newer one.
+    fn seen_by(&self, seen: Option<&(String, i64)>) -> bool {
+        seen.is_some_and(|(period, version)| self.period.id == *period && self.version <= *version)
     }
 }
 
-#[derive(Default)]
 struct Shared {
+    /// The object's state, for its hibernatable WebSockets.
+    state: JsValue,
     /// The board this hub serves, learnt from its first request.
     board: RefCell<Option<BoardId>>,
     latest: RefCell<Option<Latest>>,
-    wakers: RefCell<Vec<Waker>>,
-    clients: Cell<usize>,
+    /// SSE clients of the board's form, and of the alias form (`global` only).
+    sse: Audience,
+    alias_sse: Audience,
     upstream: RefCell<Option<WebSocket>>,
     /// The connect loop is running (guards against two loops when requests interleave).
     running: Cell<bool>,
-    /// Ticks of the hub's one ping timer; a client that was sent nothing since the last tick
-    /// gets a `: ping` (no timer per client, re-armed on every event).
-    ping_round: Cell<u64>,
     /// The ping timer is running.
     pinging: Cell<bool>,
+    /// A snapshot went to the WebSockets since the last ping tick.
+    ws_sent: Cell<bool>,
 }
 
 impl Shared {
+    fn new(state: &State) -> Self {
+        Self {
+            state: state.as_raw().into(),
+            board: RefCell::default(),
+            latest: RefCell::default(),
+            sse: Audience::new(),
+            alias_sse: Audience::new(),
+            upstream: RefCell::default(),
+            running: Cell::default(),
+            pinging: Cell::default(),
+            ws_sent: Cell::default(),
+        }
+    }
+
+    fn sockets(&self) -> u32 {
+        fanout::count_sockets(&self.state, TAG_ALL)
+    }
+
+    fn clients(&self) -> u32 {
+        self.sse.size() + self.alias_sse.size() + self.sockets()
+    }
+
     /// Takes a message from the aggregator; anything but a newer snapshot of this board is
     /// ignored.
     fn publish(&self, text: String) {
@@ -83,33 +116,56 @@ impl Shared {
             .borrow()
             .as_ref()
             .is_none_or(|l| s.supersedes(&l.period, l.version));
-        if newer {
-            // The alias form is the plain snapshot, serialized by the same type the
-            // aggregator uses, so its bytes are what `/api/leaderboard` always sent.
-            let alias = s
-                .board
-                .is_global()
-                .then(|| serde_json::to_string(&s.snapshot).ok())
-                .flatten()
-                .map(Rc::from);
-            let event_id = s.event_id();
-            let frame =
-                |json: &str| Rc::from(sse::event(&event_id, "leaderboard", json).into_bytes());
-            *self.latest.borrow_mut() = Some(Latest {
-                version: s.snapshot.version,
-                period: s.period,
-                frame: frame(&text),
-                alias_frame: alias.as_deref().map(frame),
-                json: text.into(),
-                alias,
-            });
-            self.wake_all();
+        if !newer {
+            return;
         }
+        // The alias form is the plain snapshot, serialized by the same type the aggregator
+        // uses, so its bytes are what `/api/leaderboard` always sent.
+        let alias: Option<Rc<str>> = s
+            .board
+            .is_global()
+            .then(|| serde_json::to_string(&s.snapshot).ok())
+            .flatten()
+            .map(Rc::from);
+        let event_id = s.event_id();
+        let frame =
+            |json: &str| fanout::bytes(sse::event(&event_id, "leaderboard", json).as_bytes());
+        self.sse.send(&frame(&text));
+        let mut sent = fanout::send_to_sockets(&self.state, TAG_BOARD, &text);
+        if let Some(alias) = &alias {
+            self.alias_sse.send(&frame(alias));
+            sent += fanout::send_to_sockets(&self.state, TAG_ALIAS, alias);
+        }
+        if sent > 0 {
+            self.ws_sent.set(true);
+        }
+        *self.latest.borrow_mut() = Some(Latest {
+            version: s.snapshot.version,
+            period: s.period,
+            json: text.into(),
+            alias,
+        });
     }
 
-    fn wake_all(&self) {
-        for w in self.wakers.borrow_mut().drain(..) {
-            w.wake();
+    /// The ping timer's tick: a ping to every client that was sent nothing since the last
+    /// one; whether any client is left.
+    fn tick(&self) -> bool {
+        let ping = fanout::bytes(sse::PING.as_bytes());
+        let sse = self.sse.tick(&ping) + self.alias_sse.tick(&ping);
+        let sockets = if self.ws_sent.replace(false) {
+            self.sockets()
+        } else {
+            fanout::send_to_sockets(&self.state, TAG_ALL, WS_PING)
+        };
+        sse + sockets > 0
+    }
+
+    /// Closes the upstream when nobody is left; the connect loop then ends.
+    fn close_if_empty(&self) {
+        if self.clients() == 0 {
+            if let Some(ws) = self.upstream.borrow_mut().take() {
+                let _ = ws.close(Some(1000), Some("no clients"));
+            }
         }
     }
 }
@@ -117,6 +173,7 @@ impl Shared {
 #[durable_object]
 pub struct LeaderboardHub {
     env: Env,
+    state: State,
     shared: Rc<Shared>,
 }
 
@@ -127,10 +184,14 @@ impl std::fmt::Debug for LeaderboardHub {
 }
 
 impl DurableObject for LeaderboardHub {
-    fn new(_state: State, env: Env) -> Self {
+    fn new(state: State, env: Env) -> Self {
+        if let Ok(pair) = worker::worker_sys::WebSocketRequestResponsePair::new(WS_PING, WS_PONG) {
+            state.set_websocket_auto_response(&pair);
+        }
         Self {
             env,
-            shared: Rc::new(Shared::default()),
+            shared: Rc::new(Shared::new(&state)),
+            state,
         }
     }
 
@@ -139,6 +200,10 @@ impl DurableObject for LeaderboardHub {
         if self.shared.board.borrow().is_none() {
             *self.shared.board.borrow_mut() = Some(board);
         }
+        let seen = req
+            .headers()
+            .get("last-event-id")?
+            .and_then(|v| parse_event_id(&v).map(|(p, n)| (p.to_owned(), n)));
         match req.path().as_str() {
             // Only while the upstream is live: a hub without clients keeps an old snapshot.
             "/snapshot" => match (
@@ -148,33 +213,84 @@ impl DurableObject for LeaderboardHub {
                 (true, Some(l)) => crate::json_raw(200, l.json_for(alias).as_bytes().to_vec()),
                 _ => Response::error("no live snapshot", 404),
             },
-            "/sse" => {
-                let last_seen = req
-                    .headers()
-                    .get("last-event-id")?
-                    .and_then(|v| parse_event_id(&v).map(|(p, n)| (p.to_owned(), n)));
-                self.shared.clients.set(self.shared.clients.get() + 1);
-                self.ensure_upstream();
-                self.ensure_pings();
-                let stream = ClientStream {
-                    shared: self.shared.clone(),
-                    alias,
-                    sent: last_seen,
-                    greeted: false,
-                    ping_round: self.shared.ping_round.get(),
-                    sent_this_round: false,
-                };
-                let headers = Headers::new();
-                headers.set("content-type", "text/event-stream")?;
-                headers.set("cache-control", "no-cache")?;
-                Ok(Response::from_stream(stream)?.with_headers(headers))
-            }
+            "/sse" => self.join_sse(alias, seen.as_ref()),
+            "/ws" => self.join_ws(alias, seen.as_ref()),
             _ => Response::error("no such hub route", 404),
         }
+    }
+
+    async fn websocket_message(
+        &self,
+        ws: WebSocket,
+        _message: WebSocketIncomingMessage,
+    ) -> Result<()> {
+        // `ping` never gets here (the runtime answers it); the stream takes nothing else.
+        let _ = ws.close(Some(1003), Some("this stream takes no messages"));
+        self.shared.close_if_empty();
+        Ok(())
+    }
+
+    async fn websocket_close(
+        &self,
+        ws: WebSocket,
+        _code: usize,
+        _reason: String,
+        _was_clean: bool,
+    ) -> Result<()> {
+        let _ = ws.close(Some(1000), Some("closed"));
+        self.shared.close_if_empty();
+        Ok(())
+    }
+
+    async fn websocket_error(&self, _ws: WebSocket, _error: Error) -> Result<()> {
+        self.shared.close_if_empty();
+        Ok(())
     }
 }
 
 impl LeaderboardHub {
+    /// A new SSE client: `retry`, then the newest snapshot unless it has it.
+    fn join_sse(&self, alias: bool, seen: Option<&(String, i64)>) -> Result<Response> {
+        let current = self
+            .shared
+            .latest
+            .borrow()
+            .as_ref()
+            .is_some_and(|l| l.seen_by(seen));
+        let audience = if alias {
+            &self.shared.alias_sse
+        } else {
+            &self.shared.sse
+        };
+        let greeting = fanout::bytes(sse::retry(defaults::SSE_RETRY).as_bytes());
+        let body = audience
+            .join(&greeting, current)
+            .map_err(|e| Error::RustError(format!("an SSE stream could not start: {e:?}")))?;
+        self.ensure_upstream();
+        self.ensure_pings();
+        let headers = Headers::new();
+        headers.set("content-type", "text/event-stream")?;
+        headers.set("cache-control", "no-cache")?;
+        Ok(Response::from_body(ResponseBody::Stream(body))?.with_headers(headers))
+    }
+
+    /// A new WebSocket client, accepted for hibernation: the newest snapshot first unless it
+    /// has it, then every newer one.
+    fn join_ws(&self, alias: bool, seen: Option<&(String, i64)>) -> Result<Response> {
+        let pair = WebSocketPair::new()?;
+        let form = if alias { TAG_ALIAS } else { TAG_BOARD };
+        self.state
+            .accept_websocket_with_tags(&pair.server, &[TAG_ALL, form]);
+        if let Some(l) = self.shared.latest.borrow().as_ref() {
+            if !l.seen_by(seen) {
+                let _ = pair.server.send_with_str(l.json_for(alias).as_ref());
+            }
+        }
+        self.ensure_upstream();
+        self.ensure_pings();
+        Response::from_websocket(pair.client)
+    }
+
     /// Starts the hub's ping timer unless it runs; it stops when the last client has left.
     fn ensure_pings(&self) {
         if self.shared.pinging.replace(true) {
@@ -186,11 +302,13 @@ impl LeaderboardHub {
             .sse_ping_interval
             .as_millis() as u64;
         wasm_bindgen_futures::spawn_local(async move {
-            while shared.clients.get() > 0 {
+            loop {
                 Delay::from(Duration::from_millis(ping_ms.max(1))).await;
-                shared.ping_round.set(shared.ping_round.get() + 1);
-                shared.wake_all();
+                if !shared.tick() {
+                    break;
+                }
             }
+            shared.close_if_empty();
             shared.pinging.set(false);
         });
     }
@@ -208,7 +326,7 @@ impl LeaderboardHub {
         let board = self.shared.board.borrow().clone();
         wasm_bindgen_futures::spawn_local(async move {
             let mut backoff = 250u64;
-            while shared.clients.get() > 0 {
+            while shared.clients() > 0 {
                 if let (Some(base), Some(secret), Some(board)) = (&base, &secret, &board) {
                     if let Ok(ws) = connect(base, secret, board, &shared).await {
                         backoff = 250;
@@ -233,7 +351,7 @@ impl LeaderboardHub {
                         *shared.upstream.borrow_mut() = None;
                     }
                 }
-                if shared.clients.get() == 0 {
+                if shared.clients() == 0 {
                     break;
                 }
                 let mut jitter = [0u8; 2];
@@ -283,71 +401,6 @@ async fn connect(base: &str, secret: &[u8], board: &BoardId, shared: &Shared) ->
     Ok(ws)
 }
 
-/// One SSE client: `retry` first, then the newest snapshot whenever it is newer than what
-/// this client was sent, and a `: ping` comment when nothing else was sent for a while.
-struct ClientStream {
-    shared: Rc<Shared>,
-    /// Sends the alias form (the `global` board's original routes).
-    alias: bool,
-    /// The period id and version this client has (from its `Last-Event-ID`, then what it was
-    /// sent).
-    sent: Option<(String, i64)>,
-    greeted: bool,
-    /// The hub's ping tick this client last saw, and whether it was sent a snapshot since.
-    ping_round: u64,
-    sent_this_round: bool,
-}
-
-impl Stream for ClientStream {
-    type Item = Result<Vec<u8>>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
-        if !self.greeted {
-            self.greeted = true;
-            return Poll::Ready(Some(Ok(sse::retry(defaults::SSE_RETRY).into_bytes())));
-        }
-        let latest = self.shared.latest.borrow().clone();
-        if let Some(latest) = latest {
-            // Within a period versions only grow; the hub's snapshot only moves forward, so
-            // another period than the client's is a newer one.
-            let fresh = self.sent.as_ref().is_none_or(|(period, version)| {
-                latest.period.id != *period || latest.version > *version
-            });
-            if fresh {
-                self.sent = Some((latest.period.id.clone(), latest.version));
-                self.sent_this_round = true;
-                return Poll::Ready(Some(Ok(latest.frame_for(self.alias).to_vec())));
-            }
-        }
-        let round = self.shared.ping_round.get();
-        if round != self.ping_round {
-            self.ping_round = round;
-            let quiet = !std::mem::replace(&mut self.sent_this_round, false);
-            if quiet {
-                return Poll::Ready(Some(Ok(sse::PING.as_bytes().to_vec())));
-            }
-        }
-        let mut wakers = self.shared.wakers.borrow_mut();
-        if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
-            wakers.push(cx.waker().clone());
-        }
-        Poll::Pending
-    }
-}
-
-impl Drop for ClientStream {
-    fn drop(&mut self) {
-        let left = self.shared.clients.get().saturating_sub(1);
-        self.shared.clients.set(left);
-        if left == 0 {
-            // The last client left: close the upstream; the connect loop then ends.
-            if let Some(ws) = self.shared.upstream.borrow_mut().take() {
-                let _ = ws.close(Some(1000), Some("no clients"));
-            }
-        }
-    }
-}
-
 /// The hub named `<colo>:<board>:<shard>` (`local` under `wrangler dev` without a location).
 fn hub_stub(env: &Env, colo: Option<String>, board: &BoardId, shard: u32) -> Result<Stub> {
     let colo = colo.unwrap_or_else(|| "local".into());
@@ -376,13 +429,28 @@ pub(crate) async fn live_snapshot(
     (resp.status_code() == 200).then_some(resp)
 }
 
-/// A board's SSE stream, served by one of this location's hubs for that board.
-pub(crate) async fn stream(
+/// How a client follows a board: SSE or a WebSocket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Follow {
+    Sse,
+    WebSocket,
+}
+
+/// A board's live stream, served by one of this location's hubs for that board. A
+/// WebSocket route asked without an upgrade is a `400` in our shape (as at the aggregator).
+pub(crate) async fn follow(
     req: &Request,
     cx: &Cx<'_>,
     board: &BoardId,
     alias: bool,
+    how: Follow,
 ) -> Result<Response> {
+    let upgrade = req.headers().get("upgrade")?;
+    let is_upgrade = upgrade.is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
+    if how == Follow::WebSocket && !is_upgrade {
+        let body = ErrorBody::new(ErrorCode::BadRequest, WEBSOCKET_UPGRADE_NEEDED);
+        return Ok(crate::respond::json_error_body(&body, None));
+    }
     // Spread clients over shards by request id, which is random per request.
     let shard = cx
         .rid
@@ -400,11 +468,18 @@ pub(crate) async fn stream(
     if let Some(id) = last_seen {
         headers.set("last-event-id", &id)?;
     }
+    let route = match how {
+        Follow::Sse => "sse",
+        Follow::WebSocket => {
+            headers.set("upgrade", "websocket")?;
+            "ws"
+        }
+    };
     let mut init = RequestInit::new();
     init.with_method(Method::Get).with_headers(headers);
     let hub = hub_stub(cx.env, crate::colo(req), board, shard)?;
     hub.fetch_with_request(Request::new_with_init(
-        &hub_url("sse", board, alias),
+        &hub_url(route, board, alias),
         &init,
     )?)
     .await

@@ -10,7 +10,8 @@
 //! | `upstream` | calls to the aggregator with deadlines: the generic forward, `/health` |
 //! | `scores` | `POST /api/actions` (mint from the catalog) and `POST /api/scores` (verify, limit, forward) |
 //! | `gate` | the `PlayerGate` Durable Object: exact per-player GCRA and the redeemed-`jti` set |
-//! | `hub` | the `LeaderboardHub` Durable Object: one upstream WebSocket, SSE to every client |
+//! | `hub` | the `LeaderboardHub` Durable Object: one upstream WebSocket, SSE and WebSockets to every client |
+//! | `fanout` | the hub's fan-out loops (`fanout.js`): native SSE streams fed the same bytes, WebSocket sends |
 //! | `page` | the player page at `/` (HTML, script, style compiled in) and `GET /api/actions` |
 //! | `log` | console lines in the protocol's log-line shape |
 
@@ -20,6 +21,7 @@ use worker::*;
 
 mod boards;
 mod config;
+mod fanout;
 mod gate;
 mod hub;
 mod log;

@@ -2,6 +2,7 @@
 //! measured under (never the raw path, which may carry ids), its handler and whether the
 //! per-IP limit applies. Lookup, 404/405 and the per-IP limit all read this table.
 
+use crate::hub::Follow;
 use crate::respond::json_error;
 use crate::{boards, hub, log, page, scores, upstream, Cx};
 use scoreboard_protocol::{BoardId, ErrorCode};
@@ -22,6 +23,10 @@ pub(crate) enum Handler {
     Leaderboard,
     /// SSE of the board in the path, from this location's hub of that board.
     BoardStream,
+    /// A WebSocket of `global` in the original form, from this location's hub.
+    Socket,
+    /// A WebSocket of the board in the path, from this location's hub of that board.
+    BoardSocket,
     /// The board's snapshot, from a live hub's, else forwarded.
     BoardSnapshot,
     /// Passed to the aggregator as it is (sign-in, player reads).
@@ -95,7 +100,7 @@ use Method::{Get, Post};
 use PathPattern::{Board, BoardPrefix, Exact, Prefix};
 
 /// Every route the edge serves (DESIGN.md, "Public API" and "Boards and periods").
-pub(crate) static ROUTES: [Route; 20] = [
+pub(crate) static ROUTES: [Route; 22] = [
     route(Get, Exact("/"), "/", Page, false),
     route(Get, Exact("/assets/app.js"), "/assets/app.js", Page, false),
     route(
@@ -137,6 +142,13 @@ pub(crate) static ROUTES: [Route; 20] = [
     ),
     route(
         Get,
+        Exact("/api/leaderboard/ws"),
+        "/api/leaderboard/ws",
+        Socket,
+        false,
+    ),
+    route(
+        Get,
         Prefix("/api/players/"),
         "/api/players/{id}",
         Forward,
@@ -151,6 +163,7 @@ pub(crate) static ROUTES: [Route; 20] = [
         BoardStream,
         false,
     ),
+    route(Get, Board("/ws"), "/api/boards/{id}/ws", BoardSocket, false),
     route(
         Get,
         Board("/entries"),
@@ -263,13 +276,20 @@ pub(crate) async fn handle(req: &mut Request, cx: &Cx<'_>, found: &Lookup) -> Re
         ListActions => page::list_actions(cx.config),
         MintAction => scores::mint(req, cx).await,
         RedeemScore => scores::redeem(req, cx).await,
-        Stream => hub::stream(req, cx, &BoardId::global(), true).await,
+        Stream => hub::follow(req, cx, &BoardId::global(), true, Follow::Sse).await,
+        Socket => hub::follow(req, cx, &BoardId::global(), true, Follow::WebSocket).await,
         Leaderboard => match hub::live_snapshot(req, cx.env, &BoardId::global(), true).await {
             Some(r) => Ok(r),
             None => upstream::forward(req, cx).await,
         },
-        BoardStream => match known_board(req, cx).await {
-            Ok(board) => hub::stream(req, cx, &board, false).await,
+        BoardStream | BoardSocket => match known_board(req, cx).await {
+            Ok(board) => {
+                let how = match route.handler {
+                    BoardSocket => Follow::WebSocket,
+                    _ => Follow::Sse,
+                };
+                hub::follow(req, cx, &board, false, how).await
+            }
             Err(refused) => Ok(refused),
         },
         // A query (`?period=`) asks for more than the hub's current snapshot.

@@ -13,6 +13,10 @@ pub const INTERNAL_SCORES_PATH: &str = "/internal/scores";
 pub const INTERNAL_LEADERBOARD_WS_PATH: &str = "/internal/leaderboard/ws";
 
 /// The header carrying the request id, from the client or the edge, to the aggregator.
+/// The `400 BAD_REQUEST` message of a WebSocket route asked without an upgrade (the edge's
+/// public ones and the aggregator's internal one).
+pub const WEBSOCKET_UPGRADE_NEEDED: &str = "This route needs a WebSocket upgrade.";
+
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 /// The largest request body any public route accepts.

@@ -15,6 +15,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::{Stream, StreamExt};
 use scoreboard_protocol::defaults::SSE_RETRY;
+use scoreboard_protocol::http::WEBSOCKET_UPGRADE_NEEDED;
 use scoreboard_protocol::ErrorCode;
 use serde::Deserialize;
 use std::convert::Infallible;
@@ -157,11 +158,8 @@ pub(crate) async fn ws(
         return refused.into_response();
     }
     let Ok(upgrade) = upgrade else {
-        return AppError::with_message(
-            ErrorCode::BadRequest,
-            "This route needs a WebSocket upgrade.",
-        )
-        .into_response();
+        return AppError::with_message(ErrorCode::BadRequest, WEBSOCKET_UPGRADE_NEEDED)
+            .into_response();
     };
     let (board, alias) = match q.board.as_deref() {
         None => (state.boards.global(), true),

@@ -21,6 +21,7 @@
 mod edge;
 mod edge_boards;
 mod edge_rotation;
+mod edge_sockets;
 mod harness;
 mod hostile;
 mod image;
