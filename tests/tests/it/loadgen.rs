@@ -150,7 +150,7 @@ fn stored_rows(dir: &std::path::Path, class: &str) -> u64 {
 }
 
 /// The worker in workerd directly (no dev proxy), as the benchmarks measure it: `edge` holds
-/// exactly once and reports workerd's CPU per update, `fanout` through its hub reaches every
+/// exactly once and reports workerd's CPU per update, `fanout` through its hub reaches every SSE and every WebSocket
 /// client, and the players' gates stored nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_edge_in_workerd_is_measured_and_stores_nothing_per_score() {
@@ -175,10 +175,21 @@ async fn the_edge_in_workerd_is_measured_and_stores_nothing_per_score() {
     assert!(cpu > 0.0, "workerd's CPU is measured: {out}");
     assert_eq!(stored_rows(&edge.storage_dir(), "PlayerGate"), 0, "{out}");
 
-    let (ok, r, out) = stack
-        .loadgen(&["fanout", "--via", "edge", "--server-pid", &pid])
-        .await;
-    assert!(ok, "{out}");
-    assert_eq!(r["missed_final"], 0, "{out}");
-    assert!(r["server_cpu_us_per_delivery"].as_f64().is_some(), "{out}");
+    for transport in ["sse", "ws"] {
+        let (ok, r, out) = stack
+            .loadgen(&[
+                "fanout",
+                "--via",
+                "edge",
+                "--transport",
+                transport,
+                "--server-pid",
+                &pid,
+            ])
+            .await;
+        assert!(ok, "{transport}: {out}");
+        assert_eq!(r["transport"], transport, "{out}");
+        assert_eq!(r["missed_final"], 0, "{transport}: {out}");
+        assert!(r["server_cpu_us_per_delivery"].as_f64().is_some(), "{out}");
+    }
 }

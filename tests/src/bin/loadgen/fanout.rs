@@ -1,4 +1,4 @@
-//! `fanout`: N SSE clients on one stream URL (the aggregator's, or the edge's hub), or spread
+//! `fanout`: N SSE (or WebSocket) clients on one stream URL (the aggregator's, or the edge's hub), or spread
 //! over `--boards` boards that all change at once, while a writer changes the top 10 through
 //! the apply path. Reports the delivery latency from the
 //! moment each update was sent to each client's receipt (p50/p99/max over all clients and
@@ -24,6 +24,16 @@ pub(crate) enum Via {
     Edge,
 }
 
+/// How the clients follow the board.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Transport {
+    /// `.../stream`: server-sent events (browsers).
+    Sse,
+    /// `.../ws`: WebSockets (game clients; the edge only).
+    Ws,
+}
+
 #[derive(Args, Debug)]
 pub(crate) struct FanoutArgs {
     #[command(flatten)]
@@ -31,7 +41,10 @@ pub(crate) struct FanoutArgs {
     /// Which stream the clients attach to.
     #[arg(long, value_enum, default_value = "aggregator")]
     via: Via,
-    /// SSE clients.
+    /// SSE or WebSocket clients.
+    #[arg(long, value_enum, default_value = "sse")]
+    transport: Transport,
+    /// Clients.
     #[arg(long, default_value_t = 1_000)]
     clients: usize,
     /// Top-10 changes the writer makes.
@@ -57,6 +70,7 @@ pub(crate) struct FanoutArgs {
 struct Report {
     scenario: &'static str,
     via: Via,
+    transport: Transport,
     url: String,
     boards: usize,
     clients: usize,
@@ -93,9 +107,13 @@ pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<bool> {
     };
     let board_ids: Vec<String> = (1..=args.boards).map(|b| format!("fo-{b}")).collect();
     common::ensure_boards(stack, &common::http(4), &board_ids, None).await?;
+    let tail = match args.transport {
+        Transport::Sse => "stream",
+        Transport::Ws => "ws",
+    };
     let url_of = |c: usize| match board_ids.len() {
-        0 => format!("{base}/api/leaderboard/stream"),
-        n => format!("{base}/api/boards/{}/stream", board_ids[c % n]),
+        0 => format!("{base}/api/leaderboard/{tail}"),
+        n => format!("{base}/api/boards/{}/{tail}", board_ids[c % n]),
     };
     let url = url_of(0);
     let lanes = board_ids.len().max(1);
@@ -119,47 +137,22 @@ pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<bool> {
         let receipts = receipts.clone();
         let seen = seen.clone();
         let gate = gate.clone();
+        let transport = args.transport;
         tasks.push(tokio::spawn(async move {
             let mut permit = Some(gate.acquire_owned().await);
-            let resp = match http
-                .get(&url)
-                .header("accept", "text/event-stream")
-                // One address per client, so the edge's per-IP limits do not apply to the test.
-                .header(
-                    "cf-connecting-ip",
-                    format!("10.9.{}.{}", c / 256 % 256, c % 256),
-                )
-                .send()
-                .await
-            {
-                Ok(r) if r.status() == 200 => r,
-                _ => return,
-            };
-            let mut body = resp.bytes_stream();
-            let mut buf = String::new();
-            let mut first = true;
-            while let Some(Ok(chunk)) = body.next().await {
-                buf.push_str(&String::from_utf8_lossy(&chunk));
-                while let Some(end) = buf.find("\n\n") {
-                    let event: String = buf.drain(..end + 2).collect();
-                    let Some(id) = event
-                        .lines()
-                        .find_map(|l| l.strip_prefix("id:"))
-                        .and_then(|v| v.trim().parse::<i64>().ok())
-                    else {
-                        continue;
-                    };
-                    if first {
-                        first = false;
-                        connected.fetch_add(1, Ordering::Relaxed);
-                        permit.take();
-                    }
-                    seen[c].last.fetch_max(id, Ordering::Relaxed);
-                    receipts
-                        .lock()
-                        .expect("not poisoned")
-                        .push((lane, id, Instant::now()));
+            let mut on_version = |id: i64| {
+                if permit.take().is_some() {
+                    connected.fetch_add(1, Ordering::Relaxed);
                 }
+                seen[c].last.fetch_max(id, Ordering::Relaxed);
+                receipts
+                    .lock()
+                    .expect("not poisoned")
+                    .push((lane, id, Instant::now()));
+            };
+            match transport {
+                Transport::Sse => follow_sse(&http, &url, c, &mut on_version).await,
+                Transport::Ws => follow_ws(&url, &mut on_version).await,
             }
         }));
     }
@@ -240,6 +233,7 @@ pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<bool> {
         &Report {
             scenario: "fanout",
             via: args.via,
+            transport: args.transport,
             url,
             boards: args.boards,
             clients: args.clients,
@@ -344,4 +338,64 @@ async fn write_boards(
         }
     }
     Ok((sent_at, finals))
+}
+
+/// One SSE client: every event's `id` (a version) to `on_version`.
+async fn follow_sse(http: &reqwest::Client, url: &str, c: usize, on_version: &mut impl FnMut(i64)) {
+    let resp = match http
+        .get(url)
+        .header("accept", "text/event-stream")
+        // One address per client, so the edge's per-IP limits do not apply to the test.
+        .header(
+            "cf-connecting-ip",
+            format!("10.9.{}.{}", c / 256 % 256, c % 256),
+        )
+        .send()
+        .await
+    {
+        Ok(r) if r.status() == 200 => r,
+        _ => return,
+    };
+    let mut body = resp.bytes_stream();
+    let mut buf = String::new();
+    while let Some(Ok(chunk)) = body.next().await {
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buf.find("\n\n") {
+            let event: String = buf.drain(..end + 2).collect();
+            if let Some(id) = event
+                .lines()
+                .find_map(|l| l.strip_prefix("id:"))
+                .and_then(|v| v.trim().parse::<i64>().ok())
+            {
+                on_version(id);
+            }
+        }
+    }
+}
+
+/// One WebSocket client: every snapshot's `version` to `on_version` (read without parsing
+/// the whole snapshot, so that the load generator's own work stays small).
+async fn follow_ws(url: &str, on_version: &mut impl FnMut(i64)) {
+    let url = url.replacen("http://", "ws://", 1);
+    let Ok((mut ws, _)) = tokio_tungstenite::connect_async(url.as_str()).await else {
+        return;
+    };
+    while let Some(Ok(msg)) = ws.next().await {
+        if let tokio_tungstenite::tungstenite::Message::Text(text) = msg {
+            if let Some(v) = version_of(&text) {
+                on_version(v);
+            }
+        }
+    }
+}
+
+/// The `"version":` of a snapshot's JSON (the top-level one comes before `top`).
+fn version_of(json: &str) -> Option<i64> {
+    let at = json.find("\"version\":")? + "\"version\":".len();
+    let digits: String = json[at..]
+        .trim_start()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
 }
