@@ -150,8 +150,8 @@ fn stored_rows(dir: &std::path::Path, class: &str) -> u64 {
 }
 
 /// The worker in workerd directly (no dev proxy), as the benchmarks measure it: `edge` holds
-/// exactly once and reports workerd's CPU per update, `fanout` through its hub reaches every SSE and every WebSocket
-/// client, and the players' gates stored nothing.
+/// exactly once and reports workerd's CPU per update, `fanout` through its hub reaches every
+/// SSE and every WebSocket client, and the players' gates stored nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_edge_in_workerd_is_measured_and_stores_nothing_per_score() {
     let _heavy = scoreboard_tests::heavy().await;
