@@ -70,13 +70,15 @@ def main():
             print(f"\n**Redis vs PostgreSQL only, `{route['route']}`: "
                   f"{ratio(route['per_s'], rp['routes'][i]['per_s'])}**")
 
-    print("\n### fanout (SSE delivery from the writer's send to each client)\n")
-    print("`edge-dev` is the worker under `wrangler dev`; `edge` is the same build in workerd directly.\n")
-    print("| run | via | clients | connected | deliveries | p50 ms | p99 ms | max ms | missed final | server bytes/client | server CPU µs/delivery |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("\n### fanout (delivery from the writer's send to each client)\n")
+    print("`edge-dev` is the worker under `wrangler dev`; `edge` is the same build in workerd directly; "
+          "`edge-ws` its WebSocket clients (`/api/leaderboard/ws`).\n")
+    print("| run | via | transport | clients | connected | deliveries | p50 ms | p99 ms | max ms | missed final | server bytes/client | server CPU µs/delivery |")
+    print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     fan = {}
     names = ["fanout-aggregator-500", "fanout-edge-dev-500"] + [
-        f"fanout-edge-{n}" for n in (500, 1000, 2000, 5000)] + ["fanout-aggregator-18k"]
+        f"fanout-edge-{n}" for n in (500, 1000, 2000, 5000)] + [
+        f"fanout-edge-ws-{n}" for n in (1000, 5000)] + ["fanout-aggregator-18k"]
     for name in names:
         r = load(directory, name + ".json")
         if not r:
@@ -85,7 +87,7 @@ def main():
         d = r["delivery"]
         per = r.get("server_bytes_per_client")
         cpu = r.get("server_cpu_us_per_delivery")
-        print(f"| {name} | {r['via']} | {r['clients']} | {r['connected']} | {d['count']} | {d['p50_ms']:.1f} | "
+        print(f"| {name} | {r['via']} | {r.get('transport', 'sse')} | {r['clients']} | {r['connected']} | {d['count']} | {d['p50_ms']:.1f} | "
               f"{d['p99_ms']:.1f} | {d['max_ms']:.1f} | {r['missed_final']} | {per and f'{per:.0f}' or '-'} | "
               f"{cpu and f'{cpu:.1f}' or '-'} |")
     if "fanout-aggregator-500" in fan and "fanout-edge-500" in fan:
