@@ -21,6 +21,7 @@
 //! fresh burst of the limit. Storing the state would bill one or more storage rows per score
 //! (the set rewritten, an alarm, its deletion) for a guarantee the aggregator already gives.
 
+use crate::upstream::{Call, ObjectStub};
 use scoreboard_protocol::gcra::{Decision, GcraState, Quota};
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
@@ -239,19 +240,23 @@ pub(crate) async fn release_at(env: &Env, player: &str, t: &TokenRef) -> Result<
 
 /// Calls the player's gate at `path_and_query`, with a deadline.
 async fn call(env: &Env, player: &str, path_and_query: &str) -> Result<Response> {
-    let stub = env
+    let stub: ObjectStub = env
         .durable_object("PLAYER_GATE")?
         .id_from_name(player)?
-        .get_stub()?;
+        .get_stub()?
+        .into_rpc();
     let url = format!("http://gate{path_and_query}");
-    let send = std::pin::pin!(stub.fetch_with_str(&url));
-    let deadline = Delay::from(std::time::Duration::from_millis(GATE_TIMEOUT_MS));
-    match futures_util::future::select(send, deadline).await {
-        futures_util::future::Either::Left((r, _)) => r,
-        futures_util::future::Either::Right(_) => Err(Error::RustError(format!(
+    let call = Call {
+        method: "GET",
+        headers: None,
+        body: None,
+        timeout_ms: GATE_TIMEOUT_MS,
+    };
+    call.fetch_object(&stub, &url).await.unwrap_or_else(|| {
+        Err(Error::RustError(format!(
             "the gate took over {GATE_TIMEOUT_MS} ms"
-        ))),
-    }
+        )))
+    })
 }
 
 #[cfg(test)]

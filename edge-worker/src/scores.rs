@@ -3,7 +3,7 @@
 
 use crate::gate::{self, Admit, AdmitRequest, TokenRef};
 use crate::log::{self, Subject};
-use crate::upstream::{now_secs, send_with_timeout, UPSTREAM_TIMEOUT_MS};
+use crate::upstream::{now_secs, Call, UPSTREAM_TIMEOUT_MS};
 use crate::{json_error, json_response, ClientError, Cx};
 use scoreboard_protocol::action::{ActionClaims, ActionTokenError, ActionTokens, MintRequest};
 use scoreboard_protocol::http::{self, BodyError, INTERNAL_SCORES_PATH, REQUEST_ID_HEADER};
@@ -256,6 +256,7 @@ async fn forward_score(req: &Request, cx: &Cx<'_>, action_token: &str) -> Result
     })?;
     let auth = req.headers().get("authorization")?.unwrap_or_default();
     let url = format!("{base}{INTERNAL_SCORES_PATH}");
+    let body_js = worker::wasm_bindgen::JsValue::from_str(&body);
     for attempt in 0..FORWARD_ATTEMPTS {
         if attempt > 0 {
             let mut jitter = [0u8; 1];
@@ -275,12 +276,13 @@ async fn forward_score(req: &Request, cx: &Cx<'_>, action_token: &str) -> Result
             body.as_bytes(),
         );
         headers.set(edge_signature::HEADER, &signature)?;
-        let mut init = RequestInit::new();
-        init.with_method(Method::Post)
-            .with_headers(headers)
-            .with_body(Some(body.clone().into()));
-        let upstream = Request::new_with_init(&url, &init)?;
-        match send_with_timeout(upstream, UPSTREAM_TIMEOUT_MS).await {
+        let call = Call {
+            method: "POST",
+            headers: Some(&headers),
+            body: Some(&body_js),
+            timeout_ms: UPSTREAM_TIMEOUT_MS,
+        };
+        match call.fetch(&url).await {
             Some(Ok(r)) if r.status_code() < 500 => return Ok(r),
             _ => continue,
         }

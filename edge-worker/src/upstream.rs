@@ -5,6 +5,7 @@ use crate::respond::json_error;
 use crate::Cx;
 use scoreboard_protocol::http::{MAX_BODY_BYTES, REQUEST_ID_HEADER};
 use scoreboard_protocol::{edge_signature, ErrorCode};
+use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::*;
 
 /// Longest we wait for the aggregator on one forwarded request.
@@ -14,21 +15,89 @@ pub(crate) const UPSTREAM_TIMEOUT_MS: u64 = 5_000;
 /// balancers and uptime monitors with their own short timeouts, so it must answer first.
 const HEALTH_TIMEOUT_MS: u64 = 2_000;
 
-/// Sends with a timeout; `None` when it ran out (the request is aborted). The deadline is the
-/// runtime's own (`AbortSignal.timeout`), not a timer raced against the fetch in wasm.
-pub(crate) async fn send_with_timeout(req: Request, timeout_ms: u64) -> Option<Result<Response>> {
-    let ms = u32::try_from(timeout_ms).unwrap_or(u32::MAX);
-    let signal = AbortSignal::from(web_sys::AbortSignal::timeout_with_u32(ms));
-    match Fetch::Request(req).send_with_signal(&signal).await {
-        Err(_) if signal.aborted() => None,
-        answer => Some(answer),
+/// What an outbound call sends: built straight on the runtime's `RequestInit`, with the
+/// deadline in it (the runtime's own `AbortSignal.timeout`, not a timer raced against the
+/// fetch in wasm; `None` when it ran out, the request aborted), so that the runtime builds one `Request` (worker's `Request` + `Fetch`
+/// build it twice: once from worker's own init, again in `fetch(request, {signal})`).
+pub(crate) struct Call<'a> {
+    pub(crate) method: &'a str,
+    pub(crate) headers: Option<&'a Headers>,
+    pub(crate) body: Option<&'a JsValue>,
+    pub(crate) timeout_ms: u64,
+}
+
+impl Call<'_> {
+    /// The init, and the deadline's signal in it.
+    fn init(&self) -> (web_sys::RequestInit, web_sys::AbortSignal) {
+        let init = web_sys::RequestInit::new();
+        init.set_method(self.method);
+        if let Some(headers) = self.headers {
+            init.set_headers(headers.as_ref());
+        }
+        if let Some(body) = self.body {
+            init.set_body(body);
+        }
+        let ms = u32::try_from(self.timeout_ms).unwrap_or(u32::MAX);
+        let signal = web_sys::AbortSignal::timeout_with_u32(ms);
+        init.set_signal(Some(&signal));
+        (init, signal)
     }
+
+    /// Fetches `url`; `None` when the deadline passed first.
+    pub(crate) async fn fetch(&self, url: &str) -> Option<Result<Response>> {
+        let (init, signal) = self.init();
+        let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+        settle(global.fetch_with_str_and_init(url, &init), &signal).await
+    }
+
+    /// Calls a Durable Object through `stub` at `url`; `None` when the deadline passed first.
+    pub(crate) async fn fetch_object(
+        &self,
+        stub: &ObjectStub,
+        url: &str,
+    ) -> Option<Result<Response>> {
+        let (init, signal) = self.init();
+        settle(stub.fetch_with_init(url, &init), &signal).await
+    }
+}
+
+async fn settle(
+    promise: js_sys::Promise,
+    signal: &web_sys::AbortSignal,
+) -> Option<Result<Response>> {
+    match wasm_bindgen_futures::JsFuture::from(promise).await {
+        Ok(v) => Some(
+            v.dyn_into::<web_sys::Response>()
+                .map(Response::from)
+                .map_err(Error::from),
+        ),
+        Err(_) if signal.aborted() => None,
+        Err(e) => Some(Err(Error::from(e))),
+    }
+}
+
+#[wasm_bindgen::prelude::wasm_bindgen]
+extern "C" {
+    /// A Durable Object stub, with the `fetch(url, init)` form worker's `Stub` lacks.
+    pub(crate) type ObjectStub;
+
+    #[wasm_bindgen(method, js_name = fetch)]
+    fn fetch_with_init(
+        this: &ObjectStub,
+        url: &str,
+        init: &web_sys::RequestInit,
+    ) -> js_sys::Promise;
 }
 
 /// A `GET` of `url` with a timeout: the answer, or `None` when there was none in time.
 pub(crate) async fn get_with_timeout(url: &str, timeout_ms: u64) -> Option<Response> {
-    let req = Request::new(url, Method::Get).ok()?;
-    send_with_timeout(req, timeout_ms).await?.ok()
+    let call = Call {
+        method: "GET",
+        headers: None,
+        body: None,
+        timeout_ms,
+    };
+    call.fetch(url).await?.ok()
 }
 
 /// Now, in unix seconds (the edge signature's `t`).
@@ -90,19 +159,19 @@ pub(crate) async fn forward(req: &mut Request, cx: &Cx<'_>) -> Result<Response> 
             &edge_signature::header_value(secret.expose(), now_secs(), &method, &path, &body),
         )?;
     }
-    let mut init = RequestInit::new();
-    init.with_method(req.method()).with_headers(headers);
-    if !body.is_empty() {
-        init.with_body(Some(
-            worker::js_sys::Uint8Array::from(body.as_slice()).into(),
-        ));
-    }
+    let body = (!body.is_empty()).then(|| JsValue::from(js_sys::Uint8Array::from(body.as_slice())));
     let target = format!(
         "{base}{path}{}",
         url.query().map(|q| format!("?{q}")).unwrap_or_default()
     );
-    let upstream = Request::new_with_init(&target, &init)?;
-    match send_with_timeout(upstream, UPSTREAM_TIMEOUT_MS).await {
+    let method = req.method();
+    let call = Call {
+        method: method.as_ref(),
+        headers: Some(&headers),
+        body: body.as_ref(),
+        timeout_ms: UPSTREAM_TIMEOUT_MS,
+    };
+    match call.fetch(&target).await {
         // The aggregator answered: pass its answer on, unless it is a 5xx of ours to hide.
         Some(Ok(r)) if r.status_code() < 500 || r.status_code() == 503 => Ok(r),
         _ => Ok(json_error(ErrorCode::UpstreamUnavailable, Some(1))),
