@@ -30,7 +30,9 @@ pub(crate) struct EdgeConfig {
     /// What the aggregator reads too: token lifetime, per-player limits, SSE pings, CORS, and
     /// the action catalog (entries with a problem left out, the problem listed below).
     pub(crate) shared: Shared,
-    pub(crate) hub_shards: u32,
+    /// `HUB_CLIENTS_PER_OBJECT`: a hub's own clients before its board's further clients in
+    /// this location go to relay hubs it feeds.
+    pub(crate) hub_clients_per_object: u32,
     /// `EDGE_REGION`, used when the request carries no Cloudflare location.
     pub(crate) edge_region: Option<String>,
     /// Every problem found, one sentence each; empty when all is well.
@@ -112,7 +114,8 @@ impl EdgeConfig {
             let previous = r.secret("ACTION_TOKEN_SECRET_PREVIOUS");
             ActionTokens::new(HmacKeys::new(current).with_previous(previous))
         });
-        let hub_shards = r.0.positive("HUB_SHARDS", defaults::HUB_SHARDS);
+        let hub_clients_per_object =
+            r.0.positive("HUB_CLIENTS_PER_OBJECT", defaults::HUB_CLIENTS_PER_OBJECT);
         let edge_region = r.get("EDGE_REGION");
         EdgeConfig {
             aggregator_url,
@@ -120,7 +123,7 @@ impl EdgeConfig {
             sessions,
             action_tokens,
             shared,
-            hub_shards,
+            hub_clients_per_object,
             edge_region,
             problems: r.0.into_problems(),
         }
@@ -191,7 +194,7 @@ mod tests {
     fn every_bad_value_is_named_and_no_secret_is_shown() {
         let c = read(&[
             ("SSE_PING_INTERVAL", "soon"),
-            ("HUB_SHARDS", "0"),
+            ("HUB_CLIENTS_PER_OBJECT", "0"),
             ("RATE_LIMIT_SCORE_UPDATE", "ten"),
             ("JWT_SECRET", "short-secret"),
             ("ACTION_CATALOG", "{not json"),
@@ -200,7 +203,7 @@ mod tests {
         let all = c.problems.join("\n");
         for name in [
             "SSE_PING_INTERVAL",
-            "HUB_SHARDS",
+            "HUB_CLIENTS_PER_OBJECT",
             "RATE_LIMIT_SCORE_UPDATE",
             "JWT_SECRET",
             "ACTION_CATALOG",
@@ -209,7 +212,7 @@ mod tests {
             assert!(all.contains(name), "{name} in {all}");
         }
         assert!(!all.contains("short-secret"), "{all}");
-        assert_eq!(c.hub_shards, 1);
+        assert_eq!(c.hub_clients_per_object, 1_000);
     }
 
     #[test]

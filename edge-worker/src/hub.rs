@@ -1,21 +1,24 @@
-//! `LeaderboardHub`, one Durable Object per `<colo>:<board>:<shard>`: holds one WebSocket to
-//! the aggregator's `/internal/leaderboard/ws?board=<id>` for all its clients, keeps the
-//! board's latest snapshot, and fans it out latest-value style (a slow client skips versions,
-//! nothing queues without bound): to SSE clients through native streams fed the same bytes
-//! (`fanout`), and to game clients' WebSockets through the hibernation API. A board that
-//! resets starts each period from version 0: a snapshot of a later period replaces the hub's
-//! whatever its version, and the SSE `id:` names the period. It reconnects with backoff and
-//! jitter, resuming from the last version it has, and closes the upstream when its last
-//! client leaves. The `global` board's hubs also serve the alias routes, in the snapshot's
-//! original form.
+//! `LeaderboardHub`, one Durable Object per `<colo>:<board>:<role>`: keeps the board's latest
+//! snapshot and fans it out latest-value style (a slow client skips versions, nothing queues
+//! without bound): to SSE clients through native streams fed the same bytes (`fanout`), and to
+//! game clients' WebSockets through the hibernation API. The location's root hub of a board
+//! (`<colo>:<board>:0`) holds one WebSocket to the aggregator's
+//! `/internal/leaderboard/ws?board=<id>`; past `HUB_CLIENTS_PER_OBJECT` clients of its own it
+//! sends further clients to relay hubs (`<colo>:<board>:relay-<k>`) that it feeds over a
+//! WebSocket each, so the aggregator still sees one WebSocket per location and board, and each
+//! relay reports its client count to the root on every ping tick. A board that resets starts
+//! each period from version 0: a snapshot of a later period replaces the hub's whatever its
+//! version, and the SSE `id:` names the period. A hub reconnects with backoff and jitter,
+//! resuming from the last version it has, and closes its upstream when its last client leaves.
+//! The `global` board's hubs also serve the alias routes, in the snapshot's original form.
 
 use crate::fanout::{self, Audience};
-use crate::Cx;
+use crate::follow::hub_stub;
 use futures_util::StreamExt;
-use scoreboard_protocol::http::{INTERNAL_LEADERBOARD_WS_PATH, WEBSOCKET_UPGRADE_NEEDED};
+use scoreboard_protocol::http::INTERNAL_LEADERBOARD_WS_PATH;
 use scoreboard_protocol::snapshot::{parse_event_id, BoardSnapshot, PeriodRef};
+use scoreboard_protocol::BoardId;
 use scoreboard_protocol::{defaults, edge_signature, sse};
-use scoreboard_protocol::{BoardId, ErrorBody, ErrorCode};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
@@ -29,10 +32,39 @@ const MAX_BACKOFF_MS: u64 = 10_000;
 const WS_PING: &str = "ping";
 const WS_PONG: &str = "pong";
 
-/// Tags of the hub's WebSockets: every one, and those that want the alias form.
+/// Tags of the hub's WebSockets: every one; those that want the alias form, or the board's;
+/// game clients (not relays).
 const TAG_ALL: &str = "all";
 const TAG_ALIAS: &str = "alias";
 const TAG_BOARD: &str = "board";
+const TAG_CLIENT: &str = "client";
+/// A relay hub's feed, tagged with its number: `relay:<k>`.
+const TAG_RELAY: &str = "relay:";
+/// What a relay reports to its root on every ping tick: `clients <n>`.
+const REPORT: &str = "clients ";
+/// The root's answer when a relay takes the client: `307` with the relay's number.
+pub(crate) const RELAY_HEADER: &str = "x-hub-relay";
+/// Which hub served a stream (`0` for the root, `relay-<k>`), for operators and tests.
+pub(crate) const SERVED_BY_HEADER: &str = "x-scoreboard-hub";
+
+/// What a hub is in its location's audience of a board.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// Fed by the aggregator; may send clients on to relays.
+    Root,
+    /// Relay `k`, fed by the root.
+    Relay(u32),
+}
+
+impl Role {
+    /// The last part of the hub's name.
+    pub(crate) fn suffix(&self) -> String {
+        match self {
+            Role::Root => "0".into(),
+            Role::Relay(k) => format!("relay-{k}"),
+        }
+    }
+}
 
 /// The newest snapshot: its period and version, its JSON as the board's, and for `global` the
 /// alias form.
@@ -40,6 +72,8 @@ const TAG_BOARD: &str = "board";
 struct Latest {
     period: PeriodRef,
     version: i64,
+    /// Its SSE id, what a relay resumes from.
+    event_id: String,
     json: Rc<str>,
     alias: Option<Rc<str>>,
 }
@@ -76,6 +110,12 @@ struct Shared {
     pinging: Cell<bool>,
     /// A snapshot went to the WebSockets since the last ping tick.
     ws_sent: Cell<bool>,
+    /// This hub's place (root or relay) and location, learnt from its first request.
+    role: RefCell<Option<(Role, String)>>,
+    /// At the root: each relay's clients, as last reported, plus those sent to it since.
+    relay_load: RefCell<Vec<u32>>,
+    /// Clients waiting for the hub's first snapshot (see `first_snapshot`).
+    waiting: Cell<u32>,
 }
 
 impl Shared {
@@ -90,7 +130,47 @@ impl Shared {
             running: Cell::default(),
             pinging: Cell::default(),
             ws_sent: Cell::default(),
+            role: RefCell::default(),
+            relay_load: RefCell::default(),
+            waiting: Cell::default(),
         }
+    }
+
+    /// Someone needs the upstream: a client, or one waiting for the first snapshot.
+    fn wanted(&self) -> bool {
+        self.clients() > 0 || self.waiting.get() > 0
+    }
+
+    /// The clients this hub serves itself (relays not counted).
+    fn own_clients(&self) -> u32 {
+        self.sse.size() + self.alias_sse.size() + fanout::count_sockets(&self.state, TAG_CLIENT)
+    }
+
+    /// At the root: the relay the next client goes to when the root is full, counted as sent
+    /// there (the relay's next report corrects the count).
+    fn pick_relay(&self, limit: u32) -> u32 {
+        let mut load = self.relay_load.borrow_mut();
+        let k = load.iter().position(|n| *n < limit).unwrap_or(load.len());
+        if k == load.len() {
+            load.push(0);
+        }
+        load[k] += 1;
+        k as u32
+    }
+
+    /// A relay's `clients <n>` report, from its feed socket.
+    fn take_report(&self, k: usize, text: &str) {
+        let Some(n) = text
+            .strip_prefix(REPORT)
+            .and_then(|n| n.trim().parse().ok())
+        else {
+            return;
+        };
+        let mut load = self.relay_load.borrow_mut();
+        if load.len() <= k {
+            load.resize(k + 1, 0);
+        }
+        load[k] = n;
     }
 
     fn sockets(&self) -> u32 {
@@ -140,6 +220,7 @@ impl Shared {
             self.ws_sent.set(true);
         }
         *self.latest.borrow_mut() = Some(Latest {
+            event_id,
             version: s.snapshot.version,
             period: s.period,
             json: text.into(),
@@ -157,6 +238,12 @@ impl Shared {
         } else {
             fanout::send_to_sockets(&self.state, TAG_ALL, WS_PING)
         };
+        let relay = matches!(*self.role.borrow(), Some((Role::Relay(_), _)));
+        if relay {
+            if let Some(up) = self.upstream.borrow().as_ref() {
+                let _ = up.send_with_str(format!("{REPORT}{}", sse + sockets));
+            }
+        }
         sse + sockets > 0
     }
 
@@ -196,14 +283,21 @@ impl DurableObject for LeaderboardHub {
     }
 
     async fn fetch(&self, req: Request) -> Result<Response> {
-        let (board, alias) = hub_query(&req)?;
+        let q = hub_query(&req)?;
+        let alias = q.alias;
         if self.shared.board.borrow().is_none() {
-            *self.shared.board.borrow_mut() = Some(board);
+            *self.shared.board.borrow_mut() = Some(q.board);
+        }
+        if self.shared.role.borrow().is_none() {
+            *self.shared.role.borrow_mut() = Some((q.role.clone(), q.colo.clone()));
         }
         let seen = req
             .headers()
             .get("last-event-id")?
             .and_then(|v| parse_event_id(&v).map(|(p, n)| (p.to_owned(), n)));
+        if seen.is_some() && matches!(req.path().as_str(), "/sse" | "/ws") {
+            self.first_snapshot().await;
+        }
         match req.path().as_str() {
             // Only while the upstream is live: a hub without clients keeps an old snapshot.
             "/snapshot" => match (
@@ -213,8 +307,16 @@ impl DurableObject for LeaderboardHub {
                 (true, Some(l)) => crate::json_raw(200, l.json_for(alias).as_bytes().to_vec()),
                 _ => Response::error("no live snapshot", 404),
             },
+            "/ws" if q.feed.is_some() => {
+                let relay = format!("{TAG_RELAY}{}", q.feed.unwrap_or(0));
+                self.join_ws(&[TAG_ALL, TAG_BOARD, &relay], false, seen.as_ref())
+            }
+            "/sse" | "/ws" if self.full() => self.send_to_relay(),
             "/sse" => self.join_sse(alias, seen.as_ref()),
-            "/ws" => self.join_ws(alias, seen.as_ref()),
+            "/ws" => {
+                let form = if alias { TAG_ALIAS } else { TAG_BOARD };
+                self.join_ws(&[TAG_ALL, TAG_CLIENT, form], alias, seen.as_ref())
+            }
             _ => Response::error("no such hub route", 404),
         }
     }
@@ -222,8 +324,17 @@ impl DurableObject for LeaderboardHub {
     async fn websocket_message(
         &self,
         ws: WebSocket,
-        _message: WebSocketIncomingMessage,
+        message: WebSocketIncomingMessage,
     ) -> Result<()> {
+        let relay = self
+            .state
+            .get_tags(&ws)
+            .iter()
+            .find_map(|t| t.strip_prefix(TAG_RELAY)?.parse::<usize>().ok());
+        if let (Some(k), WebSocketIncomingMessage::String(text)) = (relay, &message) {
+            self.shared.take_report(k, text);
+            return Ok(());
+        }
         // `ping` never gets here (the runtime answers it); the stream takes nothing else.
         let _ = ws.close(Some(1003), Some("this stream takes no messages"));
         self.shared.close_if_empty();
@@ -271,16 +382,20 @@ impl LeaderboardHub {
         let headers = Headers::new();
         headers.set("content-type", "text/event-stream")?;
         headers.set("cache-control", "no-cache")?;
+        headers.set(SERVED_BY_HEADER, &self.served_by())?;
         Ok(Response::from_body(ResponseBody::Stream(body))?.with_headers(headers))
     }
 
     /// A new WebSocket client, accepted for hibernation: the newest snapshot first unless it
     /// has it, then every newer one.
-    fn join_ws(&self, alias: bool, seen: Option<&(String, i64)>) -> Result<Response> {
+    fn join_ws(
+        &self,
+        tags: &[&str],
+        alias: bool,
+        seen: Option<&(String, i64)>,
+    ) -> Result<Response> {
         let pair = WebSocketPair::new()?;
-        let form = if alias { TAG_ALIAS } else { TAG_BOARD };
-        self.state
-            .accept_websocket_with_tags(&pair.server, &[TAG_ALL, form]);
+        self.state.accept_websocket_with_tags(&pair.server, tags);
         if let Some(l) = self.shared.latest.borrow().as_ref() {
             if !l.seen_by(seen) {
                 let _ = pair.server.send_with_str(l.json_for(alias).as_ref());
@@ -288,7 +403,53 @@ impl LeaderboardHub {
         }
         self.ensure_upstream();
         self.ensure_pings();
-        Response::from_websocket(pair.client)
+        let headers = Headers::new();
+        headers.set(SERVED_BY_HEADER, &self.served_by())?;
+        Ok(Response::from_websocket(pair.client)?.with_headers(headers))
+    }
+
+    /// Waits (at most 3 s) for the hub's first snapshot when it has none yet (a relay or a
+    /// root that just started): a client that names the version it has must not be sent that
+    /// version again as the hub's first.
+    async fn first_snapshot(&self) {
+        if self.shared.latest.borrow().is_some() {
+            return;
+        }
+        self.shared.waiting.set(self.shared.waiting.get() + 1);
+        self.ensure_upstream();
+        for _ in 0..150 {
+            if self.shared.latest.borrow().is_some() {
+                break;
+            }
+            Delay::from(Duration::from_millis(20)).await;
+        }
+        self.shared.waiting.set(self.shared.waiting.get() - 1);
+    }
+
+    /// A root at `HUB_CLIENTS_PER_OBJECT` clients of its own; a relay is never full (the root
+    /// spreads clients over relays by their reports).
+    fn full(&self) -> bool {
+        let root = matches!(*self.shared.role.borrow(), Some((Role::Root, _)));
+        let limit = crate::config::get(&self.env).hub_clients_per_object;
+        root && self.shared.own_clients() >= limit
+    }
+
+    /// Tells the edge which relay takes this client: `307` with `x-hub-relay: <k>`.
+    fn send_to_relay(&self) -> Result<Response> {
+        let limit = crate::config::get(&self.env).hub_clients_per_object;
+        let k = self.shared.pick_relay(limit);
+        let headers = Headers::new();
+        headers.set(RELAY_HEADER, &k.to_string())?;
+        Ok(Response::empty()?.with_status(307).with_headers(headers))
+    }
+
+    /// The name of this hub's role, for the `x-scoreboard-hub` header.
+    fn served_by(&self) -> String {
+        self.shared
+            .role
+            .borrow()
+            .as_ref()
+            .map_or_else(|| Role::Root.suffix(), |(r, _)| r.suffix())
     }
 
     /// Starts the hub's ping timer unless it runs; it stops when the last client has left.
@@ -324,11 +485,19 @@ impl LeaderboardHub {
         let base = config.aggregator_url.clone();
         let secret = config.edge_secret.as_ref().map(|s| s.expose().to_vec());
         let board = self.shared.board.borrow().clone();
+        let env = self.env.clone();
         wasm_bindgen_futures::spawn_local(async move {
             let mut backoff = 250u64;
-            while shared.clients() > 0 {
+            while shared.wanted() {
                 if let (Some(base), Some(secret), Some(board)) = (&base, &secret, &board) {
-                    if let Ok(ws) = connect(base, secret, board, &shared).await {
+                    let role = shared.role.borrow().clone();
+                    let feed = match role {
+                        Some((Role::Relay(k), colo)) => {
+                            connect_root(&env, &colo, board, k, &shared).await
+                        }
+                        _ => connect(base, secret, board, &shared).await,
+                    };
+                    if let Ok(ws) = feed {
                         backoff = 250;
                         *shared.upstream.borrow_mut() = Some(ws.clone());
                         if let Ok(mut events) = ws.events() {
@@ -351,7 +520,7 @@ impl LeaderboardHub {
                         *shared.upstream.borrow_mut() = None;
                     }
                 }
-                if shared.clients() == 0 {
+                if !shared.wanted() {
                     break;
                 }
                 let mut jitter = [0u8; 2];
@@ -365,21 +534,68 @@ impl LeaderboardHub {
     }
 }
 
-/// The board and the form (`alias=1`: the original snapshot of `global`) a hub request asks
-/// for; the edge's handlers always name a valid board.
-fn hub_query(req: &Request) -> Result<(BoardId, bool)> {
+/// What a hub request says: the board, the form (`alias=1`: the original snapshot of
+/// `global`), the location, the hub's role (`relay=<k>` for relay `k`), and for a relay's own
+/// feed from its root, `feed=<k>`. The edge's handlers always name a valid board.
+struct HubQuery {
+    board: BoardId,
+    alias: bool,
+    colo: String,
+    role: Role,
+    feed: Option<u32>,
+}
+
+fn hub_query(req: &Request) -> Result<HubQuery> {
     let url = req.url()?;
     let mut board = None;
-    let mut alias = false;
+    let mut q = HubQuery {
+        board: BoardId::global(),
+        alias: false,
+        colo: "local".into(),
+        role: Role::Root,
+        feed: None,
+    };
     for (k, v) in url.query_pairs() {
         match k.as_ref() {
             "board" => board = BoardId::parse(v.into_owned()).ok(),
-            "alias" => alias = v == "1",
+            "alias" => q.alias = v == "1",
+            "colo" => q.colo = v.into_owned(),
+            "relay" => q.role = v.parse().map_or(Role::Root, Role::Relay),
+            "feed" => q.feed = v.parse().ok(),
             _ => {}
         }
     }
-    let board = board.ok_or_else(|| Error::RustError("a hub request names its board".into()))?;
-    Ok((board, alias))
+    q.board = board.ok_or_else(|| Error::RustError("a hub request names its board".into()))?;
+    Ok(q)
+}
+
+/// A relay's feed: a WebSocket to its location's root hub of `board`, resuming from the
+/// snapshot the relay has.
+async fn connect_root(
+    env: &Env,
+    colo: &str,
+    board: &BoardId,
+    k: u32,
+    shared: &Shared,
+) -> Result<WebSocket> {
+    let headers = Headers::new();
+    headers.set("upgrade", "websocket")?;
+    let since = shared.latest.borrow().as_ref().map(|l| l.event_id.clone());
+    if let Some(id) = since {
+        headers.set("last-event-id", &id)?;
+    }
+    let mut init = RequestInit::new();
+    init.with_method(Method::Get).with_headers(headers);
+    let url = format!("http://hub/ws?board={board}&alias=0&colo={colo}&feed={k}");
+    let resp = hub_stub(env, colo, board, &Role::Root)?
+        .fetch_with_request(Request::new_with_init(&url, &init)?)
+        .await?;
+    let status = resp.status_code();
+    let ws = resp
+        .websocket()
+        .ok_or_else(|| Error::RustError(format!("the root hub answered {status}")))?;
+    ws.accept()?;
+    Ok(ws)
 }
 
 /// Opens the edge-signed WebSocket of `board`, resuming after the version the hub has.
@@ -399,88 +615,4 @@ async fn connect(base: &str, secret: &[u8], board: &BoardId, shared: &Shared) ->
     let ws = WebSocket::connect(url).await?;
     ws.accept()?;
     Ok(ws)
-}
-
-/// The hub named `<colo>:<board>:<shard>` (`local` under `wrangler dev` without a location).
-fn hub_stub(env: &Env, colo: Option<String>, board: &BoardId, shard: u32) -> Result<Stub> {
-    let colo = colo.unwrap_or_else(|| "local".into());
-    env.durable_object("LEADERBOARD_HUB")?
-        .id_from_name(&format!("{colo}:{board}:{shard}"))?
-        .get_stub()
-}
-
-fn hub_url(route: &str, board: &BoardId, alias: bool) -> String {
-    format!("http://hub/{route}?board={board}&alias={}", u8::from(alias))
-}
-
-/// This location's first hub's snapshot of `board`, when it has a live one; `alias` for the
-/// original form of `global`.
-pub(crate) async fn live_snapshot(
-    req: &Request,
-    env: &Env,
-    board: &BoardId,
-    alias: bool,
-) -> Option<Response> {
-    let hub = hub_stub(env, crate::colo(req), board, 0).ok()?;
-    let resp = hub
-        .fetch_with_str(&hub_url("snapshot", board, alias))
-        .await
-        .ok()?;
-    (resp.status_code() == 200).then_some(resp)
-}
-
-/// How a client follows a board: SSE or a WebSocket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Follow {
-    Sse,
-    WebSocket,
-}
-
-/// A board's live stream, served by one of this location's hubs for that board. A
-/// WebSocket route asked without an upgrade is a `400` in our shape (as at the aggregator).
-pub(crate) async fn follow(
-    req: &Request,
-    cx: &Cx<'_>,
-    board: &BoardId,
-    alias: bool,
-    how: Follow,
-) -> Result<Response> {
-    let upgrade = req.headers().get("upgrade")?;
-    let is_upgrade = upgrade.is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
-    if how == Follow::WebSocket && !is_upgrade {
-        let body = ErrorBody::new(ErrorCode::BadRequest, WEBSOCKET_UPGRADE_NEEDED);
-        return Ok(crate::respond::json_error_body(&body, None));
-    }
-    // Spread clients over shards by request id, which is random per request.
-    let shard = cx
-        .rid
-        .bytes()
-        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
-        % cx.config.hub_shards.max(1);
-    let last_seen = req.headers().get("last-event-id")?.or_else(|| {
-        req.url().ok().and_then(|u| {
-            u.query_pairs()
-                .find(|(k, _)| k == "last_event_id")
-                .map(|(_, v)| v.into_owned())
-        })
-    });
-    let headers = Headers::new();
-    if let Some(id) = last_seen {
-        headers.set("last-event-id", &id)?;
-    }
-    let route = match how {
-        Follow::Sse => "sse",
-        Follow::WebSocket => {
-            headers.set("upgrade", "websocket")?;
-            "ws"
-        }
-    };
-    let mut init = RequestInit::new();
-    init.with_method(Method::Get).with_headers(headers);
-    let hub = hub_stub(cx.env, crate::colo(req), board, shard)?;
-    hub.fetch_with_request(Request::new_with_init(
-        &hub_url(route, board, alias),
-        &init,
-    )?)
-    .await
 }

@@ -11,6 +11,7 @@
 //! | `scores` | `POST /api/actions` (mint from the catalog) and `POST /api/scores` (verify, limit, forward) |
 //! | `gate` | the `PlayerGate` Durable Object: exact per-player GCRA and the redeemed-`jti` set |
 //! | `hub` | the `LeaderboardHub` Durable Object: one upstream WebSocket, SSE and WebSockets to every client |
+//! | `follow` | which hub serves a client (the board's root hub, or the relay it names), a live hub's snapshot |
 //! | `fanout` | the hub's fan-out loops (`fanout.js`): native SSE streams fed the same bytes, WebSocket sends |
 //! | `page` | the player page at `/` (HTML, script, style compiled in) and `GET /api/actions` |
 //! | `log` | console lines in the protocol's log-line shape |
@@ -22,6 +23,7 @@ use worker::*;
 mod boards;
 mod config;
 mod fanout;
+mod follow;
 mod gate;
 mod hub;
 mod log;

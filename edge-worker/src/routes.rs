@@ -2,9 +2,9 @@
 //! measured under (never the raw path, which may carry ids), its handler and whether the
 //! per-IP limit applies. Lookup, 404/405 and the per-IP limit all read this table.
 
-use crate::hub::Follow;
+use crate::follow::{self, Follow};
 use crate::respond::json_error;
-use crate::{boards, hub, log, page, scores, upstream, Cx};
+use crate::{boards, log, page, scores, upstream, Cx};
 use scoreboard_protocol::{BoardId, ErrorCode};
 use worker::{Method, Request, Response, Result};
 
@@ -276,9 +276,9 @@ pub(crate) async fn handle(req: &mut Request, cx: &Cx<'_>, found: &Lookup) -> Re
         ListActions => page::list_actions(cx.config),
         MintAction => scores::mint(req, cx).await,
         RedeemScore => scores::redeem(req, cx).await,
-        Stream => hub::follow(req, cx, &BoardId::global(), true, Follow::Sse).await,
-        Socket => hub::follow(req, cx, &BoardId::global(), true, Follow::WebSocket).await,
-        Leaderboard => match hub::live_snapshot(req, cx.env, &BoardId::global(), true).await {
+        Stream => follow::follow(req, cx, &BoardId::global(), true, Follow::Sse).await,
+        Socket => follow::follow(req, cx, &BoardId::global(), true, Follow::WebSocket).await,
+        Leaderboard => match follow::live_snapshot(req, cx.env, &BoardId::global(), true).await {
             Some(r) => Ok(r),
             None => upstream::forward(req, cx).await,
         },
@@ -288,14 +288,14 @@ pub(crate) async fn handle(req: &mut Request, cx: &Cx<'_>, found: &Lookup) -> Re
                     BoardSocket => Follow::WebSocket,
                     _ => Follow::Sse,
                 };
-                hub::follow(req, cx, &board, false, how).await
+                follow::follow(req, cx, &board, false, how).await
             }
             Err(refused) => Ok(refused),
         },
         // A query (`?period=`) asks for more than the hub's current snapshot.
         BoardSnapshot if req.url()?.query().is_some() => upstream::forward(req, cx).await,
         BoardSnapshot => match known_board(req, cx).await {
-            Ok(board) => match hub::live_snapshot(req, cx.env, &board, false).await {
+            Ok(board) => match follow::live_snapshot(req, cx.env, &board, false).await {
                 Some(r) => Ok(r),
                 None => upstream::forward(req, cx).await,
             },

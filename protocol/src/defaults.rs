@@ -20,8 +20,10 @@ pub const SSE_PING_INTERVAL_UNIT_MS: u64 = 1;
 pub const SSE_RETRY: Duration = Duration::from_millis(3000);
 /// Action token lifetime, seconds (`ACTION_TOKEN_TTL`).
 pub const ACTION_TOKEN_TTL_SECS: i64 = crate::action::DEFAULT_TTL_SECS;
-/// Live edge hubs per location (`HUB_SHARDS`).
-pub const HUB_SHARDS: u32 = 1;
+/// Clients one edge hub serves before its location's further clients of the board go to relay
+/// hubs fed by it (`HUB_CLIENTS_PER_OBJECT`): where one hub's p99 to its clients was still
+/// within 100 ms (BENCHMARKS.md).
+pub const HUB_CLIENTS_PER_OBJECT: u32 = 1_000;
 
 /// A duration setting that is neither a number nor a humantime string.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -88,6 +90,6 @@ mod tests {
         assert_eq!(RATE_LIMIT_IP, 100);
         assert_eq!(SSE_PING_INTERVAL, Duration::from_millis(30_000));
         assert_eq!(ACTION_TOKEN_TTL_SECS, 300);
-        assert_eq!(HUB_SHARDS, 1);
+        assert_eq!(HUB_CLIENTS_PER_OBJECT, 1_000);
     }
 }

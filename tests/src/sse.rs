@@ -8,6 +8,8 @@ pub struct SseClient {
     buf: String,
     /// The server closed the stream (as opposed to a read timing out).
     pub ended: bool,
+    /// The response's headers.
+    pub headers: reqwest::header::HeaderMap,
 }
 
 /// One SSE message: its `id`, `event`, `data`, `retry`, or a comment.
@@ -41,9 +43,11 @@ impl SseClient {
         if status != 200 {
             return (status, None);
         }
+        let headers = resp.headers().clone();
         (
             status,
             Some(Self {
+                headers,
                 stream: Box::pin(resp.bytes_stream()),
                 buf: String::new(),
                 ended: false,

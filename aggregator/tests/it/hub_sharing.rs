@@ -1,5 +1,6 @@
 //! Many SSE clients on one edge hub share one upstream WebSocket, the hub closes it when its
-//! last client leaves, and opens it again for the next client. Against an aggregator process
+//! last client leaves, and opens it again for the next client; past `HUB_CLIENTS_PER_OBJECT`
+//! the root hub sends clients to relays it feeds, and the aggregator still sees one socket. Against an aggregator process
 //! of its own: the gauges of in-process aggregators are shared by every test of this binary.
 
 use crate::helpers::{client, process_vars, SseClient, ADMIN_KEY, BIN, EDGE_SECRET};
@@ -77,4 +78,65 @@ async fn sse_clients_of_one_hub_share_one_upstream_websocket() {
         .expect("a live update after the upstream was reopened");
     assert!(after > before);
     assert_eq!(snap["top"][0]["player_id"], id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_hub_sends_clients_to_relays_it_feeds_and_the_aggregator_sees_one_socket() {
+    let _heavy = scoreboard_tests::heavy().await;
+    let db = fresh_database().await.unwrap();
+    let server = AggregatorProcess::start(BIN, &process_vars(&db.url, &[])).await;
+    let (agg, metrics) = (server.base.clone(), server.metrics.clone());
+    let edge = EdgeServer::start(&[
+        ("AGGREGATOR_URL", &agg),
+        ("EDGE_FORWARD_SECRET", EDGE_SECRET),
+        ("SSE_PING_INTERVAL", "300"),
+        ("HUB_CLIENTS_PER_OBJECT", "2"),
+    ])
+    .await
+    .unwrap();
+    let url = format!("{}/api/leaderboard/stream", edge.url());
+    let mut clients = Vec::new();
+    let mut served_by = Vec::new();
+    for _ in 0..7 {
+        let (status, c) = SseClient::connect(&url, None).await;
+        assert_eq!(status, 200);
+        let mut c = c.unwrap();
+        c.next_snapshot(Duration::from_secs(15))
+            .await
+            .expect("a snapshot through a hub");
+        let hub = c
+            .headers
+            .get("x-scoreboard-hub")
+            .map(|v| v.to_str().unwrap().to_owned());
+        served_by.push(hub.expect("the hub that serves the stream is named"));
+        clients.push(c);
+    }
+    let count = |name: &str| served_by.iter().filter(|h| *h == name).count();
+    assert_eq!(count("0"), 2, "the root serves its limit: {served_by:?}");
+    assert!(
+        count("relay-0") >= 2 && count("relay-1") >= 1,
+        "the rest go to relays, a new one when one is full: {served_by:?}"
+    );
+    eventually("root and relays", &metrics, 1.0).await;
+
+    let http = reqwest::Client::new();
+    let guest = client::guest(&http, &agg, "Relayed").await;
+    let id = guest.id.as_str();
+    let r: serde_json::Value = http
+        .post(format!("{agg}/admin/players/{id}/adjust"))
+        .bearer_auth(ADMIN_KEY)
+        .json(&serde_json::json!({"points": 9, "reason": "relay test"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let version = r["leaderboard_version"].as_i64().unwrap();
+    for (c, hub) in clients.iter_mut().zip(&served_by) {
+        let seen = c.until_version(version, Duration::from_secs(15)).await;
+        assert_eq!(seen, version, "a client of hub {hub} got the change");
+    }
+    drop(clients);
+    eventually("every client left", &metrics, 0.0).await;
 }

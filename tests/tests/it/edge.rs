@@ -726,7 +726,7 @@ async fn the_edge_configuration_reads_durations_and_names_every_bad_value() {
     let edge = EdgeServer::start(&[
         ("AGGREGATOR_URL", "http://127.0.0.1:9"),
         ("SSE_PING_INTERVAL", "soon"),
-        ("HUB_SHARDS", "none"),
+        ("HUB_CLIENTS_PER_OBJECT", "none"),
         ("JWT_SECRET", secret),
     ])
     .await
@@ -744,7 +744,7 @@ async fn the_edge_configuration_reads_durations_and_names_every_bad_value() {
         "{h}"
     );
     let problems = h["problems"].to_string();
-    for name in ["SSE_PING_INTERVAL", "HUB_SHARDS", "JWT_SECRET"] {
+    for name in ["SSE_PING_INTERVAL", "HUB_CLIENTS_PER_OBJECT", "JWT_SECRET"] {
         assert!(problems.contains(name), "{name} in {problems}");
     }
     tokio::time::sleep(Duration::from_millis(500)).await;

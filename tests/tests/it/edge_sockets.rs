@@ -1,6 +1,6 @@
 //! WebSockets for game clients through the edge (the worker in workerd): the hub's
 //! hibernatable sockets get the same snapshots as its SSE clients and end on the same final
-//! version; `?last_event_id=` resumes; `ping` is answered `pong` and a quiet hub pings; a
+//! version, also through relay hubs when the root hub is full; `?last_event_id=` resumes; `ping` is answered `pong` and a quiet hub pings; a
 //! socket that sends anything else is closed; the failure paths answer in our error shape.
 
 use crate::support::{edge_with, stack};
@@ -20,12 +20,21 @@ const QUIET: Duration = Duration::from_millis(1500);
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 async fn open(url: &str) -> Socket {
+    open_at(url).await.0
+}
+
+/// A socket and the hub that serves it (`0`, the root, or `relay-<k>`).
+async fn open_at(url: &str) -> (Socket, String) {
     let url = url.replacen("http://", "ws://", 1);
     let (ws, resp) = tokio_tungstenite::connect_async(url.as_str())
         .await
         .unwrap_or_else(|e| panic!("{url}: {e}"));
     assert_eq!(resp.status(), 101, "{url}");
-    ws
+    let hub = resp
+        .headers()
+        .get("x-scoreboard-hub")
+        .expect("the hub is named");
+    (ws, hub.to_str().unwrap().to_owned())
 }
 
 /// The next text message within `wait`, `None` when there is none (or the socket closed).
@@ -95,18 +104,26 @@ async fn websocket_and_sse_clients_of_the_edge_end_on_the_same_version() {
     )
     .await;
     assert_eq!(status, 201);
-    let edge = edge_with(&agg, &[]).await;
+    // Two clients per hub: the board's sockets spread over its root hub and relays.
+    let edge = edge_with(&agg, &[("HUB_CLIENTS_PER_OBJECT", "2")]).await;
     let base = edge.url();
 
     let mut sockets = Vec::new();
+    let mut hubs = Vec::new();
     for _ in 0..3 {
-        let mut ws = open(&format!("{base}/api/boards/coins/ws")).await;
+        let (mut ws, hub) = open_at(&format!("{base}/api/boards/coins/ws")).await;
         let first = next_snapshot(&mut ws, WAIT)
             .await
             .expect("the current snapshot first");
         assert_eq!(first["board"], "coins");
         sockets.push(ws);
+        hubs.push(hub);
     }
+    assert_eq!(
+        hubs,
+        ["0", "0", "relay-0"],
+        "the root serves two, a relay the third"
+    );
     let mut alias = open(&format!("{base}/api/leaderboard/ws")).await;
     let first = next_snapshot(&mut alias, WAIT)
         .await
@@ -194,13 +211,19 @@ async fn a_quiet_hub_pings_its_sockets_and_bad_socket_requests_answer_in_our_sha
     // An unknown board is a 404 at once, not a hub that waits for it.
     let url = format!("{base}/api/boards/nope/ws").replacen("http://", "ws://", 1);
     match tokio_tungstenite::connect_async(url.as_str()).await {
-        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
-            assert_eq!(resp.status(), 404);
-            let body: Value = serde_json::from_slice(resp.body().as_deref().unwrap()).unwrap();
-            assert_eq!(body["error"]["code"], "BOARD_NOT_FOUND");
-        }
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 404),
         other => panic!("a 404, not {other:?}"),
     }
+    // Its body (the WebSocket client above may not read it): our shape.
+    let r = http
+        .get(format!("{base}/api/boards/nope/ws"))
+        .header("upgrade", "websocket")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let e = client::error_of(r).await;
+    assert_eq!(e.error.code.as_str(), "BOARD_NOT_FOUND");
     let r = http
         .post(format!("{base}/api/leaderboard/ws"))
         .send()
