@@ -201,3 +201,24 @@ pub async fn put_board(http: &reqwest::Client, base: &str, id: &str, body: &Valu
         .expect("the aggregator answers");
     (r.status().as_u16(), r.json().await.unwrap_or_default())
 }
+
+/// `POST /admin/players/{player}/adjust` at the aggregator `base` with the test admin key
+/// (`board` `None`: `global`), which must be applied; the new `leaderboard_version`.
+pub async fn adjust(
+    http: &reqwest::Client,
+    base: &str,
+    player: &str,
+    board: Option<&str>,
+    points: i64,
+) -> i64 {
+    let r = http
+        .post(format!("{base}/admin/players/{player}/adjust"))
+        .bearer_auth(crate::stack::ADMIN_KEY)
+        .json(&serde_json::json!({"points": points, "reason": "test", "board": board}))
+        .send()
+        .await
+        .expect("the aggregator answers");
+    assert_eq!(r.status(), 200, "adjusting {player}");
+    let v: Value = r.json().await.expect("a JSON answer");
+    v["leaderboard_version"].as_i64().expect("the new version")
+}

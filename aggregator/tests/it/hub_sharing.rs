@@ -3,8 +3,8 @@
 //! the root hub sends clients to relays it feeds, and the aggregator still sees one socket. Against an aggregator process
 //! of its own: the gauges of in-process aggregators are shared by every test of this binary.
 
-use crate::helpers::{client, process_vars, SseClient, ADMIN_KEY, BIN, EDGE_SECRET};
-use scoreboard_tests::{fresh_database, AggregatorProcess, EdgeServer};
+use crate::helpers::{client, process_vars, SseClient, BIN, EDGE_SECRET};
+use scoreboard_tests::{fresh_database, AggregatorProcess, EdgeServer, TestDatabase};
 use std::time::Duration;
 
 async fn gauge(metrics: &str, name: &str) -> f64 {
@@ -22,20 +22,27 @@ async fn eventually(what: &str, metrics: &str, want: f64) {
     panic!("{what}: ws_subscribers_active never became {want}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sse_clients_of_one_hub_share_one_upstream_websocket() {
-    let _heavy = scoreboard_tests::heavy().await;
+/// An aggregator process on a fresh database and the edge in front of it, with `extra`
+/// variables for the edge.
+async fn hubs_of(extra: &[(&str, &str)]) -> (TestDatabase, AggregatorProcess, EdgeServer) {
     let db = fresh_database().await.unwrap();
     let server = AggregatorProcess::start(BIN, &process_vars(&db.url, &[])).await;
-    let (agg, metrics) = (server.base.clone(), server.metrics.clone());
-    let edge = EdgeServer::start(&[
-        ("AGGREGATOR_URL", &agg),
+    let mut vars = vec![
+        ("AGGREGATOR_URL", server.base.as_str()),
         ("EDGE_FORWARD_SECRET", EDGE_SECRET),
         // A departed client is noticed when the next bytes (at the latest a ping) fail to go out.
         ("SSE_PING_INTERVAL", "300"),
-    ])
-    .await
-    .unwrap();
+    ];
+    vars.extend_from_slice(extra);
+    let edge = EdgeServer::start(&vars).await.unwrap();
+    (db, server, edge)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_clients_of_one_hub_share_one_upstream_websocket() {
+    let _heavy = scoreboard_tests::heavy().await;
+    let (_db, server, edge) = hubs_of(&[]).await;
+    let (agg, metrics) = (server.base.clone(), server.metrics.clone());
     let url = format!("{}/api/leaderboard/stream", edge.url());
     let mut clients = Vec::new();
     for _ in 0..8 {
@@ -64,14 +71,7 @@ async fn sse_clients_of_one_hub_share_one_upstream_websocket() {
     let http = reqwest::Client::new();
     let guest = client::guest(&http, &agg, "Latecomer").await;
     let id = guest.id.as_str();
-    let r = http
-        .post(format!("{agg}/admin/players/{id}/adjust"))
-        .bearer_auth(ADMIN_KEY)
-        .json(&serde_json::json!({"points": 42, "reason": "hub test"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    client::adjust(&http, &agg, id, None, 42).await;
     let (after, snap) = late
         .next_snapshot(Duration::from_secs(15))
         .await
@@ -83,17 +83,8 @@ async fn sse_clients_of_one_hub_share_one_upstream_websocket() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_hub_sends_clients_to_relays_it_feeds_and_the_aggregator_sees_one_socket() {
     let _heavy = scoreboard_tests::heavy().await;
-    let db = fresh_database().await.unwrap();
-    let server = AggregatorProcess::start(BIN, &process_vars(&db.url, &[])).await;
+    let (_db, server, edge) = hubs_of(&[("HUB_CLIENTS_PER_OBJECT", "2")]).await;
     let (agg, metrics) = (server.base.clone(), server.metrics.clone());
-    let edge = EdgeServer::start(&[
-        ("AGGREGATOR_URL", &agg),
-        ("EDGE_FORWARD_SECRET", EDGE_SECRET),
-        ("SSE_PING_INTERVAL", "300"),
-        ("HUB_CLIENTS_PER_OBJECT", "2"),
-    ])
-    .await
-    .unwrap();
     let url = format!("{}/api/leaderboard/stream", edge.url());
     let mut clients = Vec::new();
     let mut served_by = Vec::new();
@@ -121,18 +112,7 @@ async fn a_full_hub_sends_clients_to_relays_it_feeds_and_the_aggregator_sees_one
 
     let http = reqwest::Client::new();
     let guest = client::guest(&http, &agg, "Relayed").await;
-    let id = guest.id.as_str();
-    let r: serde_json::Value = http
-        .post(format!("{agg}/admin/players/{id}/adjust"))
-        .bearer_auth(ADMIN_KEY)
-        .json(&serde_json::json!({"points": 9, "reason": "relay test"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let version = r["leaderboard_version"].as_i64().unwrap();
+    let version = client::adjust(&http, &agg, &guest.id, None, 9).await;
     for (c, hub) in clients.iter_mut().zip(&served_by) {
         let seen = c.until_version(version, Duration::from_secs(15)).await;
         assert_eq!(seen, version, "a client of hub {hub} got the change");

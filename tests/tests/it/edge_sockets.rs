@@ -7,7 +7,6 @@ use crate::support::{edge_with, stack};
 use futures_util::{SinkExt, StreamExt};
 use scoreboard_tests::client;
 use scoreboard_tests::sse::SseClient;
-use scoreboard_tests::stack::ADMIN_KEY;
 use serde_json::{json, Value};
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -79,17 +78,7 @@ async fn until_version(ws: &mut Socket, version: i64) -> Value {
 }
 
 async fn adjust(http: &reqwest::Client, agg: &str, player: &str, board: &str, points: i64) -> i64 {
-    let r: Value = http
-        .post(format!("{agg}/admin/players/{player}/adjust"))
-        .bearer_auth(ADMIN_KEY)
-        .json(&json!({"points": points, "reason": "socket test", "board": board}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    r["leaderboard_version"].as_i64().expect("adjusted")
+    client::adjust(http, agg, player, Some(board), points).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
