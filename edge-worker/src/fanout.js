@@ -110,3 +110,8 @@ export function sendToSockets(state, tag, text) {
 export function countSockets(state, tag) {
   return state.getWebSockets(tag).length;
 }
+
+// The same, without `leaving` (a socket whose close is being handled).
+export function countSocketsBut(state, tag, leaving) {
+  return state.getWebSockets(tag).filter((ws) => ws !== leaving).length;
+}

@@ -42,6 +42,10 @@ extern "C" {
     /// The object's hibernatable WebSockets tagged `tag`.
     #[wasm_bindgen(js_name = countSockets)]
     pub(crate) fn count_sockets(state: &JsValue, tag: &str) -> u32;
+
+    /// The same, without `leaving`.
+    #[wasm_bindgen(js_name = countSocketsBut)]
+    pub(crate) fn count_sockets_but(state: &JsValue, tag: &str, leaving: &JsValue) -> u32;
 }
 
 /// Bytes as a buffer of the runtime's own, copied once: a view into wasm memory could move

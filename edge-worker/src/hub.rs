@@ -114,7 +114,7 @@ struct Shared {
     role: RefCell<Option<(Role, String)>>,
     /// At the root: each relay's clients, as last reported, plus those sent to it since.
     relay_load: RefCell<Vec<u32>>,
-    /// Clients waiting for the hub's first snapshot (see `first_snapshot`).
+    /// Clients waiting for the hub to catch up with them (see `catch_up`).
     waiting: Cell<u32>,
 }
 
@@ -247,9 +247,16 @@ impl Shared {
         sse + sockets > 0
     }
 
-    /// Closes the upstream when nobody is left; the connect loop then ends.
-    fn close_if_empty(&self) {
-        if self.clients() == 0 {
+    /// Closes the upstream when nobody is left; the connect loop then ends. `leaving`: a
+    /// socket whose close is being handled, which the runtime still lists until the handler
+    /// returns.
+    fn close_if_empty(&self, leaving: Option<&WebSocket>) {
+        let sockets = match leaving {
+            Some(ws) => fanout::count_sockets_but(&self.state, TAG_ALL, ws.as_ref()),
+            None => self.sockets(),
+        };
+        let clients = self.sse.size() + self.alias_sse.size() + sockets;
+        if clients == 0 && self.waiting.get() == 0 {
             if let Some(ws) = self.upstream.borrow_mut().take() {
                 let _ = ws.close(Some(1000), Some("no clients"));
             }
@@ -295,8 +302,10 @@ impl DurableObject for LeaderboardHub {
             .headers()
             .get("last-event-id")?
             .and_then(|v| parse_event_id(&v).map(|(p, n)| (p.to_owned(), n)));
-        if seen.is_some() && matches!(req.path().as_str(), "/sse" | "/ws") {
-            self.first_snapshot().await;
+        if let Some(seen) = &seen {
+            if matches!(req.path().as_str(), "/sse" | "/ws") {
+                self.catch_up(seen).await;
+            }
         }
         match req.path().as_str() {
             // Only while the upstream is live: a hub without clients keeps an old snapshot.
@@ -337,7 +346,7 @@ impl DurableObject for LeaderboardHub {
         }
         // `ping` never gets here (the runtime answers it); the stream takes nothing else.
         let _ = ws.close(Some(1003), Some("this stream takes no messages"));
-        self.shared.close_if_empty();
+        self.shared.close_if_empty(Some(&ws));
         Ok(())
     }
 
@@ -349,17 +358,33 @@ impl DurableObject for LeaderboardHub {
         _was_clean: bool,
     ) -> Result<()> {
         let _ = ws.close(Some(1000), Some("closed"));
-        self.shared.close_if_empty();
+        self.gone(&ws);
         Ok(())
     }
 
-    async fn websocket_error(&self, _ws: WebSocket, _error: Error) -> Result<()> {
-        self.shared.close_if_empty();
+    async fn websocket_error(&self, ws: WebSocket, _error: Error) -> Result<()> {
+        self.gone(&ws);
         Ok(())
     }
 }
 
 impl LeaderboardHub {
+    /// A socket that closed or failed: a relay's feed counts for nothing any more (a relay
+    /// that comes back reports again), and the upstream closes if nobody is left.
+    fn gone(&self, ws: &WebSocket) {
+        let relay = self
+            .state
+            .get_tags(ws)
+            .iter()
+            .find_map(|t| t.strip_prefix(TAG_RELAY)?.parse::<usize>().ok());
+        if let Some(k) = relay {
+            if let Some(n) = self.shared.relay_load.borrow_mut().get_mut(k) {
+                *n = 0;
+            }
+        }
+        self.shared.close_if_empty(Some(ws));
+    }
+
     /// A new SSE client: `retry`, then the newest snapshot unless it has it.
     fn join_sse(&self, alias: bool, seen: Option<&(String, i64)>) -> Result<Response> {
         let current = self
@@ -408,17 +433,24 @@ impl LeaderboardHub {
         Ok(Response::from_websocket(pair.client)?.with_headers(headers))
     }
 
-    /// Waits (at most 3 s) for the hub's first snapshot when it has none yet (a relay or a
-    /// root that just started): a client that names the version it has must not be sent that
-    /// version again as the hub's first.
-    async fn first_snapshot(&self) {
-        if self.shared.latest.borrow().is_some() {
+    /// Waits (at most 3 s) until the hub has what a client says it has: a hub with no snapshot
+    /// yet (a relay or a root that just started) or an old one (kept from before its upstream
+    /// closed) would otherwise send that client its own version again once it catches up.
+    async fn catch_up(&self, seen: &(String, i64)) {
+        let has = |shared: &Shared| {
+            shared
+                .latest
+                .borrow()
+                .as_ref()
+                .is_some_and(|l| l.period.id != seen.0 || l.version >= seen.1)
+        };
+        if has(&self.shared) {
             return;
         }
         self.shared.waiting.set(self.shared.waiting.get() + 1);
         self.ensure_upstream();
         for _ in 0..150 {
-            if self.shared.latest.borrow().is_some() {
+            if has(&self.shared) {
                 break;
             }
             Delay::from(Duration::from_millis(20)).await;
@@ -469,7 +501,7 @@ impl LeaderboardHub {
                     break;
                 }
             }
-            shared.close_if_empty();
+            shared.close_if_empty(None);
             shared.pinging.set(false);
         });
     }
@@ -499,6 +531,11 @@ impl LeaderboardHub {
                     };
                     if let Ok(ws) = feed {
                         backoff = 250;
+                        if !shared.wanted() {
+                            // Everyone left while it connected: nobody else would close it.
+                            let _ = ws.close(Some(1000), Some("no clients"));
+                            break;
+                        }
                         *shared.upstream.borrow_mut() = Some(ws.clone());
                         if let Ok(mut events) = ws.events() {
                             while let Some(ev) = events.next().await {

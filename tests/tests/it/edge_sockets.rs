@@ -220,3 +220,36 @@ async fn a_quiet_hub_pings_its_sockets_and_bad_socket_requests_answer_in_our_sha
         .unwrap();
     assert_eq!(r.status(), 405);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_that_kept_an_old_snapshot_does_not_send_a_client_its_own_version_again() {
+    let (_db, _redis, (agg, _stop, _task)) = stack().await;
+    let http = reqwest::Client::new();
+    let edge = edge_with(&agg, &[("SSE_PING_INTERVAL", "300")]).await;
+    let base = edge.url();
+    let player = client::guest(&http, &agg, "Returner").await;
+
+    let mut ws = open(&format!("{base}/api/leaderboard/ws")).await;
+    next_snapshot(&mut ws, WAIT)
+        .await
+        .expect("the current snapshot");
+    let v1 = client::adjust(&http, &agg, &player.id, None, 5).await;
+    until_version(&mut ws, v1).await;
+    drop(ws);
+    // The hub closes its upstream when its last client has gone, and keeps v1.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let v2 = client::adjust(&http, &agg, &player.id, None, 5).await;
+
+    // A client that has v2 (from elsewhere) gets nothing until the next change, though the
+    // hub it reaches still holds v1 and catches up to v2 only after it came.
+    let mut back = open(&format!("{base}/api/leaderboard/ws?last_event_id={v2}")).await;
+    assert!(
+        next_snapshot(&mut back, QUIET).await.is_none(),
+        "v{v2} sent again to a client that has it"
+    );
+    let v3 = client::adjust(&http, &agg, &player.id, None, 5).await;
+    let snap = next_snapshot(&mut back, WAIT)
+        .await
+        .expect("the next change");
+    assert_eq!(snap["version"], v3);
+}
