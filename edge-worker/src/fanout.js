@@ -107,11 +107,9 @@ export function sendToSockets(state, tag, text) {
   return sockets.length;
 }
 
-export function countSockets(state, tag) {
-  return state.getWebSockets(tag).length;
-}
-
-// The same, without `leaving` (a socket whose close is being handled).
-export function countSocketsBut(state, tag, leaving) {
-  return state.getWebSockets(tag).filter((ws) => ws !== leaving).length;
+// How many hibernatable WebSockets of `state` are tagged `tag`, `leaving` (a socket whose
+// close is being handled, when given) not counted.
+export function countSockets(state, tag, leaving) {
+  const sockets = state.getWebSockets(tag);
+  return leaving === undefined ? sockets.length : sockets.filter((ws) => ws !== leaving).length;
 }

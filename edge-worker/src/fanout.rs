@@ -39,13 +39,9 @@ extern "C" {
     #[wasm_bindgen(js_name = sendToSockets)]
     pub(crate) fn send_to_sockets(state: &JsValue, tag: &str, text: &str) -> u32;
 
-    /// The object's hibernatable WebSockets tagged `tag`.
+    /// The object's hibernatable WebSockets tagged `tag`, `leaving` not counted.
     #[wasm_bindgen(js_name = countSockets)]
-    pub(crate) fn count_sockets(state: &JsValue, tag: &str) -> u32;
-
-    /// The same, without `leaving`.
-    #[wasm_bindgen(js_name = countSocketsBut)]
-    pub(crate) fn count_sockets_but(state: &JsValue, tag: &str, leaving: &JsValue) -> u32;
+    pub(crate) fn count_sockets(state: &JsValue, tag: &str, leaving: Option<&JsValue>) -> u32;
 }
 
 /// Bytes as a buffer of the runtime's own, copied once: a view into wasm memory could move

@@ -66,14 +66,20 @@ impl Role {
     }
 }
 
+/// Where a hub stands: its board, its role, its location.
+#[derive(Debug, Clone)]
+struct Place {
+    board: BoardId,
+    role: Role,
+    colo: String,
+}
+
 /// The newest snapshot: its period and version, its JSON as the board's, and for `global` the
 /// alias form.
 #[derive(Clone)]
 struct Latest {
     period: PeriodRef,
     version: i64,
-    /// Its SSE id, what a relay resumes from.
-    event_id: String,
     json: Rc<str>,
     alias: Option<Rc<str>>,
 }
@@ -97,8 +103,8 @@ impl Latest {
 struct Shared {
     /// The object's state, for its hibernatable WebSockets.
     state: JsValue,
-    /// The board this hub serves, learnt from its first request.
-    board: RefCell<Option<BoardId>>,
+    /// The board, role and location of this hub, learnt from its first request.
+    place: RefCell<Option<Place>>,
     latest: RefCell<Option<Latest>>,
     /// SSE clients of the board's form, and of the alias form (`global` only).
     sse: Audience,
@@ -110,8 +116,6 @@ struct Shared {
     pinging: Cell<bool>,
     /// A snapshot went to the WebSockets since the last ping tick.
     ws_sent: Cell<bool>,
-    /// This hub's place (root or relay) and location, learnt from its first request.
-    role: RefCell<Option<(Role, String)>>,
     /// At the root: each relay's clients, as last reported, plus those sent to it since.
     relay_load: RefCell<Vec<u32>>,
     /// Clients waiting for the hub to catch up with them (see `catch_up`).
@@ -122,7 +126,7 @@ impl Shared {
     fn new(state: &State) -> Self {
         Self {
             state: state.as_raw().into(),
-            board: RefCell::default(),
+            place: RefCell::default(),
             latest: RefCell::default(),
             sse: Audience::new(),
             alias_sse: Audience::new(),
@@ -130,7 +134,6 @@ impl Shared {
             running: Cell::default(),
             pinging: Cell::default(),
             ws_sent: Cell::default(),
-            role: RefCell::default(),
             relay_load: RefCell::default(),
             waiting: Cell::default(),
         }
@@ -143,7 +146,9 @@ impl Shared {
 
     /// The clients this hub serves itself (relays not counted).
     fn own_clients(&self) -> u32 {
-        self.sse.size() + self.alias_sse.size() + fanout::count_sockets(&self.state, TAG_CLIENT)
+        self.sse.size()
+            + self.alias_sse.size()
+            + fanout::count_sockets(&self.state, TAG_CLIENT, None)
     }
 
     /// At the root: the relay the next client goes to when the root is full, counted as sent
@@ -174,11 +179,29 @@ impl Shared {
     }
 
     fn sockets(&self) -> u32 {
-        fanout::count_sockets(&self.state, TAG_ALL)
+        fanout::count_sockets(&self.state, TAG_ALL, None)
+    }
+
+    /// Every client, relays included, but `leaving` (a socket whose close is being handled,
+    /// which the runtime still lists until the handler returns).
+    fn clients_but(&self, leaving: Option<&WebSocket>) -> u32 {
+        let leaving: Option<&JsValue> = leaving.map(|ws| {
+            let raw: &web_sys::WebSocket = ws.as_ref();
+            raw.as_ref()
+        });
+        let sockets = fanout::count_sockets(&self.state, TAG_ALL, leaving);
+        self.sse.size() + self.alias_sse.size() + sockets
     }
 
     fn clients(&self) -> u32 {
-        self.sse.size() + self.alias_sse.size() + self.sockets()
+        self.clients_but(None)
+    }
+
+    fn role(&self) -> Role {
+        self.place
+            .borrow()
+            .as_ref()
+            .map_or(Role::Root, |p| p.role.clone())
     }
 
     /// Takes a message from the aggregator; anything but a newer snapshot of this board is
@@ -187,7 +210,7 @@ impl Shared {
         let Ok(s) = serde_json::from_str::<BoardSnapshot>(&text) else {
             return;
         };
-        if self.board.borrow().as_ref() != Some(&s.board) {
+        if self.place.borrow().as_ref().map(|p| &p.board) != Some(&s.board) {
             return;
         }
         // A new period starts from version 0: a later period is newer whatever its version.
@@ -220,7 +243,6 @@ impl Shared {
             self.ws_sent.set(true);
         }
         *self.latest.borrow_mut() = Some(Latest {
-            event_id,
             version: s.snapshot.version,
             period: s.period,
             json: text.into(),
@@ -238,8 +260,7 @@ impl Shared {
         } else {
             fanout::send_to_sockets(&self.state, TAG_ALL, WS_PING)
         };
-        let relay = matches!(*self.role.borrow(), Some((Role::Relay(_), _)));
-        if relay {
+        if self.role() != Role::Root {
             if let Some(up) = self.upstream.borrow().as_ref() {
                 let _ = up.send_with_str(format!("{REPORT}{}", sse + sockets));
             }
@@ -247,16 +268,9 @@ impl Shared {
         sse + sockets > 0
     }
 
-    /// Closes the upstream when nobody is left; the connect loop then ends. `leaving`: a
-    /// socket whose close is being handled, which the runtime still lists until the handler
-    /// returns.
+    /// Closes the upstream when nobody is left but `leaving`; the connect loop then ends.
     fn close_if_empty(&self, leaving: Option<&WebSocket>) {
-        let sockets = match leaving {
-            Some(ws) => fanout::count_sockets_but(&self.state, TAG_ALL, ws.as_ref()),
-            None => self.sockets(),
-        };
-        let clients = self.sse.size() + self.alias_sse.size() + sockets;
-        if clients == 0 && self.waiting.get() == 0 {
+        if self.clients_but(leaving) == 0 && self.waiting.get() == 0 {
             if let Some(ws) = self.upstream.borrow_mut().take() {
                 let _ = ws.close(Some(1000), Some("no clients"));
             }
@@ -292,11 +306,12 @@ impl DurableObject for LeaderboardHub {
     async fn fetch(&self, req: Request) -> Result<Response> {
         let q = hub_query(&req)?;
         let alias = q.alias;
-        if self.shared.board.borrow().is_none() {
-            *self.shared.board.borrow_mut() = Some(q.board);
-        }
-        if self.shared.role.borrow().is_none() {
-            *self.shared.role.borrow_mut() = Some((q.role.clone(), q.colo.clone()));
+        if self.shared.place.borrow().is_none() {
+            *self.shared.place.borrow_mut() = Some(Place {
+                board: q.board,
+                role: q.role,
+                colo: q.colo,
+            });
         }
         let seen = req
             .headers()
@@ -335,12 +350,7 @@ impl DurableObject for LeaderboardHub {
         ws: WebSocket,
         message: WebSocketIncomingMessage,
     ) -> Result<()> {
-        let relay = self
-            .state
-            .get_tags(&ws)
-            .iter()
-            .find_map(|t| t.strip_prefix(TAG_RELAY)?.parse::<usize>().ok());
-        if let (Some(k), WebSocketIncomingMessage::String(text)) = (relay, &message) {
+        if let (Some(k), WebSocketIncomingMessage::String(text)) = (self.relay_of(&ws), &message) {
             self.shared.take_report(k, text);
             return Ok(());
         }
@@ -372,17 +382,19 @@ impl LeaderboardHub {
     /// A socket that closed or failed: a relay's feed counts for nothing any more (a relay
     /// that comes back reports again), and the upstream closes if nobody is left.
     fn gone(&self, ws: &WebSocket) {
-        let relay = self
-            .state
-            .get_tags(ws)
-            .iter()
-            .find_map(|t| t.strip_prefix(TAG_RELAY)?.parse::<usize>().ok());
-        if let Some(k) = relay {
+        if let Some(k) = self.relay_of(ws) {
             if let Some(n) = self.shared.relay_load.borrow_mut().get_mut(k) {
                 *n = 0;
             }
         }
         self.shared.close_if_empty(Some(ws));
+    }
+
+    /// The relay whose feed `ws` is, if it is one.
+    fn relay_of(&self, ws: &WebSocket) -> Option<usize> {
+        let tags = self.state.get_tags(ws);
+        tags.iter()
+            .find_map(|t| t.strip_prefix(TAG_RELAY)?.parse().ok())
     }
 
     /// A new SSE client: `retry`, then the newest snapshot unless it has it.
@@ -461,9 +473,8 @@ impl LeaderboardHub {
     /// A root at `HUB_CLIENTS_PER_OBJECT` clients of its own; a relay is never full (the root
     /// spreads clients over relays by their reports).
     fn full(&self) -> bool {
-        let root = matches!(*self.shared.role.borrow(), Some((Role::Root, _)));
         let limit = crate::config::get(&self.env).hub_clients_per_object;
-        root && self.shared.own_clients() >= limit
+        self.shared.role() == Role::Root && self.shared.own_clients() >= limit
     }
 
     /// Tells the edge which relay takes this client: `307` with `x-hub-relay: <k>`.
@@ -477,11 +488,7 @@ impl LeaderboardHub {
 
     /// The name of this hub's role, for the `x-scoreboard-hub` header.
     fn served_by(&self) -> String {
-        self.shared
-            .role
-            .borrow()
-            .as_ref()
-            .map_or_else(|| Role::Root.suffix(), |(r, _)| r.suffix())
+        self.shared.role().suffix()
     }
 
     /// Starts the hub's ping timer unless it runs; it stops when the last client has left.
@@ -516,18 +523,16 @@ impl LeaderboardHub {
         let config = crate::config::get(&self.env);
         let base = config.aggregator_url.clone();
         let secret = config.edge_secret.as_ref().map(|s| s.expose().to_vec());
-        let board = self.shared.board.borrow().clone();
+        let place = self.shared.place.borrow().clone();
         let env = self.env.clone();
         wasm_bindgen_futures::spawn_local(async move {
             let mut backoff = 250u64;
             while shared.wanted() {
-                if let (Some(base), Some(secret), Some(board)) = (&base, &secret, &board) {
-                    let role = shared.role.borrow().clone();
-                    let feed = match role {
-                        Some((Role::Relay(k), colo)) => {
-                            connect_root(&env, &colo, board, k, &shared).await
-                        }
-                        _ => connect(base, secret, board, &shared).await,
+                if let (Some(base), Some(secret), Some(place)) = (&base, &secret, &place) {
+                    let board = &place.board;
+                    let feed = match place.role {
+                        Role::Relay(k) => connect_root(&env, &place.colo, board, k, &shared).await,
+                        Role::Root => connect(base, secret, board, &shared).await,
                     };
                     if let Ok(ws) = feed {
                         backoff = 250;
@@ -617,7 +622,11 @@ async fn connect_root(
 ) -> Result<WebSocket> {
     let headers = Headers::new();
     headers.set("upgrade", "websocket")?;
-    let since = shared.latest.borrow().as_ref().map(|l| l.event_id.clone());
+    let since = shared
+        .latest
+        .borrow()
+        .as_ref()
+        .map(|l| l.period.event_id(l.version));
     if let Some(id) = since {
         headers.set("last-event-id", &id)?;
     }

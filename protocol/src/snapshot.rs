@@ -48,6 +48,15 @@ impl PeriodRef {
     /// The id of the one period of a board that never resets.
     pub const ALL: &'static str = "all";
 
+    /// The SSE `id:` of `version` in this period (see [`BoardSnapshot::event_id`]).
+    pub fn event_id(&self, version: i64) -> String {
+        if self.starts_at.is_none() {
+            version.to_string()
+        } else {
+            format!("{}/{version}", self.id)
+        }
+    }
+
     pub fn all() -> Self {
         Self {
             id: Self::ALL.to_owned(),
@@ -100,11 +109,7 @@ impl BoardSnapshot {
     /// The SSE `id:`: the version for a board that never resets, `<period>/<version>`
     /// otherwise.
     pub fn event_id(&self) -> String {
-        if self.period.starts_at.is_none() {
-            self.snapshot.version.to_string()
-        } else {
-            format!("{}/{}", self.period.id, self.snapshot.version)
-        }
+        self.period.event_id(self.snapshot.version)
     }
 }
 
