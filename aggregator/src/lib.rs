@@ -12,6 +12,7 @@
 //! | `prometheus` | the Prometheus recorder, metric descriptions, zeroed series |
 //! | [`telemetry`] | JSON log lines, each carrying its request's id |
 //! | `names` | when two names are one: NFKC case fold and confusable skeleton; the backfill |
+//! | `replica` | where a read goes: the read replica while it is usable, else the primary |
 //! | `state`, `error`, `clock`, `ratelimit` | shared state, the error type, the wall clock, the per-IP limiter |
 
 mod apply;
@@ -25,6 +26,7 @@ mod jobs;
 mod names;
 mod prometheus;
 mod ratelimit;
+mod replica;
 mod state;
 pub mod telemetry;
 
@@ -175,12 +177,17 @@ impl Application {
             .await
             .context("connecting to the database")?;
         prepare(&db).await?;
-        let read_db = match &config.database_replica_url {
-            Some(url) => connect_pool(url.expose_secret(), config.database_pool_max)
-                .await
-                .context("connecting to the read replica")?,
-            None => db.clone(),
-        };
+        let reads = Arc::new(
+            replica::Reads::new(
+                db.clone(),
+                config
+                    .database_replica_url
+                    .as_ref()
+                    .map(|u| u.expose_secret()),
+                config.database_pool_max,
+            )
+            .context("DATABASE_REPLICA_URL")?,
+        );
         let boards = Arc::new(board::Boards::load(&db).await?);
         let cache = match &config.redis_url {
             Some(url) => {
@@ -209,8 +216,10 @@ impl Application {
         prometheus::register(
             config.sse_max_clients,
             cache.as_ref().map(|c| c.is_healthy()),
+            config.database_replica_url.is_some(),
         );
-        let tasks = spawn_jobs(&config, &db, &boards, cache.as_ref(), &shutdown);
+        let mut tasks = spawn_jobs(&config, &db, &boards, cache.as_ref(), &shutdown);
+        tasks.extend(reads.spawn_monitor(shutdown.clone()));
         let ip_limiter = ratelimit::IpLimiter::new(
             scoreboard_protocol::gcra::Quota::per_window(
                 config.rate_limit_ip,
@@ -221,7 +230,7 @@ impl Application {
         let state = AppState(Arc::new(Inner {
             config,
             db,
-            read_db,
+            reads,
             boards,
             cache,
             ip_limiter,

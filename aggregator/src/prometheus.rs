@@ -73,7 +73,8 @@ pub(crate) const TOKEN_RESULTS: [&str; 6] = [
 
 /// Describes the metrics and creates the series the alerts need; call once the recorder exists.
 /// `redis` is `None` without Redis, else whether it answered at start-up.
-pub(crate) fn register(sse_max_clients: usize, redis: Option<bool>) {
+/// `replica` says whether `DATABASE_REPLICA_URL` is set.
+pub(crate) fn register(sse_max_clients: usize, redis: Option<bool>, replica: bool) {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_counter!(
         "http_requests_total",
@@ -117,6 +118,19 @@ pub(crate) fn register(sse_max_clients: usize, redis: Option<bool>) {
         "1 while Redis answers, 0 while reads fall back to PostgreSQL"
     );
     describe_gauge!("database_up", "1 while PostgreSQL answers a probe, else 0");
+    describe_gauge!(
+        "database_replica_up",
+        "1 while reads go to the read replica (it answers, follows the primary, is not too far behind), else 0"
+    );
+    describe_gauge!(
+        "database_replica_lag_seconds",
+        Unit::Seconds,
+        "How far the read replica's replay is behind what it has received (0 when caught up)"
+    );
+    describe_counter!(
+        "database_reads_total",
+        "PostgreSQL reads by where they were served: replica, primary (no replica), or primary_replica_{behind,failed,down}"
+    );
     describe_histogram!(
         "apply_batch_size",
         "Score deltas committed per group-commit transaction"
@@ -158,6 +172,10 @@ pub(crate) fn register(sse_max_clients: usize, redis: Option<bool>) {
     metrics::gauge!("webhook_outbox_oldest_age_seconds").set(0.0);
     for outcome in ["delivered", "failed"] {
         metrics::counter!("webhook_delivery_attempts_total", "outcome" => outcome).increment(0);
+    }
+    if replica {
+        metrics::gauge!("database_replica_up").set(0.0);
+        metrics::gauge!("database_replica_lag_seconds").set(0.0);
     }
     if let Some(up) = redis {
         metrics::gauge!("redis_leaderboard_sync_drift").set(0.0);

@@ -5,6 +5,7 @@ use crate::board::Boards;
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::ratelimit::IpLimiter;
+use crate::replica::Reads;
 use scoreboard_protocol::action::ActionTokens;
 use sqlx::PgPool;
 use std::sync::atomic::AtomicUsize;
@@ -17,8 +18,8 @@ pub(crate) struct AppState(pub(crate) Arc<Inner>);
 pub(crate) struct Inner {
     pub(crate) config: Config,
     pub(crate) db: PgPool,
-    /// Reads go here: `DATABASE_REPLICA_URL` when set, else the primary.
-    pub(crate) read_db: PgPool,
+    /// Where reads go: the replica (`DATABASE_REPLICA_URL`) while it is usable, else `db`.
+    pub(crate) reads: Arc<Reads>,
     /// Every board with its live snapshot.
     pub(crate) boards: Arc<Boards>,
     /// The Redis copy of the boards, when `REDIS_URL` is set.

@@ -4,7 +4,7 @@
 
 use crate::client::Guest;
 use crate::exactly_once::Ledger;
-use crate::stack::ACTION_SECRET;
+use crate::stack::{ACTION_SECRET, EDGE_SECRET};
 use crate::tokens::{mint_action, now};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -58,24 +58,68 @@ pub struct PlayerLoad {
     workers: Vec<tokio::task::JoinHandle<()>>,
 }
 
+/// Where the load's updates go.
+#[derive(Debug, Clone)]
+enum Target {
+    /// `POST {edge}/api/scores`, as players send them.
+    Edge(String),
+    /// `POST {base}/internal/scores`, signed as the edge forwards them.
+    Aggregator(String),
+}
+
+impl Target {
+    fn request(
+        &self,
+        http: &reqwest::Client,
+        session: &str,
+        token: &str,
+        w: usize,
+        n: usize,
+    ) -> reqwest::RequestBuilder {
+        match self {
+            Self::Edge(url) => http
+                .post(url)
+                // A fresh address per request: the per-IP binding is not under test.
+                .header(
+                    "cf-connecting-ip",
+                    format!("10.{}.{}.{}", w % 256, n / 256 % 256, n % 256),
+                )
+                .bearer_auth(session)
+                .json(&json!({ "action_token": token })),
+            Self::Aggregator(base) => {
+                crate::client::internal_score(http, base, EDGE_SECRET, session, token)
+            }
+        }
+    }
+}
+
 impl PlayerLoad {
     /// Starts `options.workers` senders posting to `{edge}/api/scores` for `players`, tokens
     /// for 1–9 points each, signed with the test action secret.
     pub fn start(edge: &str, players: &[Guest], options: LoadOptions) -> Self {
+        Self::start_on(Target::Edge(format!("{edge}/api/scores")), players, options)
+    }
+
+    /// The same load straight to an aggregator's `/internal/scores`, for tests of the
+    /// aggregator's own faults that need no edge.
+    pub fn start_at_aggregator(base: &str, players: &[Guest], options: LoadOptions) -> Self {
+        Self::start_on(Target::Aggregator(base.to_owned()), players, options)
+    }
+
+    fn start_on(target: Target, players: &[Guest], options: LoadOptions) -> Self {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
             .expect("a client");
         let shared = Arc::new(Shared::default());
         let players = Arc::new(players.to_vec());
-        let url = format!("{edge}/api/scores");
         let workers = (0..options.workers)
             .map(|w| {
-                let (shared, players, http, url, options) = (
+                let (shared, players, http, target, options) = (
                     shared.clone(),
                     players.clone(),
                     http.clone(),
-                    url.clone(),
+                    target.clone(),
                     options.clone(),
                 );
                 tokio::spawn(async move {
@@ -83,15 +127,8 @@ impl PlayerLoad {
                     while !shared.stop.load(Ordering::Relaxed) {
                         n += 1;
                         let (p, jti, token) = shared.next_token(w, n, &players, &options);
-                        let r = http
-                            .post(&url)
-                            // A fresh address per request: the per-IP binding is not under test.
-                            .header(
-                                "cf-connecting-ip",
-                                format!("10.{}.{}.{}", w % 256, n / 256 % 256, n % 256),
-                            )
-                            .bearer_auth(&players[p].token)
-                            .json(&json!({ "action_token": token }))
+                        let r = target
+                            .request(&http, &players[p].token, &token, w, n)
                             .send()
                             .await;
                         let status = match r {

@@ -51,6 +51,39 @@ fn pg_bin() -> Result<PathBuf> {
     }
 }
 
+/// `program` run as the `postgres` user when we are root (the server refuses to run as root,
+/// and its files must be that user's).
+fn postgres_command(program: &Path) -> Command {
+    if !running_as_root() {
+        return Command::new(program);
+    }
+    let mut c = Command::new("setpriv");
+    c.args([
+        "--reuid",
+        "postgres",
+        "--regid",
+        "postgres",
+        "--init-groups",
+        "--",
+    ])
+    .arg(program);
+    c
+}
+
+/// A new scratch dir for a cluster, the `postgres` user's when we are root.
+fn cluster_dir() -> Result<PathBuf> {
+    let dir = scratch_dir("pg")?;
+    if running_as_root() {
+        run(
+            Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&dir),
+            "chown of the PostgreSQL scratch dir",
+        )?;
+    }
+    Ok(dir)
+}
+
 impl PgServer {
     /// initdb into a new temp dir and start the server on a free port, fsync off.
     pub async fn start() -> Result<Self> {
@@ -64,32 +97,9 @@ impl PgServer {
 
     async fn start_with(durable: bool) -> Result<Self> {
         let bin = pg_bin()?;
-        let dir = scratch_dir("pg")?;
-        let as_root = running_as_root();
+        let dir = cluster_dir()?;
         let data = dir.join("data");
-        if as_root {
-            run(
-                Command::new("chown")
-                    .args(["-R", "postgres:postgres"])
-                    .arg(&dir),
-                "chown of the PostgreSQL scratch dir",
-            )?;
-        }
-        let mut initdb = if as_root {
-            let mut c = Command::new("setpriv");
-            c.args([
-                "--reuid",
-                "postgres",
-                "--regid",
-                "postgres",
-                "--init-groups",
-                "--",
-            ])
-            .arg(bin.join("initdb"));
-            c
-        } else {
-            Command::new(bin.join("initdb"))
-        };
+        let mut initdb = postgres_command(&bin.join("initdb"));
         initdb.arg("-D").arg(&data).args([
             "-U",
             "postgres",
@@ -109,6 +119,54 @@ impl PgServer {
         };
         server.start_again().await?;
         Ok(server)
+    }
+
+    /// A streaming standby of `primary` (`pg_basebackup -R`), started on a port of its own and
+    /// answering reads; it has the primary's settings (fsync and all).
+    pub async fn standby_of(primary: &PgServer) -> Result<Self> {
+        let dir = cluster_dir()?;
+        let mut backup = postgres_command(&primary.bin.join("pg_basebackup"));
+        backup.arg("-D").arg(dir.join("data")).args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &primary.port.to_string(),
+            "-U",
+            "postgres",
+            "-R",
+            "-X",
+            "stream",
+            "-c",
+            "fast",
+            "--no-sync",
+        ]);
+        run(&mut backup, "pg_basebackup")?;
+        let mut server = Self {
+            dir,
+            port: 0,
+            bin: primary.bin.clone(),
+            server: None,
+            durable: primary.durable,
+        };
+        server.start_again().await?;
+        Ok(server)
+    }
+
+    /// Makes a standby a primary of its own (`pg_promote`), waiting until it takes writes.
+    pub async fn promote(&self) -> Result<()> {
+        let mut c = PgConnection::connect(&self.url("postgres")).await?;
+        let done: bool = sqlx::query_scalar("SELECT pg_promote(true, 60)")
+            .fetch_one(&mut c)
+            .await
+            .context("pg_promote")?;
+        c.close().await.ok();
+        if !done {
+            bail!(
+                "the standby on port {} did not promote within 60 s",
+                self.port
+            );
+        }
+        Ok(())
     }
 
     /// (Re)starts the server process on a free port the first time, the same port after.

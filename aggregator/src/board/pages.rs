@@ -12,7 +12,7 @@ use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use scoreboard_protocol::snapshot::Standing;
 use scoreboard_protocol::{BoardId, PlayerId};
 use serde::Serialize;
-use sqlx::PgPool;
+use sqlx::PgConnection;
 
 /// One row of a page or of an around-me read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -79,7 +79,7 @@ type PageRow = (String, String, i64, i64, i64, i64);
 /// Up to `limit` entries after `cursor`. Ranks are the entries' ranks now: the count of
 /// entries ahead of the page's first plus the place within the page's span of the board.
 pub(crate) async fn page(
-    db: &PgPool,
+    db: &mut PgConnection,
     board: &str,
     period: &str,
     cursor: Cursor,
@@ -107,7 +107,7 @@ pub(crate) async fn page(
     .bind(cursor.rank_key)
     .bind(cursor.version)
     .bind(limit)
-    .fetch_all(db)
+    .fetch_all(&mut *db)
     .await?;
     let next = (rows.len() as i64 == limit).then(|| {
         let last = rows.last().expect("a full page has a last row");
@@ -132,16 +132,16 @@ pub(crate) async fn page(
 /// A player's entry with the `n` entries above and below it (fewer at either end of the
 /// board), in board order; `None` when the player has no entry or is banned.
 pub(crate) async fn around(
-    db: &PgPool,
+    db: &mut PgConnection,
     board: &str,
     period: &str,
     player: &str,
     n: i64,
 ) -> sqlx::Result<Option<(Entry, Vec<Entry>)>> {
-    let Some((me, place)) = entry_of(db, board, period, player).await? else {
+    let Some((me, place)) = entry_of(&mut *db, board, period, player).await? else {
         return Ok(None);
     };
-    let (above, below) = neighbours(db, board, period, place, n).await?;
+    let (above, below) = neighbours(&mut *db, board, period, place, n).await?;
     let first = me.rank - above.len() as u64;
     let mut out: Vec<Entry> = Vec::with_capacity(above.len() + below.len() + 1);
     out.extend(above.into_iter().map(entry_at(first)));
@@ -152,7 +152,7 @@ pub(crate) async fn around(
 
 /// A player's entry with its rank, and its place (rank key, event id) in the board order.
 async fn entry_of(
-    db: &PgPool,
+    db: &mut PgConnection,
     board: &str,
     period: &str,
     player: &str,
@@ -164,7 +164,7 @@ async fn entry_of(
     .bind(board)
     .bind(period)
     .bind(player)
-    .fetch_optional(db)
+    .fetch_optional(&mut *db)
     .await?;
     let Some((name, score, key, version)) = me else {
         return Ok(None);
@@ -177,7 +177,7 @@ async fn entry_of(
     .bind(period)
     .bind(key)
     .bind(version)
-    .fetch_one(db)
+    .fetch_one(&mut *db)
     .await?;
     let me = Entry {
         rank: ahead as u64 + 1,
@@ -192,7 +192,7 @@ type Row = (String, String, i64);
 
 /// Up to `n` entries right above `place` (in board order) and up to `n` right below it.
 async fn neighbours(
-    db: &PgPool,
+    db: &mut PgConnection,
     board: &str,
     period: &str,
     (key, version): (i64, i64),
@@ -211,7 +211,7 @@ async fn neighbours(
     .bind(key)
     .bind(version)
     .bind(n)
-    .fetch_all(db)
+    .fetch_all(&mut *db)
     .await?;
     let (mut above, below): (Vec<_>, Vec<_>) = rows.into_iter().partition(|r| r.3);
     above.reverse();
@@ -238,7 +238,7 @@ fn entry_at(first: u64) -> impl FnMut(Row) -> Entry {
 /// The player's standing on each of `boards` (board, period) where they have an entry, in
 /// that order. A banned player stands nowhere.
 pub(crate) async fn standings(
-    db: &PgPool,
+    db: &mut PgConnection,
     player: &PlayerId,
     boards: &[(BoardId, String)],
 ) -> sqlx::Result<Vec<Standing>> {
@@ -256,7 +256,7 @@ pub(crate) async fn standings(
     .bind(player.as_str())
     .bind(&ids)
     .bind(&periods)
-    .fetch_all(db)
+    .fetch_all(&mut *db)
     .await?;
     Ok(rows
         .into_iter()

@@ -268,22 +268,34 @@ pub(crate) async fn events(
     Query(q): Query<EventsQuery>,
 ) -> Result<Json<serde_json::Value>> {
     let id = player_id(id)?;
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE player_id = $1)")
-            .bind(id.as_str())
-            .fetch_one(&state.read_db)
+    let (before, limit) = (
+        q.before.unwrap_or(i64::MAX),
+        q.limit.unwrap_or(100).clamp(1, 500),
+    );
+    let player = id.as_str();
+    let rows = state
+        .reads
+        .read(&[], |mut db| async move {
+            let exists: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE player_id = $1)")
+                    .bind(player)
+                    .fetch_one(&mut *db)
+                    .await?;
+            if !exists {
+                return Ok(None);
+            }
+            let rows: Vec<EventRow> = sqlx::query_as(
+                "SELECT id, board_id, period, action, pts, score_after, edge_region, request_id, created_at FROM score_events
+                 WHERE player_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+            )
+            .bind(player)
+            .bind(before)
+            .bind(limit)
+            .fetch_all(&mut *db)
             .await?;
-    if !exists {
-        return Err(AppError::code(ErrorCode::PlayerNotFound));
-    }
-    let rows: Vec<EventRow> = sqlx::query_as(
-        "SELECT id, board_id, period, action, pts, score_after, edge_region, request_id, created_at FROM score_events
-         WHERE player_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
-    )
-    .bind(id.as_str())
-    .bind(q.before.unwrap_or(i64::MAX))
-    .bind(q.limit.unwrap_or(100).clamp(1, 500))
-    .fetch_all(&state.read_db)
-    .await?;
+            Ok(Some(rows))
+        })
+        .await?
+        .ok_or_else(|| AppError::code(ErrorCode::PlayerNotFound))?;
     Ok(Json(json!({ "player_id": id.to_string(), "events": rows })))
 }

@@ -209,7 +209,9 @@ pub(crate) async fn login(
     )
     .bind(names::key(typed))
     .bind(&legacy_key)
-    .fetch_optional(&state.read_db)
+    // The primary: a player who registered a moment ago must be able to sign in, and a ban
+    // must hold at once.
+    .fetch_optional(&state.db)
     .await?;
     let stored = row.as_ref().and_then(|r| r.2.clone());
     let password = req.password;

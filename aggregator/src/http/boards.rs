@@ -140,8 +140,13 @@ pub(crate) async fn snapshot(
     if asked.current {
         return Ok((JSON, live.board.current().body.clone()).into_response());
     }
-    let mut db = state.read_db.acquire().await?;
-    let mut past = sql::load_snapshot(&mut db, &live.def, &asked.period).await?;
+    let (def, period) = (&*live.def, &asked.period);
+    let mut past = state
+        .reads
+        .read(&[], |mut db| async move {
+            sql::load_snapshot(&mut db, def, period).await
+        })
+        .await?;
     past.next_reset_at = live.period().ends_at;
     Ok(Json(past).into_response())
 }
@@ -212,13 +217,22 @@ pub(crate) async fn entries(
     let page = match cached {
         Some(p) => p,
         None => {
-            let cursor = match cursor {
-                Some(c) => c,
-                None => {
-                    Cursor::start(sql::current_version(&state.read_db, board, &period.id).await?)
-                }
+            // A cursor's later pages need the version its first page was read at.
+            let floors = match cursor {
+                Some(c) => vec![(board, period.id.as_str(), c.as_of)],
+                None => Vec::new(),
             };
-            pages::page(&state.read_db, board, &period.id, cursor, limit).await?
+            let period = period.id.as_str();
+            state
+                .reads
+                .read(&floors, |mut db| async move {
+                    let cursor = match cursor {
+                        Some(c) => c,
+                        None => Cursor::start(sql::current_version(&mut *db, board, period).await?),
+                    };
+                    pages::page(&mut db, board, period, cursor, limit).await
+                })
+                .await?
         }
     };
     Ok(Json(EntriesPage {
@@ -271,17 +285,22 @@ pub(crate) async fn periods(
                 )
             })?,
     };
-    let mut db = state.read_db.acquire().await?;
-    let closed = sql::closed_periods(&mut *db, live.def.id.as_str(), &before, limit).await?;
-    let periods: Vec<(PeriodRef, i64)> = closed
-        .into_iter()
-        .filter_map(|(id, version)| Some((past_period(&live, &current, &id)?, version)))
-        .collect();
-    let wanted: Vec<_> = periods
-        .iter()
-        .map(|(p, version)| (&*live.def, p, *version))
-        .collect();
-    let snapshots = sql::load_snapshots(&mut db, &wanted).await?;
+    let (live, current, before) = (&live, &current, before.as_str());
+    let snapshots = state
+        .reads
+        .read(&[], |mut db| async move {
+            let closed = sql::closed_periods(&mut *db, live.def.id.as_str(), before, limit).await?;
+            let periods: Vec<(PeriodRef, i64)> = closed
+                .into_iter()
+                .filter_map(|(id, version)| Some((past_period(live, current, &id)?, version)))
+                .collect();
+            let wanted: Vec<_> = periods
+                .iter()
+                .map(|(p, version)| (&*live.def, p, *version))
+                .collect();
+            sql::load_snapshots(&mut db, &wanted).await
+        })
+        .await?;
     let periods: Vec<ClosedPeriod> = snapshots
         .into_iter()
         .map(|s| ClosedPeriod {

@@ -1,6 +1,6 @@
 //! Health: `/health` (everything, 200 or 503), `/health/live` (the process answers) and
-//! `/health/ready` (PostgreSQL answers: a degraded Redis must not take the instance out of
-//! the load balancer).
+//! `/health/ready` (PostgreSQL answers: a degraded Redis or read replica must not take the
+//! instance out of the load balancer).
 
 use crate::jobs::probe::database_answers;
 use crate::state::AppState;
@@ -18,7 +18,13 @@ pub(crate) async fn health(State(state): State<AppState>) -> Response {
         Some(c) if c.is_healthy() && c.ping().await => "ok",
         Some(_) => "down",
     };
-    let ok = db && redis != "down";
+    // The replica's state is its monitor's last check (once a second), not a query here.
+    let replica = match state.reads.replica_usable() {
+        None => "disabled",
+        Some(true) => "ok",
+        Some(false) => "error",
+    };
+    let ok = db && redis != "down" && replica != "error";
     let status = if ok {
         StatusCode::OK
     } else {
@@ -26,7 +32,11 @@ pub(crate) async fn health(State(state): State<AppState>) -> Response {
     };
     let body = json!({
         "status": if ok { "ok" } else { "degraded" },
-        "checks": {"database": if db { "ok" } else { "down" }, "redis": redis},
+        "checks": {
+            "database": if db { "ok" } else { "down" },
+            "redis": redis,
+            "replica": replica,
+        },
     });
     (status, Json(body)).into_response()
 }

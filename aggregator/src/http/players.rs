@@ -6,14 +6,16 @@
 use super::boards::{bounded, period_of, public_board, Asked};
 use super::extract::Params;
 use crate::board::pages::{self, Entry};
-use crate::board::sql;
+use crate::board::{sql, Frame};
 use crate::error::{AppError, Result};
+use crate::replica::Floor;
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::Json;
 use scoreboard_protocol::snapshot::{PeriodRef, PlayerView, Standing};
 use scoreboard_protocol::{BoardId, ErrorCode, PlayerId};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 fn player_id(raw: String) -> Result<PlayerId> {
     PlayerId::parse(raw).map_err(|_| AppError::code(ErrorCode::PlayerNotFound))
@@ -38,23 +40,11 @@ pub(crate) async fn player(
             }));
         }
     }
-    let row: Option<(String, bool)> =
-        sqlx::query_as("SELECT name, banned_at IS NOT NULL FROM users WHERE player_id = $1")
-            .bind(id.as_str())
-            .fetch_optional(&state.read_db)
-            .await?;
-    let Some((name, false)) = row else {
-        // Unknown, or banned (a banned player is off every board).
-        return Err(AppError::code(ErrorCode::PlayerNotFound));
-    };
-    let boards = db_standings(&state, &id).await?;
+    let (name, boards, global_count) = db_player(&state, &id).await?;
     let global = boards.iter().find(|s| s.board.is_global());
     let (score, rank) = match global {
         Some(s) => (s.score, s.rank),
-        None => (
-            0,
-            sql::count(&state.read_db, BoardId::GLOBAL, "all").await? + 1,
-        ),
+        None => (0, global_count + 1),
     };
     Ok(Json(PlayerView {
         player_id: id,
@@ -104,13 +94,49 @@ async fn cached_standings(state: &AppState, id: &PlayerId) -> Option<(String, Ve
     Some((name?, out))
 }
 
-/// The player's standing on every public board's current period, from PostgreSQL.
-async fn db_standings(state: &AppState, id: &PlayerId) -> Result<Vec<Standing>> {
-    let pairs: Vec<(BoardId, String)> = public_boards(state)
-        .iter()
-        .map(|l| (l.def.id.clone(), l.period().id))
+/// The player's name, standing on every public board's current period, and the count of
+/// `global`'s entries (their rank when they have none), from PostgreSQL: from the replica only
+/// once it holds every version this instance has seen, so that a player who just scored sees
+/// it. `PLAYER_NOT_FOUND` for an unknown or banned player (a banned player is off every board).
+async fn db_player(state: &AppState, id: &PlayerId) -> Result<(String, Vec<Standing>, u64)> {
+    let frames: Vec<(BoardId, Arc<Frame>)> = public_boards(state)
+        .into_iter()
+        .map(|l| (l.def.id.clone(), l.board.current()))
         .collect();
-    Ok(pages::standings(&state.read_db, id, &pairs).await?)
+    let pairs: Vec<(BoardId, String)> = frames
+        .iter()
+        .map(|(b, f)| (b.clone(), f.snapshot.period.id.clone()))
+        .collect();
+    let (floors, pairs) = (floors_of(&frames), &pairs);
+    let found = state
+        .reads
+        .read(&floors, |mut db| async move {
+            let row: Option<(String, bool)> = sqlx::query_as(
+                "SELECT name, banned_at IS NOT NULL FROM users WHERE player_id = $1",
+            )
+            .bind(id.as_str())
+            .fetch_optional(&mut *db)
+            .await?;
+            let Some((name, false)) = row else {
+                return Ok(None);
+            };
+            let boards = pages::standings(&mut db, id, pairs).await?;
+            let count = match boards.iter().any(|s| s.board.is_global()) {
+                true => 0,
+                false => sql::count(&mut *db, BoardId::GLOBAL, "all").await?,
+            };
+            Ok(Some((name, boards, count)))
+        })
+        .await?;
+    found.ok_or_else(|| AppError::code(ErrorCode::PlayerNotFound))
+}
+
+/// The versions a read of these boards must include: what this instance has shown of them.
+pub(crate) fn floors_of(frames: &[(BoardId, Arc<Frame>)]) -> Vec<Floor<'_>> {
+    frames
+        .iter()
+        .map(|(b, f)| (b.as_str(), f.snapshot.period.id.as_str(), f.version()))
+        .collect()
 }
 
 #[derive(Debug, Deserialize)]
@@ -147,7 +173,21 @@ pub(crate) async fn board_player(
     };
     let found = match cached {
         Some(found) => found,
-        None => pages::around(&state.read_db, board, &period.id, player.as_str(), n).await?,
+        None => {
+            let frame = [(live.def.id.clone(), live.board.current())];
+            // The floor only holds for the period the frame shows: a past period is closed.
+            let floors = match current {
+                true => floors_of(&frame),
+                false => Vec::new(),
+            };
+            let (period, player) = (&period.id, player.as_str());
+            state
+                .reads
+                .read(&floors, |mut db| async move {
+                    pages::around(&mut db, board, period, player, n).await
+                })
+                .await?
+        }
     };
     let (me, around) = found.ok_or_else(|| AppError::code(ErrorCode::PlayerNotFound))?;
     Ok(Json(BoardPlayer {

@@ -21,6 +21,7 @@
 //! | [`operations`] | metrics, health, graceful stop, a database outage |
 //! | [`periods`] | boards that reset: the boundary on streams, closed periods read back, refusals |
 //! | [`prometheus`] | a real Prometheus scrapes the shipped job; alerts use exported metrics |
+//! | [`replica`] | a real streaming standby: reads follow it, fall back, never lag a player's own write, fail over |
 //! | [`redis`] | the Redis copy of the board: agreement, ties, outages, fan-out |
 //! | [`rotation`] | old secrets verify during a rotation and are refused after it |
 //! | [`scores`] | `POST /internal/scores`: exactly once under concurrency, every refusal |
@@ -52,6 +53,7 @@ mod operations;
 mod periods;
 mod prometheus;
 mod redis;
+mod replica;
 mod rotation;
 mod scores;
 mod soak;
