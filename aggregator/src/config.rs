@@ -25,6 +25,12 @@ pub struct Config {
     pub(crate) database_url: SecretString,
     pub(crate) database_replica_url: Option<SecretString>,
     pub(crate) database_pool_max: u32,
+    /// `DATABASE_POOLER=transaction`: the URLs lead to a pooler that lends a server connection
+    /// per transaction (PgBouncer's transaction mode); see `db`.
+    pub(crate) database_pooled: bool,
+    /// Where migrations run (`DATABASE_MIGRATION_URL`, default `DATABASE_URL`): they hold a
+    /// session-level lock, which needs a connection of their own for the whole session.
+    pub(crate) database_migration_url: Option<SecretString>,
     pub(crate) redis_url: Option<SecretString>,
     /// Prefix of every Redis key, so several deployments (or tests) can share one Redis.
     pub(crate) redis_key_prefix: String,
@@ -124,6 +130,26 @@ fn one_of(r: &mut Settings<'_>, name: &str, allowed: &[&str], default: &str) -> 
     default.to_owned()
 }
 
+/// `DATABASE_POOLER` (`none` or `transaction`) and `DATABASE_MIGRATION_URL`, which a
+/// transaction pooler needs: migrations cannot run through it.
+fn pooler(r: &mut Settings<'_>) -> (bool, Option<String>) {
+    let pooled = one_of(r, "DATABASE_POOLER", &["none", "transaction"], "none") == "transaction";
+    let migration_url = r.get("DATABASE_MIGRATION_URL");
+    check_scheme(
+        r,
+        "DATABASE_MIGRATION_URL",
+        &migration_url,
+        &["postgres", "postgresql"],
+    );
+    if pooled && migration_url.is_none() {
+        r.problem(
+            "DATABASE_POOLER=transaction needs DATABASE_MIGRATION_URL (a direct connection or a \
+             session-mode pool): migrations hold a session-level lock",
+        );
+    }
+    (pooled, migration_url)
+}
+
 /// A URL must use one of `schemes`.
 fn check_scheme(r: &mut Settings<'_>, name: &str, url: &Option<String>, schemes: &[&str]) {
     let Some(url) = url else { return };
@@ -183,6 +209,7 @@ impl Config {
         );
         let database_replica_url = r.get("DATABASE_REPLICA_URL");
         let database_pool_max = r.parsed("DATABASE_POOL_MAX", 20u32, "a positive integer");
+        let (database_pooled, database_migration_url) = pooler(&mut r);
         let redis_url = r.get("REDIS_URL");
         check_scheme(&mut r, "REDIS_URL", &redis_url, &["redis", "rediss"]);
         let redis_key_prefix = r
@@ -235,6 +262,8 @@ impl Config {
             database_url: database_url.expect("checked").into(),
             database_replica_url: database_replica_url.map(Into::into),
             database_pool_max: database_pool_max.max(1),
+            database_pooled,
+            database_migration_url: database_migration_url.map(Into::into),
             redis_url: redis_url.map(Into::into),
             redis_key_prefix,
             session_issuer: SessionIssuer {
@@ -271,5 +300,13 @@ impl Config {
 
     pub fn database_url(&self) -> &str {
         self.database_url.expose_secret()
+    }
+
+    /// Where `migrate` connects: `DATABASE_MIGRATION_URL`, else `DATABASE_URL`.
+    pub fn migration_url(&self) -> &str {
+        self.database_migration_url
+            .as_ref()
+            .unwrap_or(&self.database_url)
+            .expose_secret()
     }
 }

@@ -12,6 +12,7 @@
 //! | `prometheus` | the Prometheus recorder, metric descriptions, zeroed series |
 //! | [`telemetry`] | JSON log lines, each carrying its request's id |
 //! | `names` | when two names are one: NFKC case fold and confusable skeleton; the backfill |
+//! | `db` | the database handle, directly or through a transaction pooler (PgBouncer) |
 //! | `replica` | where a read goes: the read replica while it is usable, else the primary |
 //! | `state`, `error`, `clock`, `ratelimit` | shared state, the error type, the wall clock, the per-IP limiter |
 
@@ -20,6 +21,7 @@ mod board;
 mod cache;
 mod clock;
 pub mod config;
+mod db;
 mod error;
 mod http;
 mod jobs;
@@ -30,11 +32,9 @@ mod replica;
 mod state;
 pub mod telemetry;
 
-pub use jobs::janitor::sweep as sweep_expired_rows;
-pub use jobs::statistics::analyze_new_tables;
-
 use anyhow::Context;
 use config::Config;
+use db::Db;
 use scoreboard_protocol::action::ActionTokens;
 use secrecy::ExposeSecret;
 use sqlx::postgres::PgPoolOptions;
@@ -48,25 +48,32 @@ use tokio::net::TcpListener;
 /// The migrations in `migrations/`, embedded in the binary.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
-/// Connects and applies pending migrations.
+/// Connects (directly, or through a session-mode pool: never a transaction pooler), applies
+/// pending migrations, then the data steps they leave to the application.
 pub async fn migrate(database_url: &str) -> anyhow::Result<()> {
     let pool = PgPoolOptions::new()
         .max_connections(1)
         .connect(database_url)
         .await
-        .context("connecting to the database")?;
-    prepare(&pool).await?;
+        .context("connecting to the database to migrate it")?;
+    MIGRATOR.run(&pool).await.context("applying migrations")?;
+    names::backfill(&Db::new(pool.clone(), false))
+        .await
+        .context("bringing names to the current rules")?;
     pool.close().await;
     Ok(())
 }
 
-/// Applies pending migrations, then the data steps they leave to the application.
-async fn prepare(db: &PgPool) -> anyhow::Result<()> {
-    MIGRATOR.run(db).await.context("applying migrations")?;
-    names::backfill(db)
-        .await
-        .context("bringing names to the current rules")?;
-    Ok(())
+/// One sweep of expired sessions and consumed tokens (what the janitor does every minute);
+/// returns (tokens, sessions) deleted.
+pub async fn sweep_expired_rows(db: &PgPool) -> sqlx::Result<(u64, u64)> {
+    jobs::janitor::sweep(&Db::new(db.clone(), false)).await
+}
+
+/// What the statistics job does once: analyzes the tables written to but never analyzed;
+/// returns them and whether every table has statistics now.
+pub async fn analyze_new_tables(db: &PgPool) -> sqlx::Result<(Vec<&'static str>, bool)> {
+    jobs::statistics::analyze_new_tables(&Db::new(db.clone(), false)).await
 }
 
 /// A built, bound, migrated aggregator, ready to run.
@@ -106,7 +113,7 @@ async fn connect_pool(url: &str, max: u32) -> sqlx::Result<PgPool> {
 async fn warm_cache(
     url: &str,
     prefix: &str,
-    db: &PgPool,
+    db: &Db,
     boards: &board::Boards,
 ) -> anyhow::Result<Arc<cache::Cache>> {
     let cache = cache::Cache::new(url, prefix)?;
@@ -125,7 +132,7 @@ async fn warm_cache(
 /// supervisor and the subscriber to other instances' snapshots. They end on shutdown.
 fn spawn_jobs(
     config: &Config,
-    db: &PgPool,
+    db: &Db,
     boards: &Arc<board::Boards>,
     cache: Option<&Arc<cache::Cache>>,
     shutdown: &tokio::sync::watch::Receiver<bool>,
@@ -173,10 +180,11 @@ impl Application {
         // First: what start-up records (e.g. `redis_up` after the initial rebuild) must reach
         // the exporter, not the no-op recorder that exists before it.
         prometheus::handle();
+        migrate(config.migration_url()).await?;
         let db = connect_pool(config.database_url(), config.database_pool_max)
             .await
             .context("connecting to the database")?;
-        prepare(&db).await?;
+        let db = Db::new(db, config.database_pooled);
         let reads = Arc::new(
             replica::Reads::new(
                 db.clone(),
@@ -185,6 +193,7 @@ impl Application {
                     .as_ref()
                     .map(|u| u.expose_secret()),
                 config.database_pool_max,
+                config.database_pooled,
             )
             .context("DATABASE_REPLICA_URL")?,
         );
@@ -261,7 +270,7 @@ impl Application {
     }
 
     pub fn db(&self) -> PgPool {
-        self.state.db.clone()
+        self.state.db.pool().clone()
     }
 
     /// Serves until `stop` resolves, then shuts down gracefully: stop accepting, end the

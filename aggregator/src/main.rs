@@ -75,7 +75,7 @@ fn main() -> ExitCode {
             min_seconds,
             boards,
         } => mint(&config, &player, &action, points, min_seconds, &boards),
-        Command::Migrate => runtime().and_then(|rt| rt.block_on(migrate(config.database_url()))),
+        Command::Migrate => runtime().and_then(|rt| rt.block_on(migrate(config.migration_url()))),
         Command::Serve => runtime().and_then(|rt| {
             rt.block_on(async {
                 telemetry::init(&config.log_level, config.log_format);

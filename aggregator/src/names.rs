@@ -4,7 +4,7 @@
 //! `Iavor` and `lavor`). The database enforces both as unique indexes; [`backfill`] brings
 //! rows written under the old rule (lowercase only) to these.
 
-use sqlx::PgPool;
+use crate::db::Db;
 use std::collections::HashSet;
 use unicode_normalization::UnicodeNormalization;
 
@@ -42,12 +42,12 @@ struct Legacy {
 /// advisory lock keeps instances starting together from doing it twice). A row whose new key
 /// or skeleton an older row already holds keeps its old key and gets no skeleton: no
 /// existing player loses their name or their login. Returns the rows updated.
-pub(crate) async fn backfill(db: &PgPool) -> sqlx::Result<u64> {
+pub(crate) async fn backfill(db: &Db) -> sqlx::Result<u64> {
     let mut tx = db.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('users.name_rules'))")
+    crate::db::query("SELECT pg_advisory_xact_lock(hashtext('users.name_rules'))")
         .execute(&mut *tx)
         .await?;
-    let legacy: Vec<Legacy> = sqlx::query_as(
+    let legacy: Vec<Legacy> = crate::db::query_as(
         "SELECT player_id, name FROM users WHERE name_rules < $1 ORDER BY created_at, player_id",
     )
     .bind(RULES)
@@ -57,7 +57,7 @@ pub(crate) async fn backfill(db: &PgPool) -> sqlx::Result<u64> {
         return Ok(0);
     }
     let taken: Vec<(String, Option<String>)> =
-        sqlx::query_as("SELECT name_key, name_skeleton FROM users WHERE name_rules >= $1")
+        crate::db::query_as("SELECT name_key, name_skeleton FROM users WHERE name_rules >= $1")
             .bind(RULES)
             .fetch_all(&mut *tx)
             .await?;
@@ -70,7 +70,7 @@ pub(crate) async fn backfill(db: &PgPool) -> sqlx::Result<u64> {
             keys.insert(k.clone());
             skeletons.insert(s.clone());
         }
-        sqlx::query(
+        crate::db::query(
             "UPDATE users SET name = $2, name_rules = $5,
                  name_key = CASE WHEN $3::text IS NULL THEN name_key ELSE $3 END, name_skeleton = $4
              WHERE player_id = $1",

@@ -3,9 +3,9 @@
 //! written names the versions it needs, and goes to the replica only once it has replayed
 //! that far. The aggregator never waits on the replica to start or to write.
 
+use crate::db::Db;
 use crate::jobs;
 use sqlx::postgres::PgPoolOptions;
-use sqlx::PgPool;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -19,7 +19,7 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
 pub(crate) const MAX_LAG: Duration = Duration::from_secs(30);
 
 /// A connection a read runs on, from either pool.
-pub(crate) type Conn = sqlx::pool::PoolConnection<sqlx::Postgres>;
+pub(crate) type Conn = crate::db::Conn;
 
 /// A (board, period) and the version a read of it must include.
 pub(crate) type Floor<'a> = (&'a str, &'a str, i64);
@@ -27,13 +27,13 @@ pub(crate) type Floor<'a> = (&'a str, &'a str, i64);
 /// The pools reads are served from.
 #[derive(Debug)]
 pub(crate) struct Reads {
-    primary: PgPool,
+    primary: Db,
     replica: Option<Replica>,
 }
 
 #[derive(Debug)]
 struct Replica {
-    pool: PgPool,
+    pool: Db,
     /// Set by the last check; cleared at once by a read that found the replica gone.
     usable: AtomicBool,
 }
@@ -55,14 +55,23 @@ enum Checked {
 impl Reads {
     /// The primary for everything, or a replica besides it; connecting to the replica is lazy
     /// (a replica being rebuilt must not keep the aggregator from starting).
-    pub(crate) fn new(primary: PgPool, replica_url: Option<&str>, max: u32) -> sqlx::Result<Self> {
+    /// The replica goes through a pooler when the primary does.
+    pub(crate) fn new(
+        primary: Db,
+        replica_url: Option<&str>,
+        max: u32,
+        pooled: bool,
+    ) -> sqlx::Result<Self> {
         let replica = match replica_url {
             None => None,
             Some(url) => Some(Replica {
-                pool: PgPoolOptions::new()
-                    .max_connections(max)
-                    .acquire_timeout(ACQUIRE_TIMEOUT)
-                    .connect_lazy(url)?,
+                pool: Db::new(
+                    PgPoolOptions::new()
+                        .max_connections(max)
+                        .acquire_timeout(ACQUIRE_TIMEOUT)
+                        .connect_lazy(url)?,
+                    pooled,
+                ),
                 usable: AtomicBool::new(false),
             }),
         };
@@ -107,7 +116,7 @@ impl Reads {
         } else {
             count("primary");
         }
-        read(self.primary.acquire().await?).await
+        read(self.primary.conn().await?).await
     }
 
     /// Keeps the replica's state, `database_replica_up` and `database_replica_lag_seconds`
@@ -136,7 +145,7 @@ impl Replica {
         floors: &[Floor<'_>],
         read: &mut impl FnMut(Conn) -> Fut,
     ) -> sqlx::Result<Option<T>> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.pool.conn().await?;
         if !floors.is_empty() {
             let pairs: Vec<(&str, &str)> = floors.iter().map(|f| (f.0, f.1)).collect();
             // Replay only moves forward: once the versions are there, what follows sees them.
@@ -149,7 +158,7 @@ impl Replica {
     }
 
     async fn check(&self) -> Checked {
-        let query = sqlx::query_as::<_, (bool, f64)>(
+        let query = crate::db::query_as::<(bool, f64)>(
             "SELECT pg_is_in_recovery(),
                     CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
                          ELSE coalesce(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0)

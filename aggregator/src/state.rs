@@ -4,10 +4,10 @@ use crate::apply::Applier;
 use crate::board::Boards;
 use crate::cache::Cache;
 use crate::config::Config;
+use crate::db::Db;
 use crate::ratelimit::IpLimiter;
 use crate::replica::Reads;
 use scoreboard_protocol::action::ActionTokens;
-use sqlx::PgPool;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
@@ -17,7 +17,7 @@ pub(crate) struct AppState(pub(crate) Arc<Inner>);
 #[derive(Debug)]
 pub(crate) struct Inner {
     pub(crate) config: Config,
-    pub(crate) db: PgPool,
+    pub(crate) db: Db,
     /// Where reads go: the replica (`DATABASE_REPLICA_URL`) while it is usable, else `db`.
     pub(crate) reads: Arc<Reads>,
     /// Every board with its live snapshot.

@@ -71,7 +71,7 @@ fn postgres_command(program: &Path) -> Command {
 }
 
 /// A new scratch dir for a cluster, the `postgres` user's when we are root.
-fn cluster_dir() -> Result<PathBuf> {
+pub(crate) fn cluster_dir() -> Result<PathBuf> {
     let dir = scratch_dir("pg")?;
     if running_as_root() {
         run(

@@ -8,7 +8,7 @@ use super::{Applier, BatchSettings, Outcome, Update};
 use crate::board::{sql, Boards};
 use crate::cache::pubsub::{announce, Replace};
 use crate::cache::Cache;
-use sqlx::PgPool;
+use crate::db::Db;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,7 +19,7 @@ type Queued = (Update, oneshot::Sender<Outcome>);
 
 /// What a batch needs besides its updates.
 struct Sinks {
-    db: PgPool,
+    db: Db,
     boards: Arc<Boards>,
     cache: Option<Arc<Cache>>,
 }
@@ -27,7 +27,7 @@ struct Sinks {
 /// Starts the batcher task. It ends when every [`Applier`] is dropped and the queue is
 /// drained, which is how shutdown flushes it.
 pub(crate) fn spawn(
-    db: PgPool,
+    db: Db,
     boards: Arc<Boards>,
     cache: Option<Arc<Cache>>,
     settings: BatchSettings,

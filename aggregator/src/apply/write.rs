@@ -11,11 +11,12 @@ use super::plan::{self, Ask, Decision, EntryKey, Facts, Move, Plan};
 use super::{Outcome, Source, Update};
 use crate::board::kind::Order;
 use crate::board::{sql, BoardDef, BoardRow, Boards};
+use crate::db::Db;
 use anyhow::Context;
 use scoreboard_protocol::snapshot::{BoardSnapshot, PeriodRef, Standing};
 use scoreboard_protocol::BoardId;
 use serde_json::json;
-use sqlx::{Connection as _, PgConnection, PgPool};
+use sqlx::{Connection as _, PgConnection};
 use std::collections::{HashMap, HashSet};
 
 /// Key of the advisory lock every score writer takes (any constant; "SCOREBRD" in ASCII).
@@ -26,7 +27,7 @@ const WRITER_LOCK: i64 = 0x5343_4F52_4542_5244;
 /// Takes the writers' lock for the rest of the transaction. Board changes take it too, so a
 /// board's order cannot change between a batch reading it and scoring it.
 pub(crate) async fn lock_writers(tx: &mut PgConnection) -> sqlx::Result<()> {
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+    crate::db::query("SELECT pg_advisory_xact_lock($1)")
         .bind(WRITER_LOCK)
         .execute(&mut *tx)
         .await
@@ -69,12 +70,16 @@ struct Read {
 /// is in under the writers' lock; `now_ms`, this instance's clock, only predicts it (to read
 /// the entries with the facts).
 pub(super) async fn commit(
-    db: &PgPool,
+    db: &Db,
     known: &Boards,
     updates: &[&Update],
     now_ms: i64,
 ) -> anyhow::Result<Committed> {
-    let mut conn = db.acquire().await.context("taking a database connection")?;
+    let mut conn = db
+        .pool()
+        .acquire()
+        .await
+        .context("taking a database connection")?;
     let committed = commit_on(&mut conn, known, updates, now_ms).await;
     if committed.is_err() {
         // A failure can leave the session inside a transaction sqlx does not know of (the lock
@@ -275,7 +280,7 @@ async fn read_facts(
         .collect();
     board_ids.sort_unstable();
     board_ids.dedup();
-    let rows: Vec<FactsRow> = sqlx::query_as(&format!(
+    let rows: Vec<FactsRow> = crate::db::query_as(&format!(
         "SELECT u.player_id IS NOT NULL AS exists, u.banned_at IS NOT NULL AS banned,
                 s.revoked_at IS NOT NULL AS revoked, c.jti IS NOT NULL AS consumed, u.name,
                 CASE WHEN p.ord = 1 THEN {} END AS defs,
@@ -339,7 +344,7 @@ fn entry_values(rows: Vec<(String, String, i64, i64)>) -> EntryValues {
 
 /// The entries at `keys`, for the boards [`read_facts`] could not read them for.
 async fn read_entries(tx: &mut PgConnection, keys: &EntryKeys<'_>) -> anyhow::Result<EntryValues> {
-    let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
+    let rows: Vec<(String, String, i64, i64)> = crate::db::query_as(
         "SELECT e.board_id, e.player_id, e.value, e.reached_version
          FROM UNNEST($1::text[], $2::text[], $3::text[]) AS k(board_id, period, player_id)
          JOIN entries e USING (board_id, period, player_id)",
@@ -439,7 +444,7 @@ async fn write_batch<'a>(
     let column = |f: fn(&Event<'a>) -> &'a str| events.iter().map(f).collect::<Vec<_>>();
     let optional = |f: fn(&Event<'a>) -> Option<&'a str>| events.iter().map(f).collect::<Vec<_>>();
     let number = |f: fn(&Event<'a>) -> i64| events.iter().map(f).collect::<Vec<_>>();
-    let rows: Vec<(i64, i64)> = sqlx::query_as(WRITE_BATCH)
+    let rows: Vec<(i64, i64)> = crate::db::query_as(WRITE_BATCH)
         .bind(tokens.iter().map(|t| t.0).collect::<Vec<_>>())
         .bind(tokens.iter().map(|t| t.1).collect::<Vec<_>>())
         .bind(tokens.iter().map(|t| t.2).collect::<Vec<_>>())
@@ -482,7 +487,7 @@ async fn audit_adjustments(
         };
         let detail =
             json!({"points": e.update.points, "reason": reason, "event_id": id, "board": e.board});
-        sqlx::query(
+        crate::db::query(
             "INSERT INTO admin_audit (action, player_id, detail, request_id) VALUES ('adjust', $1, $2, $3)",
         )
         .bind(e.update.player.as_str())

@@ -9,7 +9,7 @@
 
 use super::{close, sql, Boards};
 use crate::cache::Cache;
-use sqlx::PgPool;
+use crate::db::Db;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,7 +21,7 @@ const REDIS_GRACE: Duration = Duration::from_secs(3600);
 const CLOSE_EVERY: Duration = Duration::from_secs(2);
 
 pub(crate) fn spawn(
-    db: PgPool,
+    db: Db,
     boards: Arc<Boards>,
     cache: Option<Arc<Cache>>,
     endpoints: Vec<String>,
@@ -67,7 +67,7 @@ pub(crate) fn spawn(
 /// Turns every board whose period at `now_ms` is later than the one it shows, and lets the
 /// old period's Redis keys expire; returns how many turned.
 pub(crate) async fn turn(
-    db: &PgPool,
+    db: &Db,
     boards: &Boards,
     cache: Option<&Cache>,
     now_ms: i64,
@@ -83,7 +83,7 @@ pub(crate) async fn turn(
     if due.is_empty() {
         return Ok(0);
     }
-    let mut conn = db.acquire().await?;
+    let mut conn = db.conn().await?;
     let mut turned = 0;
     for (live, period) in &due {
         let old = live.period();

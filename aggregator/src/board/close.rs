@@ -8,12 +8,13 @@
 use super::schedule::Window;
 use super::{sql, BoardDef, Boards};
 use crate::apply::lock_writers;
+use crate::db::Db;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use scoreboard_protocol::snapshot::LeaderboardEntry;
 use scoreboard_protocol::BoardId;
 use serde::Serialize;
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 
 /// The event announcing a closed period (DESIGN.md, "Period results").
 #[derive(Debug, Serialize)]
@@ -31,13 +32,13 @@ pub(crate) struct PeriodClosed<'a> {
 /// Closes every ended period that has events and no results yet; returns `<board>/<period>`
 /// of each one this call closed.
 pub(crate) async fn close_ended(
-    db: &PgPool,
+    db: &Db,
     boards: &Boards,
     endpoints: &[String],
 ) -> anyhow::Result<Vec<String>> {
     // Per board that resets, its periods with events after its newest closed one (periods
     // close in order): index range scans, however many periods are behind.
-    let pending: Vec<(String, String)> = sqlx::query_as(
+    let pending: Vec<(String, String)> = crate::db::query_as(
         "SELECT b.id, bp.period FROM boards b
          CROSS JOIN LATERAL (
            SELECT period FROM board_periods bp
@@ -77,7 +78,7 @@ pub(crate) async fn close_ended(
 
 /// Closes one period if it has ended and nobody closed it first.
 async fn close(
-    db: &PgPool,
+    db: &Db,
     def: &BoardDef,
     period: &str,
     window: Window,
@@ -85,7 +86,7 @@ async fn close(
 ) -> anyhow::Result<bool> {
     let mut tx = db.begin().await?;
     lock_writers(&mut tx).await?;
-    let ended: bool = sqlx::query_scalar("SELECT clock_timestamp() >= $1")
+    let ended: bool = crate::db::query_scalar("SELECT clock_timestamp() >= $1")
         .bind(window.ends_at)
         .fetch_one(&mut *tx)
         .await?;
@@ -115,7 +116,7 @@ impl From<sqlx::Error> for CloseNow {
 /// event, and starts the next period there, all under the writers' lock and audited. Returns
 /// the period closed.
 pub(crate) async fn close_now(
-    db: &PgPool,
+    db: &Db,
     board: &BoardId,
     endpoints: &[String],
     request_id: &str,
@@ -127,9 +128,10 @@ pub(crate) async fn close_now(
         .pop()
         .ok_or(CloseNow::NotFound)?;
     // Whole seconds, as period ids are: the next period's id is this instant.
-    let now: DateTime<Utc> = sqlx::query_scalar("SELECT date_trunc('second', clock_timestamp())")
-        .fetch_one(&mut *tx)
-        .await?;
+    let now: DateTime<Utc> =
+        crate::db::query_scalar("SELECT date_trunc('second', clock_timestamp())")
+            .fetch_one(&mut *tx)
+            .await?;
     let current = def.schedule.window_at(now).ok_or(CloseNow::NeverResets)?;
     if current.starts_at >= now {
         return Err(CloseNow::JustBegan);
@@ -142,12 +144,12 @@ pub(crate) async fn close_now(
     if !write_results(&mut tx, &def, &period, closed, endpoints).await? {
         return Err(CloseNow::JustBegan);
     }
-    sqlx::query("UPDATE boards SET period_started_at = $2, updated_at = now() WHERE id = $1")
+    crate::db::query("UPDATE boards SET period_started_at = $2, updated_at = now() WHERE id = $1")
         .bind(board.as_str())
         .bind(now)
         .execute(&mut *tx)
         .await?;
-    sqlx::query(
+    crate::db::query(
         "INSERT INTO admin_audit (action, detail, request_id) VALUES ('close-period', $1, $2)",
     )
     .bind(
@@ -182,7 +184,7 @@ async fn write_results(
         standings: &standings,
     };
     let body = serde_json::to_string(&event).expect("events serialize");
-    let written = sqlx::query(
+    let written = crate::db::query(
         "INSERT INTO period_results (board_id, period, starts_at, ends_at, standings, event)
          VALUES ($1, $2, $3, $4, $5::jsonb, $6) ON CONFLICT DO NOTHING",
     )
@@ -198,7 +200,7 @@ async fn write_results(
     if written == 0 {
         return Ok(false);
     }
-    sqlx::query(
+    crate::db::query(
         "INSERT INTO outbox (event_id, endpoint, body)
          SELECT $1, endpoint, $3 FROM UNNEST($2::text[]) AS endpoint ON CONFLICT DO NOTHING",
     )

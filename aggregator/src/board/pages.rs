@@ -86,7 +86,7 @@ pub(crate) async fn page(
     limit: i64,
 ) -> sqlx::Result<Page> {
     let on = on_board("$1", "$2");
-    let rows: Vec<PageRow> = sqlx::query_as(&format!(
+    let rows: Vec<PageRow> = crate::db::query_as(&format!(
         "WITH page AS (
            SELECT e.player_id, u.name, e.value, e.rank_key AS k, e.reached_version AS v FROM {on}
            AND e.reached_version <= $3 AND (e.rank_key, e.reached_version) > ($4, $5)
@@ -158,7 +158,7 @@ async fn entry_of(
     player: &str,
 ) -> sqlx::Result<Option<(Entry, (i64, i64))>> {
     let on = on_board("$1", "$2");
-    let me: Option<(String, i64, i64, i64)> = sqlx::query_as(&format!(
+    let me: Option<(String, i64, i64, i64)> = crate::db::query_as(&format!(
         "SELECT u.name, e.value, e.rank_key, e.reached_version FROM {on} AND e.player_id = $3"
     ))
     .bind(board)
@@ -169,7 +169,7 @@ async fn entry_of(
     let Some((name, score, key, version)) = me else {
         return Ok(None);
     };
-    let ahead: i64 = sqlx::query_scalar(&format!(
+    let ahead: i64 = crate::db::query_scalar(&format!(
         "SELECT count(*) FROM {on} AND {}",
         ahead_of("$3", "$4")
     ))
@@ -199,7 +199,7 @@ async fn neighbours(
     n: i64,
 ) -> sqlx::Result<(Vec<Row>, Vec<Row>)> {
     let on = on_board("$1", "$2");
-    let rows: Vec<(String, String, i64, bool)> = sqlx::query_as(&format!(
+    let rows: Vec<(String, String, i64, bool)> = crate::db::query_as(&format!(
         "(SELECT e.player_id, u.name, e.value, true FROM {on} AND (e.rank_key, e.reached_version) < ($3, $4)
           ORDER BY e.rank_key DESC, e.reached_version DESC LIMIT $5)
          UNION ALL
@@ -246,7 +246,7 @@ pub(crate) async fn standings(
     let periods: Vec<&str> = boards.iter().map(|b| b.1.as_str()).collect();
     let on = on_board("p.b", "p.p");
     let ahead = ahead_of("me.rank_key", "me.reached_version");
-    let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(&format!(
+    let rows: Vec<(String, String, i64, i64)> = crate::db::query_as(&format!(
         "SELECT p.b, p.p, me.value, (SELECT count(*) FROM {on} AND {ahead}) + 1
          FROM UNNEST($2::text[], $3::text[]) WITH ORDINALITY AS p(b, p, ord)
          JOIN entries me ON me.board_id = p.b AND me.period = p.p AND me.player_id = $1

@@ -3,14 +3,14 @@
 //! board for which PostgreSQL has a newer event.
 
 use super::{sql, Boards};
-use sqlx::PgPool;
+use crate::db::Db;
 use std::sync::Arc;
 use std::time::Duration;
 
 const EVERY: Duration = Duration::from_secs(1);
 
 pub(crate) fn spawn(
-    db: PgPool,
+    db: Db,
     boards: Arc<Boards>,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
@@ -24,8 +24,8 @@ pub(crate) fn spawn(
     })
 }
 
-async fn poll(db: &PgPool, boards: &Boards) -> sqlx::Result<()> {
-    let mut conn = db.acquire().await?;
+async fn poll(db: &Db, boards: &Boards) -> sqlx::Result<()> {
+    let mut conn = db.conn().await?;
     for def in sql::load_defs(&mut *conn).await? {
         boards.take(&mut conn, def).await?;
     }

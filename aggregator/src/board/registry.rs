@@ -5,9 +5,10 @@
 
 use super::kind::BoardDef;
 use super::{sql, Board};
+use crate::db::Db;
 use scoreboard_protocol::snapshot::{BoardSnapshot, PeriodRef};
 use scoreboard_protocol::BoardId;
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
@@ -33,9 +34,9 @@ pub(crate) struct Boards {
 
 impl Boards {
     /// Every board with its current snapshot, from PostgreSQL.
-    pub(crate) async fn load(db: &PgPool) -> sqlx::Result<Self> {
+    pub(crate) async fn load(db: &Db) -> sqlx::Result<Self> {
         let boards = Self::default();
-        let mut conn = db.acquire().await?;
+        let mut conn = db.conn().await?;
         for def in sql::load_defs(&mut *conn).await? {
             boards.take(&mut conn, def).await?;
         }

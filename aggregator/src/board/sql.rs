@@ -5,11 +5,12 @@
 
 use super::kind::{BoardDef, Order};
 use super::schedule::Schedule;
+use crate::db::Db;
 use scoreboard_protocol::snapshot::{
     rfc3339_millis, BoardSnapshot, LeaderboardEntry, PeriodRef, Snapshot, TOP_N,
 };
 use scoreboard_protocol::{BoardId, PlayerId};
-use sqlx::{PgConnection, PgExecutor, PgPool};
+use sqlx::{PgConnection, PgExecutor};
 
 /// The board order, for entries aliased `e`: the rank key ascending (see `kind::Order`), then
 /// whoever reached the value first (the smaller event id). Redis encodes the same rule in its
@@ -107,7 +108,7 @@ pub(crate) fn parse_defs_json(json: &str) -> serde_json::Result<Vec<BoardDef>> {
 /// Every board, public or not.
 pub(crate) async fn load_defs<'e>(db: impl PgExecutor<'e>) -> sqlx::Result<Vec<BoardDef>> {
     let rows: Vec<DefRow> =
-        sqlx::query_as(&format!("SELECT {DEF_COLUMNS} FROM boards ORDER BY id"))
+        crate::db::query_as(&format!("SELECT {DEF_COLUMNS} FROM boards ORDER BY id"))
             .fetch_all(db)
             .await?;
     Ok(rows.into_iter().filter_map(def_from_row).collect())
@@ -118,7 +119,7 @@ pub(crate) async fn load_defs_of<'e>(
     db: impl PgExecutor<'e>,
     ids: &[&str],
 ) -> sqlx::Result<Vec<BoardDef>> {
-    let rows: Vec<DefRow> = sqlx::query_as(&format!(
+    let rows: Vec<DefRow> = crate::db::query_as(&format!(
         "SELECT {DEF_COLUMNS} FROM boards WHERE id = ANY($1)"
     ))
     .bind(ids)
@@ -135,7 +136,7 @@ pub(crate) async fn closed_periods<'e>(
     before: &str,
     limit: i64,
 ) -> sqlx::Result<Vec<(String, i64)>> {
-    sqlx::query_as(
+    crate::db::query_as(
         "SELECT period, version FROM board_periods
          WHERE board_id = $1 AND period <> 'all' AND period < $2
          ORDER BY period DESC LIMIT $3",
@@ -152,7 +153,7 @@ pub(crate) async fn current_version<'e>(
     board: &str,
     period: &str,
 ) -> sqlx::Result<i64> {
-    sqlx::query_scalar(
+    crate::db::query_scalar(
         "SELECT coalesce((SELECT version FROM board_periods WHERE board_id = $1 AND period = $2), 0)",
     )
     .bind(board)
@@ -168,7 +169,7 @@ pub(crate) async fn versions<'e>(
 ) -> sqlx::Result<Vec<i64>> {
     let boards: Vec<&str> = pairs.iter().map(|p| p.0).collect();
     let periods: Vec<&str> = pairs.iter().map(|p| p.1).collect();
-    sqlx::query_scalar(
+    crate::db::query_scalar(
         "SELECT coalesce(v.version, 0)
          FROM UNNEST($1::text[], $2::text[]) WITH ORDINALITY AS p(b, p, ord)
          LEFT JOIN board_periods v ON v.board_id = p.b AND v.period = p.p ORDER BY p.ord",
@@ -199,7 +200,7 @@ pub(crate) async fn load_snapshots(
     let ids: Vec<&str> = boards.iter().map(|b| b.0.id.as_str()).collect();
     let periods: Vec<&str> = boards.iter().map(|b| b.1.id.as_str()).collect();
     let on = on_board("p.b", "p.per");
-    let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(&format!(
+    let rows: Vec<(i64, String, String, i64)> = crate::db::query_as(&format!(
         "SELECT p.ord, t.player_id, t.name, t.value
          FROM UNNEST($1::text[], $2::text[]) WITH ORDINALITY AS p(b, per, ord)
          CROSS JOIN LATERAL (SELECT e.player_id, u.name, e.value FROM {on}
@@ -234,7 +235,7 @@ pub(crate) async fn standings(
     period: &str,
     n: i64,
 ) -> sqlx::Result<Vec<LeaderboardEntry>> {
-    let rows: Vec<(String, String, i64)> = sqlx::query_as(&format!(
+    let rows: Vec<(String, String, i64)> = crate::db::query_as(&format!(
         "SELECT e.player_id, u.name, e.value FROM {} ORDER BY {BOARD_ORDER} LIMIT $3",
         *ON_BOARD
     ))
@@ -273,7 +274,7 @@ pub(crate) async fn count<'e>(
     period: &str,
 ) -> sqlx::Result<u64> {
     let on = ON_BOARD.as_str();
-    let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {on}"))
+    let n: i64 = crate::db::query_scalar(&format!("SELECT count(*) FROM {on}"))
         .bind(board)
         .bind(period)
         .fetch_one(db)
@@ -292,7 +293,7 @@ pub(crate) async fn ranks_of<'e>(
     let on = ON_BOARD.as_str();
     let keys: Vec<i64> = rows.iter().map(|r| order.rank_key(r.value)).collect();
     let versions: Vec<i64> = rows.iter().map(|r| r.version).collect();
-    let out: Vec<i64> = sqlx::query_scalar(&format!(
+    let out: Vec<i64> = crate::db::query_scalar(&format!(
         "SELECT (SELECT count(*) FROM {on} AND {}) + 1
          FROM UNNEST($3::bigint[], $4::bigint[]) WITH ORDINALITY AS p(k, v, ord)
          ORDER BY p.ord",
@@ -310,17 +311,17 @@ pub(crate) async fn ranks_of<'e>(
 /// Every non-banned entry of the board with `reached_version > after`, and the board's
 /// version at the time of reading (one consistent snapshot of both).
 pub(crate) async fn load_rows(
-    db: &PgPool,
+    db: &Db,
     board: &str,
     period: &str,
     after: i64,
 ) -> sqlx::Result<(Vec<BoardRow>, i64)> {
     let on = ON_BOARD.as_str();
     let mut tx = db.begin().await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    crate::db::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         .execute(&mut *tx)
         .await?;
-    let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(&format!(
+    let rows: Vec<(String, String, i64, i64)> = crate::db::query_as(&format!(
         "SELECT e.player_id, u.name, e.value, e.reached_version FROM {on} AND e.reached_version > $3"
     ))
     .bind(board)
@@ -348,7 +349,7 @@ pub(crate) async fn player_rows<'e>(
     db: impl PgExecutor<'e>,
     player: &str,
 ) -> sqlx::Result<Vec<(String, String, BoardRow)>> {
-    let rows: Vec<(String, String, String, String, i64, i64)> = sqlx::query_as(
+    let rows: Vec<(String, String, String, String, i64, i64)> = crate::db::query_as(
         "SELECT e.board_id, e.period, e.player_id, u.name, e.value, e.reached_version
          FROM entries e JOIN users u USING (player_id) WHERE e.player_id = $1",
     )

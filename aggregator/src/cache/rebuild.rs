@@ -5,8 +5,8 @@ use super::scripts::{member, member_player};
 use super::Cache;
 use crate::board::sql::load_rows;
 use crate::board::{BoardDef, Boards};
+use crate::db::Db;
 use anyhow::Context;
-use sqlx::PgPool;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -21,7 +21,7 @@ impl Cache {
     /// Replaces every board's Redis copy with PostgreSQL's, marks the cache healthy, then
     /// re-applies rows that changed while the boards were being copied (writes are
     /// version-guarded, so that is harmless). Returns the number of entries written.
-    pub(crate) async fn rebuild(&self, db: &PgPool, boards: &Boards) -> anyhow::Result<usize> {
+    pub(crate) async fn rebuild(&self, db: &Db, boards: &Boards) -> anyhow::Result<usize> {
         let mut written = 0;
         let mut copied = Vec::new();
         for live in boards.all() {
@@ -45,7 +45,7 @@ impl Cache {
     /// and the version they were read at.
     async fn rebuild_board(
         &self,
-        db: &PgPool,
+        db: &Db,
         def: &BoardDef,
         period: &str,
     ) -> anyhow::Result<(usize, i64)> {
@@ -84,7 +84,7 @@ impl Cache {
 
     /// How many entries differ between Redis and PostgreSQL over every board's current
     /// period (missing, extra, or another value or version).
-    pub(crate) async fn drift(&self, db: &PgPool, boards: &Boards) -> anyhow::Result<u64> {
+    pub(crate) async fn drift(&self, db: &Db, boards: &Boards) -> anyhow::Result<u64> {
         let mut total = 0;
         for live in boards.all() {
             total += self.board_drift(db, &live.def, &live.period().id).await?;
@@ -92,7 +92,7 @@ impl Cache {
         Ok(total)
     }
 
-    async fn board_drift(&self, db: &PgPool, def: &BoardDef, period: &str) -> anyhow::Result<u64> {
+    async fn board_drift(&self, db: &Db, def: &BoardDef, period: &str) -> anyhow::Result<u64> {
         let (rows, _) = load_rows(db, def.id.as_str(), period, 0).await?;
         let [board_key, _, _, versions_key, _] = self.board_keys(def.id.as_str(), period);
         let (versions, scored): (HashMap<String, i64>, Vec<(String, f64)>) = self
@@ -124,7 +124,7 @@ impl Cache {
 
     /// One supervisor step: rebuild a stale cache once Redis answers, else check drift when
     /// it is due. Returns whether a sync (rebuild or drift check) ran.
-    async fn supervise(&self, db: &PgPool, boards: &Boards, sync_due: bool) -> bool {
+    async fn supervise(&self, db: &Db, boards: &Boards, sync_due: bool) -> bool {
         if self.needs_rebuild.load(Ordering::Relaxed) || !self.is_healthy() {
             if !self.ping().await {
                 return false;
@@ -159,7 +159,7 @@ impl Cache {
 /// repairs it.
 pub(crate) fn spawn_supervisor(
     cache: Arc<Cache>,
-    db: PgPool,
+    db: Db,
     boards: Arc<Boards>,
     sync_interval: Duration,
     shutdown: tokio::sync::watch::Receiver<bool>,

@@ -39,7 +39,7 @@ async fn audit(
     detail: serde_json::Value,
     request_id: &str,
 ) -> Result<()> {
-    sqlx::query(
+    crate::db::query(
         "INSERT INTO admin_audit (action, player_id, detail, request_id) VALUES ($1, $2, $3, $4)",
     )
     .bind(action)
@@ -54,7 +54,7 @@ async fn audit(
 /// Reloads the snapshots of `boards` after a change that moved players without a score event,
 /// and tells every instance.
 async fn republish(state: &AppState, boards: &[String]) -> Result<()> {
-    let mut conn = state.db.acquire().await?;
+    let mut conn = state.db.conn().await?;
     for id in boards {
         let Some(live) = state.boards.get(id) else {
             continue;
@@ -74,7 +74,7 @@ async fn republish(state: &AppState, boards: &[String]) -> Result<()> {
 /// Sets the ban, takes the player off (or puts them back on) every board's Redis copy, and
 /// republishes the boards they stand on.
 async fn set_banned(state: &AppState, id: &PlayerId, banned: bool) -> Result<()> {
-    let done = sqlx::query(
+    let done = crate::db::query(
         "UPDATE users SET banned_at = CASE WHEN $2 THEN coalesce(banned_at, now()) ELSE NULL END
          WHERE player_id = $1",
     )
@@ -277,14 +277,14 @@ pub(crate) async fn events(
         .reads
         .read(&[], |mut db| async move {
             let exists: bool =
-                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE player_id = $1)")
+                crate::db::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE player_id = $1)")
                     .bind(player)
                     .fetch_one(&mut *db)
                     .await?;
             if !exists {
                 return Ok(None);
             }
-            let rows: Vec<EventRow> = sqlx::query_as(
+            let rows: Vec<EventRow> = crate::db::query_as(
                 "SELECT id, board_id, period, action, pts, score_after, edge_region, request_id, created_at FROM score_events
                  WHERE player_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
             )

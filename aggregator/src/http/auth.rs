@@ -82,7 +82,7 @@ async fn create_user(
     password_hash: Option<String>,
 ) -> Result<PlayerId> {
     let id = new_player_id();
-    let res = sqlx::query(
+    let res = crate::db::query(
         "INSERT INTO users (player_id, name, name_key, name_skeleton, name_rules, password_hash)
          VALUES ($1, $2, $3, $4, $5, $6)",
     )
@@ -115,7 +115,7 @@ async fn start_session(state: &AppState, player: &PlayerId, name: &str) -> Resul
         .config
         .session_issuer
         .issue(player, name, &jti, now_secs());
-    sqlx::query(
+    crate::db::query(
         "INSERT INTO sessions (jti, player_id, expires_at) VALUES ($1, $2, to_timestamp($3))",
     )
     .bind(&jti)
@@ -203,7 +203,7 @@ pub(crate) async fn login(
     // another player holds, their old key (the name lowercased as typed); that exact match wins.
     let typed = req.name.trim();
     let legacy_key = typed.to_lowercase();
-    let row: Option<(String, String, Option<String>, bool)> = sqlx::query_as(
+    let row: Option<(String, String, Option<String>, bool)> = crate::db::query_as(
         "SELECT player_id, name, password_hash, banned_at IS NOT NULL FROM users
          WHERE name_key = $1 OR name_key = $2 ORDER BY name_key = $2 AND name_key <> $1 DESC LIMIT 1",
     )
@@ -244,7 +244,7 @@ pub(crate) async fn logout(
     Authenticated(session): Authenticated,
 ) -> Result<StatusCode> {
     // Sessions minted elsewhere have no row yet: insert one, revoked.
-    sqlx::query(
+    crate::db::query(
         "INSERT INTO sessions (jti, player_id, expires_at, revoked_at)
          SELECT $1, $2, to_timestamp($3), now() WHERE EXISTS (SELECT 1 FROM users WHERE player_id = $2)
          ON CONFLICT (jti) DO UPDATE SET revoked_at = coalesce(sessions.revoked_at, now())",

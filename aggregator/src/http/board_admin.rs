@@ -103,7 +103,7 @@ pub(crate) async fn put(
     let (created, def) = store(&state, def, &rid).await?;
     state
         .boards
-        .take(&mut *state.db.acquire().await?, def.clone())
+        .take(&mut *state.db.conn().await?, def.clone())
         .await?;
     let status = if created {
         StatusCode::CREATED
@@ -129,7 +129,7 @@ async fn store(state: &AppState, mut def: BoardDef, request_id: &str) -> Result<
     }
     if let Some(old) = &old {
         let scored: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM entries WHERE board_id = $1)")
+            crate::db::query_scalar("SELECT EXISTS (SELECT 1 FROM entries WHERE board_id = $1)")
                 .bind(def.id.as_str())
                 .fetch_one(&mut *tx)
                 .await?;
@@ -137,7 +137,7 @@ async fn store(state: &AppState, mut def: BoardDef, request_id: &str) -> Result<
             return Err(AppError::code(ErrorCode::BoardInUse));
         }
     }
-    sqlx::query(
+    crate::db::query(
         "INSERT INTO boards (id, title, sort_order, operator, reset, timezone, value_min, value_max, public, results_size)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
          ON CONFLICT (id) DO UPDATE SET title = $2, sort_order = $3, operator = $4, reset = $5, timezone = $6,
@@ -155,11 +155,13 @@ async fn store(state: &AppState, mut def: BoardDef, request_id: &str) -> Result<
     .bind(def.results_size)
     .execute(&mut *tx)
     .await?;
-    sqlx::query("INSERT INTO admin_audit (action, detail, request_id) VALUES ('board', $1, $2)")
-        .bind(json!({ "board": def, "created": old.is_none() }))
-        .bind(request_id)
-        .execute(&mut *tx)
-        .await?;
+    crate::db::query(
+        "INSERT INTO admin_audit (action, detail, request_id) VALUES ('board', $1, $2)",
+    )
+    .bind(json!({ "board": def, "created": old.is_none() }))
+    .bind(request_id)
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok((old.is_none(), def))
 }
@@ -195,10 +197,7 @@ pub(crate) async fn close_period(
         .await?
         .pop()
         .ok_or_else(|| AppError::code(ErrorCode::BoardNotFound))?;
-    state
-        .boards
-        .take(&mut *state.db.acquire().await?, def)
-        .await?;
+    state.boards.take(&mut *state.db.conn().await?, def).await?;
     Ok(Json(json!({ "closed": closed.period() })))
 }
 

@@ -41,10 +41,7 @@ pub(crate) async fn public_board(state: &AppState, id: &str) -> Result<Live> {
         .await?
         .pop()
         .ok_or_else(not_found)?;
-    let live = state
-        .boards
-        .take(&mut *state.db.acquire().await?, def)
-        .await?;
+    let live = state.boards.take(&mut *state.db.conn().await?, def).await?;
     live.def.public.then_some(live).ok_or_else(not_found)
 }
 

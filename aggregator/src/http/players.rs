@@ -111,7 +111,7 @@ async fn db_player(state: &AppState, id: &PlayerId) -> Result<(String, Vec<Stand
     let found = state
         .reads
         .read(&floors, |mut db| async move {
-            let row: Option<(String, bool)> = sqlx::query_as(
+            let row: Option<(String, bool)> = crate::db::query_as(
                 "SELECT name, banned_at IS NOT NULL FROM users WHERE player_id = $1",
             )
             .bind(id.as_str())

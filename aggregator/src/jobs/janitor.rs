@@ -2,7 +2,7 @@
 //! expiry (an expired token is refused before the replay check, so its row protects nothing)
 //! and sessions long past theirs.
 
-use sqlx::PgPool;
+use crate::db::Db;
 use std::time::Duration;
 
 /// How long past `exp` a consumed token is kept: far beyond the verifier's leeway and any
@@ -11,22 +11,23 @@ const CONSUMED_TOKEN_MARGIN: &str = "10 minutes";
 const EVERY: Duration = Duration::from_secs(60);
 
 /// One sweep; returns (tokens, sessions) deleted.
-pub async fn sweep(db: &PgPool) -> sqlx::Result<(u64, u64)> {
-    let tokens = sqlx::query(&format!(
+pub(crate) async fn sweep(db: &Db) -> sqlx::Result<(u64, u64)> {
+    let tokens = crate::db::query(&format!(
         "DELETE FROM consumed_tokens WHERE expires_at < now() - interval '{CONSUMED_TOKEN_MARGIN}'"
     ))
     .execute(db)
     .await?
     .rows_affected();
-    let sessions = sqlx::query("DELETE FROM sessions WHERE expires_at < now() - interval '1 day'")
-        .execute(db)
-        .await?
-        .rows_affected();
+    let sessions =
+        crate::db::query("DELETE FROM sessions WHERE expires_at < now() - interval '1 day'")
+            .execute(db)
+            .await?
+            .rows_affected();
     Ok((tokens, sessions))
 }
 
 pub(crate) fn spawn(
-    db: PgPool,
+    db: Db,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     super::every(EVERY, shutdown, move || {

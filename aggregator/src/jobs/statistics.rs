@@ -8,7 +8,7 @@
 //! fresh database instead of 3 ms. Once a table has been analyzed, autovacuum keeps its
 //! statistics current and this job leaves it alone.
 
-use sqlx::PgPool;
+use crate::db::Db;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,8 +28,8 @@ const EVERY: Duration = Duration::from_secs(2);
 /// Analyzes the tables of [`TABLES`] that were never analyzed and have had at least
 /// [`FIRST_ANALYZE_AFTER`] rows written; returns the ones it analyzed and whether every
 /// table has statistics now.
-pub async fn analyze_new_tables(db: &PgPool) -> sqlx::Result<(Vec<&'static str>, bool)> {
-    let never: Vec<(String, i64)> = sqlx::query_as(
+pub(crate) async fn analyze_new_tables(db: &Db) -> sqlx::Result<(Vec<&'static str>, bool)> {
+    let never: Vec<(String, i64)> = crate::db::query_as(
         "SELECT relname::text, n_mod_since_analyze FROM pg_stat_user_tables
          WHERE schemaname = current_schema() AND relname = ANY($1)
            AND last_analyze IS NULL AND last_autoanalyze IS NULL",
@@ -44,7 +44,7 @@ pub async fn analyze_new_tables(db: &PgPool) -> sqlx::Result<(Vec<&'static str>,
             .any(|(t, n)| t == table && *n >= FIRST_ANALYZE_AFTER)
         {
             // SKIP_LOCKED: another instance (or autovacuum) analyzing it now is as good.
-            sqlx::query(&format!("ANALYZE (SKIP_LOCKED) {table}"))
+            crate::db::query(&format!("ANALYZE (SKIP_LOCKED) {table}"))
                 .execute(db)
                 .await?;
             analyzed.push(table);
@@ -55,7 +55,7 @@ pub async fn analyze_new_tables(db: &PgPool) -> sqlx::Result<(Vec<&'static str>,
 }
 
 pub(crate) fn spawn(
-    db: PgPool,
+    db: Db,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     let done = Arc::new(AtomicBool::new(false));

@@ -6,11 +6,11 @@
 //! of its oldest undelivered event, and delivery attempts by outcome.
 
 use crate::config::Webhooks;
+use crate::db::Db;
 use anyhow::Context;
 use rand::Rng;
 use scoreboard_protocol::webhook;
 use secrecy::ExposeSecret;
-use sqlx::PgPool;
 use std::time::Duration;
 
 const EVERY: Duration = Duration::from_secs(1);
@@ -24,7 +24,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(600);
 const QUEUE_EVERY: Duration = Duration::from_secs(30);
 
 pub(crate) fn spawn(
-    db: PgPool,
+    db: Db,
     hooks: Webhooks,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
@@ -63,8 +63,8 @@ pub(crate) fn spawn(
 
 /// Queues the events of periods closed in the last day for every endpoint of `urls` that has
 /// none yet; returns how many rows it added.
-async fn queue_recent(db: &PgPool, urls: &[String]) -> sqlx::Result<u64> {
-    Ok(sqlx::query(
+async fn queue_recent(db: &Db, urls: &[String]) -> sqlx::Result<u64> {
+    Ok(crate::db::query(
         "INSERT INTO outbox (event_id, endpoint, body)
          SELECT r.board_id || '/' || r.period, e.endpoint, r.event
          FROM period_results r CROSS JOIN UNNEST($1::text[]) AS e(endpoint)
@@ -78,11 +78,7 @@ async fn queue_recent(db: &PgPool, urls: &[String]) -> sqlx::Result<u64> {
 }
 
 /// Posts every due event, one at a time, until none is due; returns how many were delivered.
-async fn deliver_due(
-    db: &PgPool,
-    http: &reqwest::Client,
-    hooks: &Webhooks,
-) -> anyhow::Result<usize> {
+async fn deliver_due(db: &Db, http: &reqwest::Client, hooks: &Webhooks) -> anyhow::Result<usize> {
     let mut delivered = 0;
     while let Some(ok) = deliver_one(db, http, hooks).await? {
         delivered += usize::from(ok);
@@ -92,12 +88,12 @@ async fn deliver_due(
 
 /// One due event, taken and settled in one transaction; `None` when nothing is due.
 async fn deliver_one(
-    db: &PgPool,
+    db: &Db,
     http: &reqwest::Client,
     hooks: &Webhooks,
 ) -> anyhow::Result<Option<bool>> {
     let mut tx = db.begin().await?;
-    let row: Option<(i64, String, String, String, i32)> = sqlx::query_as(
+    let row: Option<(i64, String, String, String, i32)> = crate::db::query_as(
         "SELECT id, event_id, endpoint, body, attempts FROM outbox
          WHERE delivered_at IS NULL AND next_attempt_at <= now()
          ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED",
@@ -127,7 +123,7 @@ async fn deliver_one(
     };
     match &failure {
         None => {
-            sqlx::query(
+            crate::db::query(
                 "UPDATE outbox SET delivered_at = now(), attempts = attempts + 1, last_error = NULL
                  WHERE id = $1",
             )
@@ -137,7 +133,7 @@ async fn deliver_one(
         }
         Some(error) => {
             let wait = backoff(attempts);
-            sqlx::query(
+            crate::db::query(
                 "UPDATE outbox SET attempts = attempts + 1, last_error = $2,
                         next_attempt_at = now() + make_interval(secs => $3)
                  WHERE id = $1",
@@ -176,8 +172,8 @@ fn backoff(attempts: i32) -> Duration {
     full.mul_f64(rand::thread_rng().gen_range(0.5..=1.0))
 }
 
-async fn export_depth(db: &PgPool) -> sqlx::Result<()> {
-    let (depth, oldest): (i64, f64) = sqlx::query_as(
+async fn export_depth(db: &Db) -> sqlx::Result<()> {
+    let (depth, oldest): (i64, f64) = crate::db::query_as(
         "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at))::float8, 0)
          FROM outbox WHERE delivered_at IS NULL",
     )

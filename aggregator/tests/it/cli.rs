@@ -19,6 +19,7 @@ fn check_config_lists_every_problem_and_no_secret() {
         .env("LOG_FORMAT", "xml")
         .env("APPLY_BATCH_MAX", "0")
         .env("REDIS_URL", "http://localhost")
+        .env("DATABASE_POOLER", "transaction")
         .env(
             "ACTION_CATALOG",
             r#"{"quest": {"points": 5, "boards": ["global", "global"]}}"#,
@@ -36,6 +37,7 @@ fn check_config_lists_every_problem_and_no_secret() {
         "LOG_FORMAT must be json or pretty",
         "APPLY_BATCH_MAX must be between 1 and 10000",
         "REDIS_URL must be a redis://",
+        "DATABASE_POOLER=transaction needs DATABASE_MIGRATION_URL",
         "ACTION_CATALOG entry \"quest\" has bad boards",
     ] {
         assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
@@ -44,6 +46,22 @@ fn check_config_lists_every_problem_and_no_secret() {
         !err.contains(short) && !err.contains(shared),
         "a secret was echoed:\n{err}"
     );
+
+    let pooler = Command::new(BIN)
+        .arg("check-config")
+        .env_clear()
+        .envs(base_vars("postgres://u@127.0.0.1:1/db"))
+        .env("DATABASE_POOLER", "session")
+        .env("DATABASE_MIGRATION_URL", "mysql://u@127.0.0.1:1/db")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&pooler.stderr);
+    for needle in [
+        "DATABASE_POOLER must be none or transaction, got \"session\"",
+        "DATABASE_MIGRATION_URL must be a postgres://",
+    ] {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
 
     let good = Command::new(BIN)
         .arg("check-config")

@@ -22,6 +22,7 @@
 //! | [`periods`] | boards that reset: the boundary on streams, closed periods read back, refusals |
 //! | [`prometheus`] | a real Prometheus scrapes the shipped job; alerts use exported metrics |
 //! | [`replica`] | a real streaming standby: reads follow it, fall back, never lag a player's own write, fail over |
+//! | [`pooler`] | behind a real PgBouncer in transaction mode: the apply path and every read, exactly once |
 //! | [`redis`] | the Redis copy of the board: agreement, ties, outages, fan-out |
 //! | [`rotation`] | old secrets verify during a rotation and are refused after it |
 //! | [`scores`] | `POST /internal/scores`: exactly once under concurrency, every refusal |
@@ -35,6 +36,8 @@
 //! The heavy tests (soak, faults, failover, the abusive clients, the hub) take
 //! [`scoreboard_tests::heavy`], so that no two of them share the two cores of a CI runner.
 
+// The tests read and arrange the database directly, never through a pooler.
+#![allow(clippy::disallowed_methods)]
 mod abusive;
 mod admin;
 mod auth;
@@ -51,6 +54,7 @@ mod logs;
 mod names;
 mod operations;
 mod periods;
+mod pooler;
 mod prometheus;
 mod redis;
 mod replica;

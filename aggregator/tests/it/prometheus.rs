@@ -200,11 +200,14 @@ fn metric_names_are_found_in_promql() {
 /// the aggregator's `/metrics` once it has served one update.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_metric_in_the_alerts_and_the_dashboard_is_exported() {
-    // With Redis, so that its gauges exist too.
+    // With Redis and a read replica, so that their gauges exist too (the "replica" is the
+    // primary itself, which the aggregator does not read, but it reports it).
     let redis = scoreboard_tests::fresh_redis().await.unwrap();
     let app = spawn_app_with(|v| {
         v.insert("REDIS_URL".into(), redis.url.clone());
         v.insert("REDIS_KEY_PREFIX".into(), redis.key_prefix.clone());
+        let primary = v["DATABASE_URL"].clone();
+        v.insert("DATABASE_REPLICA_URL".into(), primary);
     })
     .await;
     one_applied_update(&app).await;
