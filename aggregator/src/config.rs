@@ -31,7 +31,8 @@ pub struct Config {
     /// Where migrations run (`DATABASE_MIGRATION_URL`, default `DATABASE_URL`): they hold a
     /// session-level lock, which needs a connection of their own for the whole session.
     pub(crate) database_migration_url: Option<SecretString>,
-    pub(crate) redis_url: Option<SecretString>,
+    /// Where the Redis copy of the boards lives, if anywhere.
+    pub(crate) redis: Option<RedisTarget>,
     /// Prefix of every Redis key, so several deployments (or tests) can share one Redis.
     pub(crate) redis_key_prefix: String,
     /// What the edge reads too: token lifetime, per-player limits, SSE pings, CORS.
@@ -150,6 +151,63 @@ fn pooler(r: &mut Settings<'_>) -> (bool, Option<String>) {
     (pooled, migration_url)
 }
 
+/// Where the Redis copy of the boards lives.
+#[derive(Debug, Clone)]
+pub(crate) enum RedisTarget {
+    /// `REDIS_URL`: one server.
+    Server(SecretString),
+    /// `REDIS_CLUSTER_NODES`: some nodes of a Redis Cluster (the client learns the rest), as
+    /// `redis://` URLs.
+    Cluster(Vec<SecretString>),
+}
+
+/// `REDIS_URL` or `REDIS_CLUSTER_NODES` (comma-separated `host:port` or `redis://` URLs, as
+/// in `redis-1:6379,redis-2:6379`), and `REDIS_KEY_PREFIX`.
+fn redis(r: &mut Settings<'_>) -> (Option<RedisTarget>, String) {
+    let url = r.get("REDIS_URL");
+    check_scheme(r, "REDIS_URL", &url, &["redis", "rediss"]);
+    let prefix = r
+        .get("REDIS_KEY_PREFIX")
+        .unwrap_or_else(|| "scoreboard:".into());
+    let target = match (url, r.get("REDIS_CLUSTER_NODES")) {
+        (Some(_), Some(_)) => {
+            r.problem("set REDIS_URL (one server) or REDIS_CLUSTER_NODES (a cluster), not both");
+            None
+        }
+        (Some(url), None) => Some(RedisTarget::Server(url.into())),
+        (None, Some(list)) => cluster_nodes(r, &list).map(RedisTarget::Cluster),
+        (None, None) => None,
+    };
+    if matches!(target, Some(RedisTarget::Cluster(_))) && prefix.contains(['{', '}']) {
+        // The board and period are every key's hash tag: a brace in the prefix would take
+        // that place and put every board on one slot, or split one board's keys.
+        r.problem("REDIS_KEY_PREFIX must not contain { or } with REDIS_CLUSTER_NODES");
+    }
+    (target, prefix)
+}
+
+fn cluster_nodes(r: &mut Settings<'_>, list: &str) -> Option<Vec<SecretString>> {
+    let mut nodes = Vec::new();
+    for (i, node) in list.split(',').map(str::trim).enumerate() {
+        let url = if node.starts_with("redis://") || node.starts_with("rediss://") {
+            node.to_owned()
+        } else if node.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty() && !host.contains('/') && port.parse::<u16>().is_ok()
+        }) {
+            format!("redis://{node}")
+        } else {
+            // Entries are not echoed: a URL may carry a password.
+            r.problem(format!(
+                "REDIS_CLUSTER_NODES entry {} must be host:port or a redis:// URL",
+                i + 1
+            ));
+            continue;
+        };
+        nodes.push(url.into());
+    }
+    (!nodes.is_empty()).then_some(nodes)
+}
+
 /// A URL must use one of `schemes`.
 fn check_scheme(r: &mut Settings<'_>, name: &str, url: &Option<String>, schemes: &[&str]) {
     let Some(url) = url else { return };
@@ -210,11 +268,7 @@ impl Config {
         let database_replica_url = r.get("DATABASE_REPLICA_URL");
         let database_pool_max = r.parsed("DATABASE_POOL_MAX", 20u32, "a positive integer");
         let (database_pooled, database_migration_url) = pooler(&mut r);
-        let redis_url = r.get("REDIS_URL");
-        check_scheme(&mut r, "REDIS_URL", &redis_url, &["redis", "rediss"]);
-        let redis_key_prefix = r
-            .get("REDIS_KEY_PREFIX")
-            .unwrap_or_else(|| "scoreboard:".into());
+        let (redis, redis_key_prefix) = redis(&mut r);
 
         // Sessions: HS256 with JWT_SECRET, or EdDSA with JWT_PRIVATE_KEY_PATH.
         let jwt_secret = r.secret("JWT_SECRET", false);
@@ -264,7 +318,7 @@ impl Config {
             database_pool_max: database_pool_max.max(1),
             database_pooled,
             database_migration_url: database_migration_url.map(Into::into),
-            redis_url: redis_url.map(Into::into),
+            redis,
             redis_key_prefix,
             session_issuer: SessionIssuer {
                 key: signing_key,

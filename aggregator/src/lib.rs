@@ -111,12 +111,12 @@ async fn connect_pool(url: &str, max: u32) -> sqlx::Result<PgPool> {
 /// The Redis copy, warm when Redis answers; otherwise the supervisor keeps trying and reads
 /// go to PostgreSQL meanwhile.
 async fn warm_cache(
-    url: &str,
+    target: &config::RedisTarget,
     prefix: &str,
     db: &Db,
     boards: &board::Boards,
 ) -> anyhow::Result<Arc<cache::Cache>> {
-    let cache = cache::Cache::new(url, prefix)?;
+    let cache = cache::Cache::new(target, prefix)?;
     if cache.ping().await {
         if let Err(e) = cache.rebuild(db, boards).await {
             tracing::error!(
@@ -198,10 +198,8 @@ impl Application {
             .context("DATABASE_REPLICA_URL")?,
         );
         let boards = Arc::new(board::Boards::load(&db).await?);
-        let cache = match &config.redis_url {
-            Some(url) => {
-                Some(warm_cache(url.expose_secret(), &config.redis_key_prefix, &db, &boards).await?)
-            }
+        let cache = match &config.redis {
+            Some(target) => Some(warm_cache(target, &config.redis_key_prefix, &db, &boards).await?),
             None => None,
         };
         let (applier, batcher) = apply::spawn(

@@ -33,6 +33,7 @@ mod pgbouncer;
 pub mod player_load;
 mod postgres;
 mod process;
+mod redis_cluster;
 mod redis_server;
 pub mod sse;
 pub mod stack;
@@ -44,6 +45,7 @@ pub use hosts::HostsFile;
 pub use pgbouncer::PgBouncer;
 pub use postgres::{fresh_database, PgServer, TestDatabase};
 pub use process::free_port;
+pub use redis_cluster::RedisCluster;
 pub use redis_server::{fresh_redis, RedisServer, TestRedis};
 
 /// The environment variable `name` parsed, or `default` when it is unset or does not parse

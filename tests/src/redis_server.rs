@@ -12,15 +12,23 @@ pub struct RedisServer {
     dir: PathBuf,
     port: u16,
     server: Option<Supervised>,
+    /// Arguments beyond the throwaway defaults (a cluster node's), kept for restarts.
+    extra: Vec<String>,
 }
 
 impl RedisServer {
     /// Starts `redis-server` (or `REDIS_SERVER_BIN`) on a free port, persisting nothing.
     pub async fn start() -> Result<Self> {
+        Self::start_with(Vec::new()).await
+    }
+
+    /// The same with `extra` arguments, each a separate word (`--cluster-enabled`, `yes`).
+    pub(crate) async fn start_with(extra: Vec<String>) -> Result<Self> {
         let mut s = Self {
             dir: scratch_dir("redis")?,
             port: 0,
             server: None,
+            extra,
         };
         s.start_again().await?;
         Ok(s)
@@ -34,7 +42,7 @@ impl RedisServer {
             if fresh {
                 self.port = crate::free_port();
             }
-            let args: Vec<String> = vec![
+            let mut args: Vec<String> = vec![
                 "--port".into(),
                 self.port.to_string(),
                 "--bind".into(),
@@ -48,6 +56,7 @@ impl RedisServer {
                 "--daemonize".into(),
                 "no".into(),
             ];
+            args.extend(self.extra.iter().cloned());
             let log = self.dir.join(format!("redis-{attempt}.log"));
             self.server = Some(Supervised::spawn(
                 Path::new(&bin),
@@ -98,6 +107,11 @@ impl RedisServer {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Whether the server process is still there (not stopped, killed or crashed).
+    pub fn is_running(&mut self) -> bool {
+        self.server.as_mut().is_some_and(|s| !s.has_exited())
     }
 
     pub fn data_dir(&self) -> &Path {

@@ -4,7 +4,7 @@
 //!
 //! | module | what |
 //! | --- | --- |
-//! | this file | the connection, its health, and the one way a call is made (timeout, failure) |
+//! | this file | the connection (one server or a cluster), its health, and the one way a call is made (timeout, failure) |
 //! | [`scripts`] | the Lua scripts (absolute, version-guarded writes; player reads) and their calls |
 //! | [`reads`] | pages and around-me reads, answered as `board::pages` answers them |
 //! | [`rebuild`] | rebuild from PostgreSQL, the drift check, and the supervisor that runs both |
@@ -15,8 +15,12 @@ pub(crate) mod reads;
 pub(crate) mod rebuild;
 pub(crate) mod scripts;
 
+use crate::config::RedisTarget;
 use anyhow::Context;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use secrecy::ExposeSecret;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -24,12 +28,58 @@ use std::time::Duration;
 /// How long one Redis call may take before the cache counts as down.
 const CALL_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// One server, or a Redis Cluster, whose client follows the slots as they move.
+enum Client {
+    Server(redis::Client),
+    /// The client, and the nodes it was given (the subscriber builds a client of its own).
+    Cluster(ClusterClient, Vec<secrecy::SecretString>),
+}
+
+/// A connection of either kind; both reconnect by themselves, and every call in this module
+/// works on either (each script and pipeline touches one board's keys: one slot).
+#[derive(Clone)]
+pub(crate) enum Conn {
+    Server(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Conn::Server(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Conn::Server(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Server(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
 pub(crate) struct Cache {
-    client: redis::Client,
+    client: Client,
     prefix: String,
-    /// A std Mutex: it is only held to clone the (cheap, shared) manager out, never across an
-    /// await.
-    conn: Mutex<Option<ConnectionManager>>,
+    /// A std Mutex: it is only held to clone the (cheap, shared) connection out, never across
+    /// an await.
+    conn: Mutex<Option<Conn>>,
     healthy: AtomicBool,
     /// Set on any failure: what Redis holds may have missed writes until it is rebuilt.
     needs_rebuild: AtomicBool,
@@ -46,9 +96,19 @@ impl std::fmt::Debug for Cache {
 }
 
 impl Cache {
-    pub(crate) fn new(url: &str, prefix: &str) -> anyhow::Result<Arc<Self>> {
+    pub(crate) fn new(target: &RedisTarget, prefix: &str) -> anyhow::Result<Arc<Self>> {
+        let client = match target {
+            RedisTarget::Server(url) => Client::Server(
+                redis::Client::open(url.expose_secret())
+                    .context("REDIS_URL is not a valid Redis URL")?,
+            ),
+            RedisTarget::Cluster(nodes) => Client::Cluster(
+                cluster_client(nodes, None).context("REDIS_CLUSTER_NODES are not Redis URLs")?,
+                nodes.clone(),
+            ),
+        };
         Ok(Arc::new(Self {
-            client: redis::Client::open(url).context("REDIS_URL is not a valid Redis URL")?,
+            client,
             prefix: prefix.to_owned(),
             conn: Mutex::new(None),
             healthy: AtomicBool::new(false),
@@ -73,16 +133,26 @@ impl Cache {
         self.healthy.load(Ordering::Relaxed)
     }
 
-    async fn connection(&self) -> Option<ConnectionManager> {
+    async fn connect(&self) -> redis::RedisResult<Conn> {
+        match &self.client {
+            Client::Server(client) => {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(CALL_TIMEOUT)
+                    .set_response_timeout(CALL_TIMEOUT)
+                    .set_number_of_retries(1);
+                ConnectionManager::new_with_config(client.clone(), config)
+                    .await
+                    .map(Conn::Server)
+            }
+            Client::Cluster(client, _) => client.get_async_connection().await.map(Conn::Cluster),
+        }
+    }
+
+    async fn connection(&self) -> Option<Conn> {
         if let Some(c) = self.conn.lock().expect("not poisoned").clone() {
             return Some(c);
         }
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(CALL_TIMEOUT)
-            .set_response_timeout(CALL_TIMEOUT)
-            .set_number_of_retries(1);
-        let connecting = ConnectionManager::new_with_config(self.client.clone(), config);
-        match tokio::time::timeout(CALL_TIMEOUT * 2, connecting).await {
+        match tokio::time::timeout(CALL_TIMEOUT * 2, self.connect()).await {
             Ok(Ok(c)) => {
                 *self.conn.lock().expect("not poisoned") = Some(c.clone());
                 Some(c)
@@ -119,7 +189,7 @@ impl Cache {
     /// Runs one call with the timeout, recording a failure; `None` while unhealthy.
     async fn call<T, F, Fut>(&self, what: &str, f: F) -> Option<T>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: FnOnce(Conn) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
         if !self.is_healthy() {
@@ -148,4 +218,23 @@ impl Cache {
         let pong = ping.query_async::<String>(&mut c);
         matches!(tokio::time::timeout(CALL_TIMEOUT, pong).await, Ok(Ok(_)))
     }
+}
+
+/// A cluster client that retries once within a call's time (a failover takes longer: the
+/// call fails, reads go to PostgreSQL, and the supervisor rebuilds once the cluster answers);
+/// with `push`, on RESP3, delivering what it is subscribed to there.
+fn cluster_client(
+    nodes: &[secrecy::SecretString],
+    push: Option<tokio::sync::mpsc::UnboundedSender<redis::PushInfo>>,
+) -> redis::RedisResult<ClusterClient> {
+    let mut builder = ClusterClient::builder(nodes.iter().map(|n| n.expose_secret().to_owned()))
+        .connection_timeout(CALL_TIMEOUT)
+        .response_timeout(CALL_TIMEOUT)
+        .retries(1);
+    if let Some(push) = push {
+        builder = builder
+            .use_protocol(redis::ProtocolVersion::RESP3)
+            .push_sender(push);
+    }
+    builder.build()
 }

@@ -1,9 +1,11 @@
 //! Snapshots between aggregator instances: each instance publishes the snapshots its commits
 //! produce on one Redis channel and offers every snapshot it hears to its own board, so
 //! clients of every instance see every change. [`announce`] is the one way a new snapshot is
-//! made public, with or without Redis.
+//! made public, with or without Redis. On a Redis Cluster the channel is a sharded one
+//! (`SPUBLISH`/`SSUBSCRIBE`): a message goes to the shard owning the channel's slot rather
+//! than to every node, and the cluster client subscribes again wherever the slot moves.
 
-use super::{Cache, CALL_TIMEOUT};
+use super::{cluster_client, Cache, Client, CALL_TIMEOUT};
 use crate::board::Boards;
 use futures_util::StreamExt;
 use scoreboard_protocol::snapshot::{BoardSnapshot, PeriodRef, Snapshot};
@@ -72,9 +74,13 @@ impl Cache {
 
     async fn publish(&self, json: &str) {
         let channel = self.channel();
+        let command = match self.client {
+            Client::Server(_) => "PUBLISH",
+            Client::Cluster(..) => "SPUBLISH",
+        };
         let _: Option<i64> = self
             .call("publishing a snapshot", |mut c| async move {
-                redis::cmd("PUBLISH")
+                redis::cmd(command)
                     .arg(&channel)
                     .arg(json)
                     .query_async(&mut c)
@@ -90,8 +96,11 @@ impl Cache {
         boards: &Boards,
         shutdown: &mut tokio::sync::watch::Receiver<bool>,
     ) -> bool {
-        let connected =
-            tokio::time::timeout(CALL_TIMEOUT * 2, self.client.get_async_pubsub()).await;
+        let client = match &self.client {
+            Client::Server(client) => client,
+            Client::Cluster(_, nodes) => return self.relay_sharded(nodes, boards, shutdown).await,
+        };
+        let connected = tokio::time::timeout(CALL_TIMEOUT * 2, client.get_async_pubsub()).await;
         let Ok(Ok(mut ps)) = connected else {
             return false;
         };
@@ -105,6 +114,47 @@ impl Cache {
                     let Some(msg) = m else { return false };
                     let payload: String = msg.get_payload().unwrap_or_default();
                     if let Some(s) = parse(&payload) {
+                        boards.offer(s);
+                    }
+                }
+                _ = shutdown.wait_for(|s| *s) => return true,
+            }
+        }
+    }
+}
+
+impl Cache {
+    /// [`Cache::relay`] on a cluster: a connection of its own on RESP3, whose pushes carry the
+    /// messages; the client subscribes again by itself after a failover moves the slot.
+    async fn relay_sharded(
+        &self,
+        nodes: &[secrecy::SecretString],
+        boards: &Boards,
+        shutdown: &mut tokio::sync::watch::Receiver<bool>,
+    ) -> bool {
+        let (tx, mut pushes) = tokio::sync::mpsc::unbounded_channel();
+        let Ok(client) = cluster_client(nodes, Some(tx)) else {
+            return false;
+        };
+        let connected = tokio::time::timeout(CALL_TIMEOUT * 2, client.get_async_connection()).await;
+        let Ok(Ok(mut conn)) = connected else {
+            return false;
+        };
+        let subscribed =
+            tokio::time::timeout(CALL_TIMEOUT * 2, conn.ssubscribe(self.channel())).await;
+        if !matches!(subscribed, Ok(Ok(()))) {
+            return false;
+        }
+        loop {
+            tokio::select! {
+                p = pushes.recv() => {
+                    let Some(push) = p else { return false };
+                    if push.kind != redis::PushKind::SMessage {
+                        continue;
+                    }
+                    // [channel, payload]
+                    let payload = push.data.get(1).and_then(|v| redis::from_redis_value::<String>(v).ok());
+                    if let Some(s) = payload.as_deref().and_then(parse) {
                         boards.offer(s);
                     }
                 }

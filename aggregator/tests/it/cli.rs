@@ -63,6 +63,42 @@ fn check_config_lists_every_problem_and_no_secret() {
         assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
     }
 
+    let cluster = |vars: &[(&str, &str)]| {
+        let out = Command::new(BIN)
+            .arg("check-config")
+            .env_clear()
+            .envs(base_vars("postgres://u@127.0.0.1:1/db"))
+            .envs(vars.iter().copied())
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, err) = cluster(&[
+        (
+            "REDIS_CLUSTER_NODES",
+            "redis-1:6379, redis://:hunter2@redis-2:6379,nowhere",
+        ),
+        ("REDIS_KEY_PREFIX", "{game}:"),
+    ]);
+    assert!(!ok);
+    for needle in [
+        "REDIS_CLUSTER_NODES entry 3 must be host:port or a redis:// URL",
+        "REDIS_KEY_PREFIX must not contain { or } with REDIS_CLUSTER_NODES",
+    ] {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+    assert!(!err.contains("hunter2"), "a password was echoed:\n{err}");
+    let (ok, err) = cluster(&[
+        ("REDIS_CLUSTER_NODES", "redis-1:6379"),
+        ("REDIS_URL", "redis://redis-1:6379"),
+    ]);
+    assert!(!ok && err.contains("not both"), "{err}");
+    let (ok, err) = cluster(&[("REDIS_CLUSTER_NODES", "redis-1:6379,redis-2:6379")]);
+    assert!(ok, "{err}");
+
     let good = Command::new(BIN)
         .arg("check-config")
         .env_clear()

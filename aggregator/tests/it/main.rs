@@ -24,6 +24,7 @@
 //! | [`replica`] | a real streaming standby: reads follow it, fall back, never lag a player's own write, fail over |
 //! | [`pooler`] | behind a real PgBouncer in transaction mode: the apply path and every read, exactly once |
 //! | [`redis`] | the Redis copy of the board: agreement, ties, outages, fan-out |
+//! | [`redis_cluster`] | on a real Redis Cluster: spread over masters, sharded fan-out, a master killed under load |
 //! | [`rotation`] | old secrets verify during a rotation and are refused after it |
 //! | [`scores`] | `POST /internal/scores`: exactly once under concurrency, every refusal |
 //! | [`soak`] | a steady load holds memory and descriptors level |
@@ -57,6 +58,7 @@ mod periods;
 mod pooler;
 mod prometheus;
 mod redis;
+mod redis_cluster;
 mod replica;
 mod rotation;
 mod scores;
