@@ -28,6 +28,7 @@ mod aggregator_process;
 pub mod client;
 mod edge;
 pub mod exactly_once;
+mod haproxy;
 mod hosts;
 mod pgbouncer;
 pub mod player_load;
@@ -41,6 +42,7 @@ pub mod tokens;
 
 pub use aggregator_process::{AggregatorProcess, ProcStats};
 pub use edge::EdgeServer;
+pub use haproxy::HaProxy;
 pub use hosts::HostsFile;
 pub use pgbouncer::PgBouncer;
 pub use postgres::{fresh_database, PgServer, TestDatabase};

@@ -36,6 +36,18 @@ pub struct LoadReport {
     pub statuses: BTreeMap<u16, usize>,
     /// When each `503` or unanswered request ended.
     pub unavailable_at: Vec<Instant>,
+    /// How long each answered request took, in the order they ended.
+    pub latencies: Vec<Duration>,
+}
+
+impl LoadReport {
+    /// The `q` quantile (0.0–1.0) of the answered requests' latencies.
+    pub fn latency_quantile(&self, q: f64) -> Duration {
+        let mut sorted = self.latencies.clone();
+        sorted.sort();
+        let i = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len().max(1)) - 1;
+        sorted.get(i).copied().unwrap_or_default()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -45,6 +57,7 @@ struct Shared {
     sent: Mutex<Vec<(usize, String, String)>>,
     statuses: Mutex<BTreeMap<u16, usize>>,
     unavailable_at: Mutex<Vec<Instant>>,
+    latencies: Mutex<Vec<Duration>>,
     requests: AtomicUsize,
     replays: AtomicUsize,
     timed_out: AtomicUsize,
@@ -127,6 +140,7 @@ impl PlayerLoad {
                     while !shared.stop.load(Ordering::Relaxed) {
                         n += 1;
                         let (p, jti, token) = shared.next_token(w, n, &players, &options);
+                        let sent = Instant::now();
                         let r = target
                             .request(&http, &players[p].token, &token, w, n)
                             .send()
@@ -140,6 +154,9 @@ impl PlayerLoad {
                                 0
                             }
                         };
+                        if status != 0 {
+                            shared.latencies.lock().unwrap().push(sent.elapsed());
+                        }
                         shared.requests.fetch_add(1, Ordering::Relaxed);
                         shared.ledger.lock().unwrap().answered(&jti, status);
                         *shared.statuses.lock().unwrap().entry(status).or_default() += 1;
@@ -182,6 +199,7 @@ impl PlayerLoad {
             timed_out: shared.timed_out.load(Ordering::Relaxed),
             statuses: shared.statuses.lock().unwrap().clone(),
             unavailable_at: std::mem::take(&mut *shared.unavailable_at.lock().unwrap()),
+            latencies: std::mem::take(&mut *shared.latencies.lock().unwrap()),
         }
     }
 }

@@ -17,6 +17,7 @@
 //! | [`hub_sharing`] | the SSE clients of one edge hub share one upstream WebSocket |
 //! | [`keepalive`] | an answer before the body was read says `connection: close` |
 //! | [`logs`] | every log line of a request carries its id; only safe client ids are kept |
+//! | [`instances`] | three instances behind a real HAProxy, the edge in front: one killed under load |
 //! | [`names`] | one visible name is one player: forms, case, confusables, old rows |
 //! | [`operations`] | metrics, health, graceful stop, a database outage |
 //! | [`periods`] | boards that reset: the boundary on streams, closed periods read back, refusals |
@@ -50,6 +51,7 @@ mod failover;
 mod faults;
 mod helpers;
 mod hub_sharing;
+mod instances;
 mod keepalive;
 mod logs;
 mod names;
