@@ -1,6 +1,6 @@
 //! A throwaway HAProxy (Debian's `haproxy`, or `HAPROXY_BIN`) on a random port in front of
-//! aggregator instances: round robin, a server out after two failed `/health/ready` checks
-//! 300 ms apart, a request whose connection failed sent to another server, WebSockets tunnelled.
+//! aggregator instances, with the configuration the project ships
+//! (`deploy/haproxy/aggregators.cfg`).
 
 use crate::process::{scratch_dir, Supervised};
 use anyhow::{bail, Context, Result};
@@ -15,37 +15,16 @@ pub struct HaProxy {
     server: Option<Supervised>,
 }
 
+/// The shipped configuration (`deploy/haproxy/aggregators.cfg`) on `listen`, for `backends`.
 fn config(listen: u16, backends: &[String]) -> String {
     let servers: String = backends
         .iter()
         .enumerate()
         .map(|(i, b)| format!("  server aggregator-{i} {b} check\n"))
         .collect();
-    format!(
-        "global
-  maxconn 4000
-defaults
-  mode http
-  timeout connect 1s
-  timeout client 60s
-  timeout server 30s
-  timeout tunnel 1h
-  timeout http-keep-alive 10s
-  # Only a connection that failed is tried again, elsewhere: a request a server may have
-  # received is never sent twice by the balancer.
-  retries 2
-  option redispatch
-  retry-on conn-failure
-frontend scoreboard
-  bind 127.0.0.1:{listen}
-  default_backend aggregators
-backend aggregators
-  balance roundrobin
-  option httpchk GET /health/ready
-  http-check expect status 200
-  default-server inter 300ms fall 2 rise 2
-{servers}"
-    )
+    include_str!("../../deploy/haproxy/aggregators.cfg")
+        .replace("{listen}", &format!("127.0.0.1:{listen}"))
+        .replace("{servers}", &servers)
 }
 
 impl HaProxy {

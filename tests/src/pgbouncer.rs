@@ -2,12 +2,11 @@
 //! PostgreSQL, in transaction pooling mode with fewer server connections than clients, so that
 //! consecutive transactions of one client land on different servers.
 
-use crate::postgres::cluster_dir;
+use crate::postgres::{cluster_dir, wait_until_connects};
 use crate::process::{running_as_root, Supervised};
 use anyhow::{bail, Context, Result};
-use sqlx::{Connection, PgConnection};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A PgBouncer of one test's own.
 #[derive(Debug)]
@@ -80,17 +79,8 @@ impl PgBouncer {
     }
 
     async fn wait_ready(&mut self, within: Duration) -> Result<()> {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Ok(c) = PgConnection::connect(&self.url("postgres")).await {
-                let _ = c.close().await;
-                return Ok(());
-            }
-            if self.server.as_mut().is_none_or(|s| s.has_exited()) || Instant::now() > deadline {
-                bail!("pgbouncer is not answering on port {}", self.port);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let url = self.url("postgres");
+        wait_until_connects(&url, &mut self.server, within).await
     }
 
     /// A URL for `database` through the pooler.

@@ -41,6 +41,32 @@ pub struct LoadReport {
 }
 
 impl LoadReport {
+    /// Checks the ledger against the database at `database_url` for the load's `players`:
+    /// every acknowledged update applied once, nothing twice, and at least `min_acknowledged`
+    /// acknowledged (a load that got nothing through proves nothing).
+    pub async fn assert_exactly_once(
+        &self,
+        database_url: &str,
+        players: &[Guest],
+        min_acknowledged: usize,
+    ) {
+        let db = sqlx::PgPool::connect(database_url)
+            .await
+            .expect("the database answers");
+        let ids: Vec<String> = players.iter().map(|p| p.id.clone()).collect();
+        let v = self
+            .ledger
+            .verify(&db, &ids)
+            .await
+            .expect("the ledger can be checked");
+        assert!(v.ok, "exactly once: {v}");
+        assert!(
+            self.ledger.acknowledged() >= min_acknowledged,
+            "too little load got through: {} acknowledged",
+            self.ledger.acknowledged()
+        );
+    }
+
     /// The `q` quantile (0.0–1.0) of the answered requests' latencies.
     pub fn latency_quantile(&self, q: f64) -> Duration {
         let mut sorted = self.latencies.clone();

@@ -84,6 +84,26 @@ pub(crate) fn cluster_dir() -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// Waits until `url` accepts a connection, while `server` (the process that should answer
+/// it) runs, for at most `within`.
+pub(crate) async fn wait_until_connects(
+    url: &str,
+    server: &mut Option<Supervised>,
+    within: Duration,
+) -> Result<()> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Ok(c) = PgConnection::connect(url).await {
+            let _ = c.close().await;
+            return Ok(());
+        }
+        if server.as_mut().is_none_or(|s| s.has_exited()) || Instant::now() > deadline {
+            bail!("nothing answers {url}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 impl PgServer {
     /// initdb into a new temp dir and start the server on a free port, fsync off.
     pub async fn start() -> Result<Self> {
@@ -221,17 +241,8 @@ impl PgServer {
     }
 
     async fn wait_ready(&mut self, within: Duration) -> Result<()> {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Ok(c) = PgConnection::connect(&self.url("postgres")).await {
-                let _ = c.close().await;
-                return Ok(());
-            }
-            if self.server.as_mut().is_none_or(|s| s.has_exited()) || Instant::now() > deadline {
-                bail!("PostgreSQL is not answering on port {}", self.port);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let url = self.url("postgres");
+        wait_until_connects(&url, &mut self.server, within).await
     }
 
     /// A fast shutdown (`SIGINT`), waiting for it. The data stays for `start_again`.

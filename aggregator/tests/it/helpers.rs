@@ -375,3 +375,78 @@ impl LoggedProcess {
         self.seen
     }
 }
+
+/// Status counts (0: no answer) of the reads of [`readers`].
+pub(crate) type ReadStatuses =
+    std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<u16, usize>>>;
+
+/// Three readers of a player's standing, around-me and the first entries page of `global`
+/// about `players` at `base`, counting each answer's status until `stop`: what the fault tests
+/// of the read paths (replica, Redis Cluster) watch while a server goes away.
+pub(crate) fn readers(
+    base: &str,
+    players: &[Player],
+    stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+    statuses: &ReadStatuses,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    use std::sync::atomic::Ordering;
+    (0..3)
+        .map(|r| {
+            let (stop, statuses) = (stop.clone(), statuses.clone());
+            let ids: Vec<String> = players.iter().map(|p| p.id.clone()).collect();
+            let base = base.to_owned();
+            tokio::spawn(async move {
+                let http = reqwest::Client::builder()
+                    .timeout(std::time::Duration::from_secs(10))
+                    .build()
+                    .unwrap();
+                let mut n = r;
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    let id = &ids[n % ids.len()];
+                    let path = match n % 3 {
+                        0 => format!("/api/players/{id}"),
+                        1 => format!("/api/boards/global/players/{id}?around=2"),
+                        _ => "/api/boards/global/entries?limit=5".to_owned(),
+                    };
+                    let status = match http.get(format!("{base}{path}")).send().await {
+                        Ok(r) => r.status().as_u16(),
+                        Err(_) => 0,
+                    };
+                    *statuses.lock().unwrap().entry(status).or_default() += 1;
+                }
+            })
+        })
+        .collect()
+}
+
+/// Asserts every read of [`readers`] answered 200, and enough of them were made.
+pub(crate) fn assert_every_read_ok(statuses: &ReadStatuses) {
+    let statuses = statuses.lock().unwrap().clone();
+    let reads: usize = statuses.values().sum();
+    assert_eq!(
+        statuses.get(&200),
+        Some(&reads),
+        "every read answered 200: {statuses:?}"
+    );
+    assert!(reads >= 100, "too few reads: {statuses:?}");
+}
+
+/// The players in the sorted set `key` of a `desc` board (its rank key is the negated value),
+/// with their values, best first, as the aggregator's Redis copy holds them.
+pub(crate) async fn descending_board(
+    c: &mut impl redis::aio::ConnectionLike,
+    key: &str,
+) -> Vec<(String, i64)> {
+    let rows: Vec<(String, f64)> = redis::cmd("ZRANGE")
+        .arg(key)
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES")
+        .query_async(c)
+        .await
+        .unwrap();
+    rows.into_iter()
+        .map(|(m, s)| (m.split_once(':').unwrap().1.to_owned(), -(s as i64)))
+        .collect()
+}

@@ -125,14 +125,7 @@ async fn an_instance_killed_behind_the_balancer_loses_nothing_and_the_hub_reconn
         "more than 3% of answers were neither applied nor a replay: {:?}",
         report.statuses
     );
-    let db = sqlx::PgPool::connect(&db_url).await.unwrap();
-    let ids: Vec<String> = players.iter().map(|p| p.id.clone()).collect();
-    let v = report.ledger.verify(&db, &ids).await.unwrap();
-    assert!(v.ok, "exactly once: {v}");
-    assert!(
-        report.ledger.acknowledged() >= 100,
-        "too little load got through"
-    );
+    report.assert_exactly_once(&db_url, &players, 100).await;
 
     // The SSE clients, never reconnected, end on the final top 10 (rows, not the version:
     // subscribers are woken only when the rows change).

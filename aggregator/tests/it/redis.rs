@@ -38,17 +38,7 @@ fn global_key(redis: &scoreboard_tests::TestRedis) -> String {
 async fn redis_board(redis: &scoreboard_tests::TestRedis) -> Vec<(String, i64)> {
     let client = redis::Client::open(redis.url.as_str()).unwrap();
     let mut c = client.get_multiplexed_async_connection().await.unwrap();
-    let rows: Vec<(String, f64)> = redis::cmd("ZRANGE")
-        .arg(global_key(redis))
-        .arg(0)
-        .arg(-1)
-        .arg("WITHSCORES")
-        .query_async(&mut c)
-        .await
-        .unwrap();
-    rows.into_iter()
-        .map(|(m, s)| (m.split_once(':').unwrap().1.to_owned(), -(s as i64)))
-        .collect()
+    descending_board(&mut c, &global_key(redis)).await
 }
 
 async fn pg_board(app: &TestApp) -> Vec<(String, i64)> {

@@ -4,16 +4,17 @@
 //! replica takes over, reads fall back to PostgreSQL meanwhile, the copy is rebuilt and
 //! repaired, and streams end on the final version.
 
-use crate::helpers::{process_vars, BIN, EDGE_SECRET};
+use crate::helpers::{
+    assert_every_read_ok, descending_board, process_vars, readers, BIN, EDGE_SECRET,
+};
 use scoreboard_tests::client::{self, Guest};
 use scoreboard_tests::player_load::{LoadOptions, PlayerLoad};
 use scoreboard_tests::sse::SseClient;
 use scoreboard_tests::tokens::{mint, mint_on, now};
 use scoreboard_tests::{fresh_database, AggregatorProcess, RedisCluster};
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const PREFIX: &str = "cluster:";
@@ -200,58 +201,11 @@ async fn snapshots_travel_between_instances_on_a_sharded_channel() {
     }
 }
 
-/// Status counts of readers of every Redis-served route, until `stop`.
-fn readers(
-    base: &str,
-    players: &[Guest],
-    stop: &Arc<AtomicBool>,
-    seen: &Arc<Mutex<BTreeMap<u16, usize>>>,
-) -> Vec<tokio::task::JoinHandle<()>> {
-    (0..3)
-        .map(|r| {
-            let (stop, seen) = (stop.clone(), seen.clone());
-            let ids: Vec<String> = players.iter().map(|p| p.id.clone()).collect();
-            let base = base.to_owned();
-            tokio::spawn(async move {
-                let http = reqwest::Client::builder()
-                    .timeout(Duration::from_secs(10))
-                    .build()
-                    .unwrap();
-                let mut n = r;
-                while !stop.load(Ordering::Relaxed) {
-                    n += 1;
-                    let id = &ids[n % ids.len()];
-                    let path = match n % 3 {
-                        0 => format!("/api/players/{id}"),
-                        1 => format!("/api/boards/global/players/{id}?around=2"),
-                        _ => "/api/boards/global/entries?limit=5".to_owned(),
-                    };
-                    let status = match http.get(format!("{base}{path}")).send().await {
-                        Ok(r) => r.status().as_u16(),
-                        Err(_) => 0,
-                    };
-                    *seen.lock().unwrap().entry(status).or_default() += 1;
-                }
-            })
-        })
-        .collect()
-}
-
 /// The players on `global` in the cluster's copy, best first, with their scores.
 async fn cluster_board(cluster: &RedisCluster) -> Vec<(String, i64)> {
     let client = redis::cluster::ClusterClient::new(cluster.urls()).unwrap();
     let mut c = client.get_async_connection().await.unwrap();
-    let rows: Vec<(String, f64)> = redis::cmd("ZRANGE")
-        .arg(format!("{PREFIX}{{global:all}}:z"))
-        .arg(0)
-        .arg(-1)
-        .arg("WITHSCORES")
-        .query_async(&mut c)
-        .await
-        .unwrap();
-    rows.into_iter()
-        .map(|(m, s)| (m.split_once(':').unwrap().1.to_owned(), -(s as i64)))
-        .collect()
+    descending_board(&mut c, &format!("{PREFIX}{{global:all}}:z")).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -305,22 +259,11 @@ async fn a_master_killed_under_load_loses_nothing_and_turns_no_read_into_an_erro
         r.await.unwrap();
     }
     let report = load.stop().await;
-    let seen = seen.lock().unwrap().clone();
-    let reads: usize = seen.values().sum();
-    assert_eq!(
-        seen.get(&200),
-        Some(&reads),
-        "every read answered 200: {seen:?}"
-    );
-    assert!(reads >= 100, "too few reads: {seen:?}");
+    assert_every_read_ok(&seen);
+    report
+        .assert_exactly_once(&database.url, &players, 50)
+        .await;
     let db = sqlx::PgPool::connect(&database.url).await.unwrap();
-    let ids: Vec<String> = players.iter().map(|p| p.id.clone()).collect();
-    let v = report.ledger.verify(&db, &ids).await.unwrap();
-    assert!(v.ok, "exactly once: {v}");
-    assert!(
-        report.ledger.acknowledged() >= 50,
-        "too little load got through"
-    );
 
     // A final lead through B; both instances' streams end on it.
     let leader = client::guest(&http, &b.base, "Last word").await;

@@ -4,16 +4,15 @@
 //! it, a standby that dies under load turns no read into an error, and a failover to the
 //! promoted standby (synchronous replication) loses nothing acknowledged.
 
-use crate::helpers::{process_vars, spawn_process_with, BIN};
+use crate::helpers::{assert_every_read_ok, process_vars, readers, spawn_process_with, BIN};
 use scoreboard_tests::client::{self, Guest};
 use scoreboard_tests::player_load::{LoadOptions, PlayerLoad};
 use scoreboard_tests::tokens::{mint, now};
 use scoreboard_tests::{AggregatorProcess, PgServer};
 use serde_json::Value;
 use sqlx::{Connection, PgConnection};
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const DATABASE: &str = "replica";
@@ -199,44 +198,6 @@ async fn lists_come_from_the_standby_and_a_players_own_standing_never_lags() {
     assert!(m.contains("database_replica_lag_seconds "), "{m}");
 }
 
-/// Readers of every replica-served route for `players`, each answer's status counted, until
-/// `stop`.
-fn readers(
-    base: &str,
-    players: &[Guest],
-    stop: &Arc<AtomicBool>,
-    statuses: &Arc<Mutex<HashMap<u16, usize>>>,
-) -> Vec<tokio::task::JoinHandle<()>> {
-    (0..3)
-        .map(|r| {
-            let (stop, statuses) = (stop.clone(), statuses.clone());
-            let ids: Vec<String> = players.iter().map(|p| p.id.clone()).collect();
-            let base = base.to_owned();
-            tokio::spawn(async move {
-                let http = reqwest::Client::builder()
-                    .timeout(Duration::from_secs(10))
-                    .build()
-                    .unwrap();
-                let mut n = r;
-                while !stop.load(Ordering::Relaxed) {
-                    n += 1;
-                    let id = &ids[n % ids.len()];
-                    let path = match n % 3 {
-                        0 => format!("/api/players/{id}"),
-                        1 => format!("/api/boards/global/players/{id}?around=2"),
-                        _ => "/api/boards/global/entries?limit=5".to_owned(),
-                    };
-                    let status = match http.get(format!("{base}{path}")).send().await {
-                        Ok(r) => r.status().as_u16(),
-                        Err(_) => 0,
-                    };
-                    *statuses.lock().unwrap().entry(status).or_default() += 1;
-                }
-            })
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_standby_that_dies_under_load_turns_no_read_into_an_error() {
     let _heavy = scoreboard_tests::heavy().await;
@@ -280,26 +241,12 @@ async fn a_standby_that_dies_under_load_turns_no_read_into_an_error() {
         r.await.unwrap();
     }
     let report = load.stop().await;
-    let statuses = statuses.lock().unwrap().clone();
-    let reads: usize = statuses.values().sum();
-    assert_eq!(
-        statuses.get(&200),
-        Some(&reads),
-        "every read answered 200: {statuses:?}"
-    );
-    assert!(reads >= 100, "too few reads: {statuses:?}");
+    assert_every_read_ok(&statuses);
     assert!(
         reads_by(&metrics(&http, &agg).await, "replica") > while_down,
         "reads went back to the standby once it was back"
     );
-    let db = sqlx::PgPool::connect(&url).await.unwrap();
-    let ids: Vec<String> = players.iter().map(|p| p.id.clone()).collect();
-    let v = report.ledger.verify(&db, &ids).await.unwrap();
-    assert!(v.ok, "exactly once: {v}");
-    assert!(
-        report.ledger.acknowledged() >= 50,
-        "too little load got through"
-    );
+    report.assert_exactly_once(&url, &players, 50).await;
 }
 
 /// Waits until the primary's standby is a synchronous one.
