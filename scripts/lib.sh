@@ -108,6 +108,51 @@ pg_ensure_db() {
     as_pg "$pg_bin/createdb" -h 127.0.0.1 -p "$pg_port" -U postgres "$1"
 }
 
+# pg_start_standby PRIMARY_PORT DATA PORT: a streaming standby of the cluster on PRIMARY_PORT
+# (pg_basebackup -R into DATA the first time), in the foreground under `start`, on PORT.
+pg_start_standby() {
+  local primary=$1 data=$2 port=$3 parent
+  parent=$(dirname "$data")
+  mkdir -p "$parent"
+  if [ "$(id -u)" -eq 0 ]; then chown -R postgres:postgres "$parent"; fi
+  if [ ! -s "$data/PG_VERSION" ]; then
+    as_pg "$pg_bin/pg_basebackup" -h 127.0.0.1 -p "$primary" -U postgres -D "$data" -R -X stream -c fast
+  fi
+  local run=()
+  [ "$(id -u)" -eq 0 ] && run=(setpriv --reuid postgres --regid postgres --init-groups --)
+  start "${run[@]}" "$pg_bin/postgres" -D "$data" -p "$port" -k "$parent" \
+    -c listen_addresses=127.0.0.1 >"$parent/postgres.log" 2>&1
+}
+
+# start_redis_cluster DIR: three masters and three replicas (nothing persisted, a new cluster
+# each time) under DIR, joined by redis-cli; sets redis_cluster_nodes to "host:port,...". Each
+# bus port is named (by default it is the port + 10000, past 65535 for a high free port).
+start_redis_cluster() {
+  local dir=$1 i port addrs=()
+  rm -rf "$dir"
+  for i in 1 2 3 4 5 6; do
+    port=$(free_port)
+    mkdir -p "$dir/$i"
+    start redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$dir/$i" \
+      --logfile "$dir/$i/redis.log" --cluster-enabled yes --cluster-config-file nodes.conf \
+      --cluster-node-timeout 2000 --cluster-port "$(free_port)"
+    addrs+=("127.0.0.1:$port")
+  done
+  local addr
+  for addr in "${addrs[@]}"; do
+    for i in $(seq 1 100); do
+      [ "$(redis-cli -p "${addr##*:}" ping 2>/dev/null)" = PONG ] && break
+      sleep 0.1
+    done
+  done
+  redis-cli --cluster create "${addrs[@]}" --cluster-replicas 1 --cluster-yes >"$dir/create.log"
+  for i in $(seq 1 100); do
+    redis-cli -p "${addrs[0]##*:}" cluster info 2>/dev/null | grep -q 'cluster_state:ok' && break
+    sleep 0.1
+  done
+  redis_cluster_nodes=$(IFS=,; echo "${addrs[*]}")
+}
+
 # start_redis PORT DIR: a Redis that persists nothing, its log in DIR.
 start_redis() {
   mkdir -p "$2"

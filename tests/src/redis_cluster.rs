@@ -68,6 +68,9 @@ impl RedisCluster {
                 // Each node writes its own nodes.conf into its own dir.
                 "--cluster-config-file",
                 "nodes.conf",
+                // The bus port is the port + 10000 unless named: past 65535 for a high one.
+                "--cluster-port",
+                &crate::free_port().to_string(),
             ]
             .map(String::from)
             .to_vec();
