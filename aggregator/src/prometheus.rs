@@ -33,6 +33,15 @@ pub(crate) fn handle() -> PrometheusHandle {
                 })
                 .and_then(|b| {
                     b.set_buckets_for_metric(
+                        Matcher::Full("apply_batch_phase_seconds".into()),
+                        &[
+                            0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                            0.05, 0.1, 0.25, 1.0,
+                        ],
+                    )
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
                         Matcher::Full("apply_batch_duration_seconds".into()),
                         &[
                             0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
@@ -139,6 +148,11 @@ pub(crate) fn register(sse_max_clients: usize, redis: Option<bool>, replica: boo
         "apply_batch_duration_seconds",
         Unit::Seconds,
         "Duration of one group-commit transaction"
+    );
+    describe_histogram!(
+        "apply_batch_phase_seconds",
+        Unit::Seconds,
+        "Time of one phase of a batch (queue, fill, connect, lock, read, plan, write, snapshots, commit, previous, redis, announce, answers)"
     );
     describe_gauge!(
         "leaderboard_version",

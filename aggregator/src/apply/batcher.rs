@@ -3,6 +3,7 @@
 //! the ranks), announces the boards that changed, and answers every request with its own
 //! outcome; that last part of a batch overlaps the next batch's commit.
 
+use super::phases::{self, Phases};
 use super::write::{self, Committed, Touched};
 use super::{Applier, BatchSettings, Outcome, Update};
 use crate::board::{sql, Boards};
@@ -46,25 +47,30 @@ async fn run(sinks: Sinks, settings: BatchSettings, mut rx: mpsc::Receiver<Queue
     // batches in the order of their versions.
     let mut finishing: Option<JoinHandle<()>> = None;
     while let Some(first) = rx.recv().await {
+        phases::record("queue", first.0.queued_at.elapsed());
+        let mut phases = Phases::start();
         batch.push(first);
         fill(&mut batch, &mut rx, settings).await;
+        phases.mark("fill");
         metrics::histogram!("apply_batch_size").record(batch.len() as f64);
         let started = Instant::now();
         let (updates, replies): (Vec<Update>, Vec<_>) =
             std::mem::take(&mut batch).into_iter().unzip();
-        let committed = commit(&sinks, &updates).await;
+        let committed = commit(&sinks, &updates, &mut phases).await;
         if let Some(previous) = finishing.take() {
             finished(previous).await;
         }
+        phases.mark("previous");
         let sinks = Arc::clone(&sinks);
         finishing = Some(tokio::spawn(async move {
             let outcomes = match committed {
-                Some(done) => finish(&sinks, &updates, done).await,
+                Some(done) => finish(&sinks, &updates, done, &mut phases).await,
                 None => vec![Outcome::Unavailable; updates.len()],
             };
             for (reply, outcome) in replies.into_iter().zip(outcomes) {
                 let _ = reply.send(outcome);
             }
+            phases.mark("answers");
             metrics::histogram!("apply_batch_duration_seconds")
                 .record(started.elapsed().as_secs_f64());
         }));
@@ -86,13 +92,15 @@ async fn finished(finishing: JoinHandle<()>) {
 }
 
 /// Adds what is queued to `batch`, waiting at most `settings.wait` for more, up to
-/// `settings.max`.
+/// `settings.max`. Without a wait the timer is not asked at all: it ticks in milliseconds,
+/// so even an elapsed deadline cost the batch about one (measured: BENCHMARKS.md).
 async fn fill(batch: &mut Vec<Queued>, rx: &mut mpsc::Receiver<Queued>, settings: BatchSettings) {
     let deadline = tokio::time::Instant::now() + settings.wait;
     while batch.len() < settings.max {
         match rx.try_recv() {
             Ok(r) => batch.push(r),
             Err(mpsc::error::TryRecvError::Disconnected) => break,
+            Err(mpsc::error::TryRecvError::Empty) if settings.wait.is_zero() => break,
             Err(mpsc::error::TryRecvError::Empty) => {
                 match tokio::time::timeout_at(deadline, rx.recv()).await {
                     Ok(Some(r)) => batch.push(r),
@@ -105,10 +113,10 @@ async fn fill(batch: &mut Vec<Queued>, rx: &mut mpsc::Receiver<Queued>, settings
 
 /// Commits one batch; on a database error (logged here) nothing of the batch was applied and
 /// every update is unavailable.
-async fn commit(sinks: &Sinks, updates: &[Update]) -> Option<Committed> {
+async fn commit(sinks: &Sinks, updates: &[Update], phases: &mut Phases) -> Option<Committed> {
     let refs: Vec<&Update> = updates.iter().collect();
     let now_ms = crate::clock::now_millis() as i64;
-    match write::commit(&sinks.db, &sinks.boards, &refs, now_ms).await {
+    match write::commit(&sinks.db, &sinks.boards, &refs, now_ms, phases).await {
         Ok(committed) => Some(committed),
         Err(err) => {
             let request_ids: Vec<&str> = updates.iter().map(|u| u.request_id.as_str()).collect();
@@ -125,7 +133,12 @@ async fn commit(sinks: &Sinks, updates: &[Update]) -> Option<Committed> {
 
 /// After the commit: copy each touched board's rows to Redis (which also answers the ranks),
 /// fill in ranks from PostgreSQL when Redis cannot, and announce the boards that changed.
-async fn finish(sinks: &Sinks, updates: &[Update], done: Committed) -> Vec<Outcome> {
+async fn finish(
+    sinks: &Sinks,
+    updates: &[Update],
+    done: Committed,
+    phases: &mut Phases,
+) -> Vec<Outcome> {
     let Committed {
         mut outcomes,
         touched,
@@ -133,6 +146,7 @@ async fn finish(sinks: &Sinks, updates: &[Update], done: Committed) -> Vec<Outco
     // The boards' Redis writes go out together (one connection multiplexes them).
     let all_ranks =
         futures_util::future::join_all(touched.iter().map(|t| ranks_on(sinks, t))).await;
+    phases.mark("redis");
     let mut ranks: HashMap<(&str, &str), u64> = HashMap::new();
     for (t, board_ranks) in touched.iter().zip(&all_ranks) {
         for (row, rank) in t.rows.iter().zip(board_ranks) {
@@ -153,6 +167,7 @@ async fn finish(sinks: &Sinks, updates: &[Update], done: Committed) -> Vec<Outco
             announce(sinks.cache.as_deref(), &sinks.boards, s, Replace::IfNewer).await;
         }
     }
+    phases.mark("announce");
     outcomes
 }
 

@@ -10,8 +10,10 @@
 //! | [`plan`] | pure: the batch and the rows read → each request's outcome |
 //! | [`write`] | the SQL of one batch, in one transaction under the writers' lock |
 //! | [`batcher`] | the queue, the batch cycle, the answers, and what follows a commit |
+//! | [`phases`] | where a batch's time goes (`apply_batch_phase_seconds`) |
 
 mod batcher;
+mod phases;
 pub(crate) mod plan;
 mod write;
 
@@ -80,6 +82,8 @@ pub(crate) struct Update {
     pub(crate) boards: Vec<BoardId>,
     pub(crate) source: Source,
     pub(crate) request_id: String,
+    /// When it was made, just before it is queued: for the `queue` phase.
+    pub(crate) queued_at: std::time::Instant,
 }
 
 impl Update {

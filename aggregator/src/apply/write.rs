@@ -7,6 +7,7 @@
 //! it: a batch that applies makes five (begin with the lock, read, write, the changed boards'
 //! top 10, commit), each statement doing all of its step for the whole batch.
 
+use super::phases::Phases;
 use super::plan::{self, Ask, Decision, EntryKey, Facts, Move, Plan};
 use super::{Outcome, Source, Update};
 use crate::board::kind::Order;
@@ -74,13 +75,15 @@ pub(super) async fn commit(
     known: &Boards,
     updates: &[&Update],
     now_ms: i64,
+    phases: &mut Phases,
 ) -> anyhow::Result<Committed> {
     let mut conn = db
         .pool()
         .acquire()
         .await
         .context("taking a database connection")?;
-    let committed = commit_on(&mut conn, known, updates, now_ms).await;
+    phases.mark("connect");
+    let committed = commit_on(&mut conn, known, updates, now_ms, phases).await;
     if committed.is_err() {
         // A failure can leave the session inside a transaction sqlx does not know of (the lock
         // failing after BEGIN succeeded, in one query): the connection is closed, not pooled.
@@ -94,6 +97,7 @@ async fn commit_on(
     known: &Boards,
     updates: &[&Update],
     now_ms: i64,
+    phases: &mut Phases,
 ) -> anyhow::Result<Committed> {
     // BEGIN and the lock in one simple query: one round trip, and every statement after it
     // (each with its own snapshot) sees what the writers before us committed.
@@ -103,7 +107,9 @@ async fn commit_on(
         ))
         .await
         .context("beginning the batch transaction and taking the writers' lock")?;
+    phases.mark("lock");
     let read = read_all(&mut tx, known, updates, now_ms).await?;
+    phases.mark("read");
     let asks: Vec<Ask<'_>> = updates.iter().map(|u| u.ask()).collect();
     let defs: HashMap<&str, &BoardDef> = read.defs.iter().map(|d| (d.id.as_str(), d)).collect();
     // The entries before the batch, keyed by borrowed (board, player).
@@ -123,7 +129,9 @@ async fn commit_on(
         })
         .collect();
     if applied.is_empty() {
+        phases.mark("plan");
         tx.commit().await.context("committing the batch")?;
+        phases.mark("commit");
         return Ok(Committed {
             outcomes: outcomes(updates, &plan, &read.periods, &HashMap::new()),
             touched: Vec::new(),
@@ -131,12 +139,16 @@ async fn commit_on(
     }
     let events = events_of(&applied, &read.periods, &read.defs);
     let last = last_changes(&events);
+    phases.mark("plan");
     let ids = write_batch(&mut tx, &applied, &events, &last).await?;
     audit_adjustments(&mut tx, &events, &ids).await?;
+    phases.mark("write");
     let board_versions = newest_per_board(&events, &ids);
     let mut touched = touched_boards(&read, &before, &events, &ids, &last);
     snapshots_of_changed(&mut tx, &mut touched, &board_versions).await?;
+    phases.mark("snapshots");
     tx.commit().await.context("committing the batch")?;
+    phases.mark("commit");
     Ok(Committed {
         outcomes: outcomes(updates, &plan, &read.periods, &board_versions),
         touched,

@@ -202,6 +202,7 @@ pub(crate) async fn adjust(
             reason: reason.to_owned(),
         },
         request_id,
+        queued_at: std::time::Instant::now(),
     };
     let outcome = state.applier.apply(update).await?;
     match outcome {

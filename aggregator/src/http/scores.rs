@@ -68,6 +68,7 @@ async fn handle(
             edge_region: fwd.edge_region.chars().take(64).collect(),
         },
         request_id,
+        queued_at: std::time::Instant::now(),
     };
     let outcome = state.applier.apply(update).await?;
     answer(session, outcome)

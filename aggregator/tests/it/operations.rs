@@ -37,6 +37,29 @@ async fn metrics_are_exported_with_the_documented_names() {
         assert!(text.contains(needle), "{needle} missing from\n{text}");
     }
     assert!(!text.contains(&p.id), "raw paths never become labels");
+    // Every phase of a batch that applied is timed (this process's apps share one recorder,
+    // so counts are at least one, not exactly one).
+    for phase in [
+        "queue",
+        "fill",
+        "connect",
+        "lock",
+        "read",
+        "plan",
+        "write",
+        "snapshots",
+        "commit",
+        "previous",
+        "redis",
+        "announce",
+        "answers",
+    ] {
+        let series = format!("apply_batch_phase_seconds_count{{phase=\"{phase}\"}}");
+        assert!(
+            client::metric(&text, &series) >= 1.0,
+            "{series} missing from\n{text}"
+        );
+    }
 }
 
 /// Stopping under load: every request gets an answer, and every 200 is in the database.

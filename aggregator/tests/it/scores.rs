@@ -45,7 +45,21 @@ async fn the_same_token_redeemed_200_times_at_once_applies_once() {
 /// and events, consumed tokens and totals agree.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_thousand_distinct_tokens_for_fifty_players_all_apply_exactly_once() {
-    let app = spawn_app().await;
+    distinct_tokens_apply_exactly_once(spawn_app().await).await;
+}
+
+/// The same with a batcher that never waits for a batch to fill (`APPLY_BATCH_WAIT_US=0`
+/// takes another path: no timer at all).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_same_with_a_batcher_that_never_waits() {
+    let app = spawn_app_with(|v| {
+        v.insert("APPLY_BATCH_WAIT_US".into(), "0".into());
+    })
+    .await;
+    distinct_tokens_apply_exactly_once(app).await;
+}
+
+async fn distinct_tokens_apply_exactly_once(app: TestApp) {
     let players = app.guests("Player ", 50).await;
     let mut jobs = Vec::new();
     let mut expected = std::collections::HashMap::<String, i64>::new();

@@ -1,0 +1,79 @@
+"""Batch figures between two scrapes of an aggregator's /metrics, and the regression of a
+batch's duration on its size over several runs (scripts/bench-batches).
+
+    python3 bench/batches.py delta BEFORE AFTER LABEL LOADGEN_JSON   # one run, a JSON line
+    python3 bench/batches.py fit RUNS.jsonl             # the table and the fit, in Markdown
+"""
+import json
+import re
+import sys
+
+SERIES = re.compile(r'^(apply_batch_(?:size|duration_seconds|phase_seconds)_(?:sum|count))(\{phase="(\w+)"\})? (\S+)$')
+
+
+def scrape(path):
+    values = {}
+    for line in open(path):
+        m = SERIES.match(line.strip())
+        if m:
+            name, _, phase, value = m.groups()
+            values[(name, phase)] = float(value)
+    return values
+
+
+def delta(before, after, label, loadgen):
+    b, a = scrape(before), scrape(after)
+    run = json.load(open(loadgen))
+    d = {k: a[k] - b.get(k, 0.0) for k in a}
+    batches = d.get(("apply_batch_size_count", None), 0.0)
+    if batches <= 0:
+        raise SystemExit("no batch between the two scrapes")
+    phases = {}
+    for (name, phase), v in d.items():
+        if name == "apply_batch_phase_seconds_sum" and phase:
+            n = d.get(("apply_batch_phase_seconds_count", phase), 0.0)
+            if n:
+                phases[phase] = round(1000 * v / n, 3)
+    print(json.dumps({
+        "label": label,
+        "batches": int(batches),
+        "mean_size": round(d[("apply_batch_size_sum", None)] / batches, 2),
+        "mean_ms": round(1000 * d[("apply_batch_duration_seconds_sum", None)]
+                         / d[("apply_batch_duration_seconds_count", None)], 3),
+        "phases_ms": phases,
+        "applied_per_s": round(run["applied_per_s"]),
+        "p99_ms": run["latency"]["p99_ms"],
+    }))
+
+
+def fit(path):
+    runs = [json.loads(l) for l in open(path) if l.strip()]
+    xs = [r["mean_size"] for r in runs]
+    ys = [r["mean_ms"] for r in runs]
+    n = len(runs)
+    mx, my = sum(xs) / n, sum(ys) / n
+    sxx = sum((x - mx) ** 2 for x in xs)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx if sxx else 0.0
+    intercept = my - slope * mx
+    ss_tot = sum((y - my) ** 2 for y in ys)
+    ss_res = sum((y - intercept - slope * x) ** 2 for x, y in zip(xs, ys))
+    r2 = 1 - ss_res / ss_tot if ss_tot else 1.0
+    order = ["queue", "fill", "connect", "lock", "read", "plan", "write", "snapshots", "commit",
+             "previous", "redis", "announce", "answers"]
+    print("| run | applied/s | p99 ms | batches | mean batch | batch ms | " + " | ".join(order) + " |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | " + " | ".join("---:" for _ in order) + " |")
+    for r in runs:
+        cells = [f'{r["phases_ms"].get(p, 0):.2f}' for p in order]
+        print(f'| {r["label"]} | {r["applied_per_s"]} | {r["p99_ms"]:.1f} | {r["batches"]} | '
+              f'{r["mean_size"]:.1f} | {r["mean_ms"]:.2f} | ' + " | ".join(cells) + " |")
+    print()
+    print(f"batch ms = {intercept:.3f} + {slope * 1000:.1f} µs × updates (R² {r2:.3f}, {n} runs)")
+    json.dump({"intercept_ms": intercept, "per_update_us": slope * 1000, "r2": r2, "runs": runs},
+              open(path.replace(".jsonl", "-fit.json"), "w"), indent=1)
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "delta":
+        delta(*sys.argv[2:6])
+    else:
+        fit(sys.argv[2])
