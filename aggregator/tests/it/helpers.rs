@@ -450,3 +450,23 @@ pub(crate) async fn descending_board(
         .map(|(m, s)| (m.split_once(':').unwrap().1.to_owned(), -(s as i64)))
         .collect()
 }
+
+/// Eight players of their own (the exactly-once check counts any event it did not send as
+/// foreign) redeeming fresh tokens and, a fifth of the time, replays, six at a time, straight
+/// at the aggregator `base`: the load the fault tests of the storage engines run under.
+pub(crate) async fn writers_at(
+    http: &reqwest::Client,
+    base: &str,
+) -> (Vec<Player>, scoreboard_tests::player_load::PlayerLoad) {
+    let players = client::guests(http, base, "Writer ", 8).await;
+    let load = scoreboard_tests::player_load::PlayerLoad::start_at_aggregator(
+        base,
+        &players,
+        scoreboard_tests::player_load::LoadOptions {
+            workers: 6,
+            replay_share: 0.2,
+            pause: None,
+        },
+    );
+    (players, load)
+}

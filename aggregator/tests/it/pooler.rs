@@ -4,9 +4,8 @@
 //! and every read answer as they do directly, exactly once, with nothing prepared in one
 //! transaction looked for in another.
 
-use crate::helpers::{process_vars, BIN, EDGE_SECRET};
+use crate::helpers::{process_vars, writers_at, BIN, EDGE_SECRET};
 use scoreboard_tests::client::{self, Guest};
-use scoreboard_tests::player_load::{LoadOptions, PlayerLoad};
 use scoreboard_tests::stack::ADMIN_KEY;
 use scoreboard_tests::tokens::mint_on;
 use scoreboard_tests::{AggregatorProcess, PgBouncer, PgServer};
@@ -194,16 +193,7 @@ async fn the_apply_path_and_every_read_work_through_pgbouncer_in_transaction_mod
     for n in 0..others.len() {
         score_on_boards(&http, &agg.base, &others, n, &seen).await;
     }
-    let players = client::guests(&http, &agg.base, "Writer ", 8).await;
-    let load = PlayerLoad::start_at_aggregator(
-        &agg.base,
-        &players,
-        LoadOptions {
-            workers: 6,
-            replay_share: 0.2,
-            pause: None,
-        },
-    );
+    let (players, load) = writers_at(&http, &agg.base).await;
     let stop = Arc::new(AtomicBool::new(false));
     let workers = spawn_workers(&agg.base, &others, &stop, &seen);
     tokio::time::sleep(Duration::from_secs(6)).await;

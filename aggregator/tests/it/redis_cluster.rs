@@ -5,10 +5,9 @@
 //! repaired, and streams end on the final version.
 
 use crate::helpers::{
-    assert_every_read_ok, descending_board, process_vars, readers, BIN, EDGE_SECRET,
+    assert_every_read_ok, descending_board, process_vars, readers, writers_at, BIN, EDGE_SECRET,
 };
 use scoreboard_tests::client::{self, Guest};
-use scoreboard_tests::player_load::{LoadOptions, PlayerLoad};
 use scoreboard_tests::sse::SseClient;
 use scoreboard_tests::tokens::{mint, mint_on, now};
 use scoreboard_tests::{fresh_database, AggregatorProcess, RedisCluster};
@@ -228,16 +227,7 @@ async fn a_master_killed_under_load_loses_nothing_and_turns_no_read_into_an_erro
         let url = format!("{}/api/leaderboard/stream", agg.base);
         streams.push(SseClient::connect(&url, None).await.1.unwrap());
     }
-    let players = client::guests(&http, &a.base, "Writer ", 8).await;
-    let load = PlayerLoad::start_at_aggregator(
-        &a.base,
-        &players,
-        LoadOptions {
-            workers: 6,
-            replay_share: 0.2,
-            pause: None,
-        },
-    );
+    let (players, load) = writers_at(&http, &a.base).await;
     let (stop, seen) = (Arc::new(AtomicBool::new(false)), Arc::default());
     let mut reading = readers(&a.base, &read, &stop, &seen);
     reading.extend(readers(&b.base, &read, &stop, &seen));

@@ -4,7 +4,9 @@
 //! it, a standby that dies under load turns no read into an error, and a failover to the
 //! promoted standby (synchronous replication) loses nothing acknowledged.
 
-use crate::helpers::{assert_every_read_ok, process_vars, readers, spawn_process_with, BIN};
+use crate::helpers::{
+    assert_every_read_ok, process_vars, readers, spawn_process_with, writers_at, BIN,
+};
 use scoreboard_tests::client::{self, Guest};
 use scoreboard_tests::player_load::{LoadOptions, PlayerLoad};
 use scoreboard_tests::tokens::{mint, now};
@@ -212,16 +214,7 @@ async fn a_standby_that_dies_under_load_turns_no_read_into_an_error() {
     for p in &read {
         score(&http, &agg.base, p, 1).await;
     }
-    let players = client::guests(&http, &agg.base, "Writer ", 8).await;
-    let load = PlayerLoad::start_at_aggregator(
-        &agg.base,
-        &players,
-        LoadOptions {
-            workers: 6,
-            replay_share: 0.2,
-            pause: None,
-        },
-    );
+    let (players, load) = writers_at(&http, &agg.base).await;
     let (stop, statuses) = (Arc::new(AtomicBool::new(false)), Arc::default());
     let reading = readers(&agg.base, &read, &stop, &statuses);
 
