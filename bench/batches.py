@@ -3,6 +3,8 @@ batch's duration on its size over several runs (scripts/bench-batches).
 
     python3 bench/batches.py delta BEFORE AFTER LABEL LOADGEN_JSON   # one run, a JSON line
     python3 bench/batches.py fit RUNS.jsonl             # the table and the fit, in Markdown
+    python3 bench/batches.py explain POSTGRES_LOG       # the batch's statements as PostgreSQL
+                                                        # ran them (auto_explain), in Markdown
 """
 import json
 import re
@@ -72,8 +74,48 @@ def fit(path):
               open(path.replace(".jsonl", "-fit.json"), "w"), indent=1)
 
 
+# The batch's statements, told apart by what their text contains.
+STATEMENTS = [
+    ("read (players, sessions, tokens, boards, entries)", "WITH ORDINALITY AS p(player_id"),
+    ("write (tokens, events, versions, entries)", "INSERT INTO consumed_tokens"),
+    ("snapshots (top 10s)", "LIMIT 10"),
+    ("BEGIN and the writers' lock", "pg_advisory_xact_lock"),
+]
+
+
+def explain(path):
+    """Execution times inside PostgreSQL of the sampled batch statements (auto_explain with
+    log_analyze), against which the aggregator's phase times (round trip, waiting to be polled,
+    decoding included) can be read."""
+    text = open(path, errors="replace").read()
+    entries = re.split(r"\n(?=\S+ \S+ UTC \[\d+\] LOG:  duration:)", text)
+    times = {name: [] for name, _ in STATEMENTS}
+    rows = {name: [] for name, _ in STATEMENTS}
+    for e in entries:
+        m = re.search(r"duration: ([\d.]+) ms", e)
+        if not m:
+            continue
+        for name, needle in STATEMENTS:
+            if needle in e:
+                times[name].append(float(m.group(1)))
+                r = re.search(r"actual time=\S+ rows=(\d+)", e)
+                if r:
+                    rows[name].append(int(r.group(1)))
+                break
+    print("| statement | sampled | mean ms in PostgreSQL | max ms | mean rows out |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for name, _ in STATEMENTS:
+        t = times[name]
+        if t:
+            r = rows[name]
+            print(f"| {name} | {len(t)} | {sum(t) / len(t):.3f} | {max(t):.3f} | "
+                  f"{(sum(r) / len(r)) if r else 0:.0f} |")
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "delta":
         delta(*sys.argv[2:6])
+    elif sys.argv[1] == "explain":
+        explain(sys.argv[2])
     else:
         fit(sys.argv[2])
