@@ -10,7 +10,7 @@ use crate::helpers::{
 use scoreboard_tests::client::{self, Guest};
 use scoreboard_tests::sse::SseClient;
 use scoreboard_tests::tokens::{mint, mint_on, now};
-use scoreboard_tests::{fresh_database, AggregatorProcess, RedisCluster};
+use scoreboard_tests::{fresh_database, AggregatorProcess, RedisCluster, TestDatabase};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -28,6 +28,28 @@ async fn aggregator(database: &str, cluster: Option<&RedisCluster>) -> Aggregato
         extra.push(("REDIS_CLUSTER_NODES", nodes));
     }
     AggregatorProcess::start(BIN, &process_vars(database, &extra)).await
+}
+
+/// A new cluster, a fresh database and `n` aggregator processes on both, each once its copy
+/// is up.
+async fn on_a_cluster(
+    n: usize,
+) -> (
+    RedisCluster,
+    TestDatabase,
+    Vec<AggregatorProcess>,
+    reqwest::Client,
+) {
+    let cluster = RedisCluster::start().await.unwrap();
+    let database = fresh_database().await.unwrap();
+    let http = reqwest::Client::new();
+    let mut instances = Vec::new();
+    for _ in 0..n {
+        let agg = aggregator(&database.url, Some(&cluster)).await;
+        redis_up_is(&http, &agg, 1.0).await;
+        instances.push(agg);
+    }
+    (cluster, database, instances, http)
 }
 
 async fn metric(http: &reqwest::Client, agg: &AggregatorProcess, name: &str) -> f64 {
@@ -87,11 +109,8 @@ fn comparable((status, mut body): (u16, Value)) -> (u16, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn boards_on_a_cluster_spread_over_its_masters_and_answer_as_postgres_does() {
-    let cluster = RedisCluster::start().await.unwrap();
-    let database = fresh_database().await.unwrap();
-    let on_cluster = aggregator(&database.url, Some(&cluster)).await;
-    let http = reqwest::Client::new();
-    redis_up_is(&http, &on_cluster, 1.0).await;
+    let (cluster, database, mut instances, http) = on_a_cluster(1).await;
+    let on_cluster = instances.remove(0);
 
     let kinds = [
         ("level-1", "asc", "best"),
@@ -160,13 +179,8 @@ async fn snapshot_listener(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn snapshots_travel_between_instances_on_a_sharded_channel() {
-    let cluster = RedisCluster::start().await.unwrap();
-    let database = fresh_database().await.unwrap();
-    let a = aggregator(&database.url, Some(&cluster)).await;
-    let b = aggregator(&database.url, Some(&cluster)).await;
-    let http = reqwest::Client::new();
-    redis_up_is(&http, &a, 1.0).await;
-    redis_up_is(&http, &b, 1.0).await;
+    let (cluster, _database, instances, http) = on_a_cluster(2).await;
+    let (a, b) = (&instances[0], &instances[1]);
     let (_conn, mut pushes) = snapshot_listener(&cluster).await;
 
     let (_, sse) = SseClient::connect(&format!("{}/api/leaderboard/stream", b.base), None).await;
@@ -210,20 +224,15 @@ async fn cluster_board(cluster: &RedisCluster) -> Vec<(String, i64)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_master_killed_under_load_loses_nothing_and_turns_no_read_into_an_error() {
     let _heavy = scoreboard_tests::heavy().await;
-    let mut cluster = RedisCluster::start().await.unwrap();
-    let database = fresh_database().await.unwrap();
-    let a = aggregator(&database.url, Some(&cluster)).await;
-    let b = aggregator(&database.url, Some(&cluster)).await;
-    let http = reqwest::Client::new();
-    redis_up_is(&http, &a, 1.0).await;
-    redis_up_is(&http, &b, 1.0).await;
+    let (mut cluster, database, instances, http) = on_a_cluster(2).await;
+    let (a, b) = (&instances[0], &instances[1]);
 
     let read = client::guests(&http, &a.base, "Reader ", 4).await;
     for p in &read {
         score(&http, &a.base, p, &mint(&p.id, 1, 0, 300, now())).await;
     }
     let mut streams = Vec::new();
-    for agg in [&a, &b] {
+    for agg in [a, b] {
         let url = format!("{}/api/leaderboard/stream", agg.base);
         streams.push(SseClient::connect(&url, None).await.1.unwrap());
     }
@@ -238,10 +247,10 @@ async fn a_master_killed_under_load_loses_nothing_and_turns_no_read_into_an_erro
         .await
         .unwrap();
     cluster.kill(victim);
-    redis_up_is(&http, &a, 0.0).await;
+    redis_up_is(&http, a, 0.0).await;
     cluster.wait_healthy(WAIT).await.unwrap();
-    redis_up_is(&http, &a, 1.0).await;
-    redis_up_is(&http, &b, 1.0).await;
+    redis_up_is(&http, a, 1.0).await;
+    redis_up_is(&http, b, 1.0).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     stop.store(true, Ordering::Relaxed);
@@ -290,5 +299,5 @@ async fn a_master_killed_under_load_loses_nothing_and_turns_no_read_into_an_erro
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_eq!(metric(&http, &a, "redis_leaderboard_sync_drift").await, 0.0);
+    assert_eq!(metric(&http, a, "redis_leaderboard_sync_drift").await, 0.0);
 }
