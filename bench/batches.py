@@ -3,6 +3,7 @@ batch's duration on its size over several runs (scripts/bench-batches).
 
     python3 bench/batches.py delta BEFORE AFTER LABEL LOADGEN_JSON   # one run, a JSON line
     python3 bench/batches.py fit RUNS.jsonl             # the table and the fit, in Markdown
+    python3 bench/batches.py open LOADGEN_JSON RATE     # an open-loop run, one line
     python3 bench/batches.py explain POSTGRES_LOG       # the batch's statements as PostgreSQL
                                                         # ran them (auto_explain), in Markdown
 """
@@ -112,9 +113,19 @@ def explain(path):
                   f"{(sum(r) / len(r)) if r else 0:.0f} |")
 
 
+def open_loop(path, rate):
+    run = json.load(open(path))
+    latency, once = run["latency"], run.get("exactly_once") or {}
+    print(f"open loop at {rate}/s offered: {run['applied_per_s']:.0f}/s applied, "
+          f"p50 {latency['p50_ms']:.1f} ms, p99 {latency['p99_ms']:.1f} ms, "
+          f"exactly once: {'yes' if once.get('ok') else 'NO'}")
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "delta":
         delta(*sys.argv[2:6])
+    elif sys.argv[1] == "open":
+        open_loop(*sys.argv[2:4])
     elif sys.argv[1] == "explain":
         explain(sys.argv[2])
     else:

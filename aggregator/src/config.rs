@@ -93,7 +93,9 @@ fn apply_batch(r: &mut Settings<'_>) -> (usize, Duration) {
     if max == 0 || max > 10_000 {
         r.problem("APPLY_BATCH_MAX must be between 1 and 10000".to_owned());
     }
-    let wait_us = r.parsed("APPLY_BATCH_WAIT_US", 500u64, "microseconds");
+    // 0: a batch is what queued while the previous one committed. Waiting for more was
+    // never faster here, and cost 1-2 ms a batch at low load (BENCHMARKS.md).
+    let wait_us = r.parsed("APPLY_BATCH_WAIT_US", 0u64, "microseconds");
     (max, Duration::from_micros(wait_us))
 }
 

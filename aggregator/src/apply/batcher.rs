@@ -92,8 +92,8 @@ async fn finished(finishing: JoinHandle<()>) {
 }
 
 /// Adds what is queued to `batch`, waiting at most `settings.wait` for more, up to
-/// `settings.max`. Without a wait the timer is not asked at all: it ticks in milliseconds,
-/// so even an elapsed deadline cost the batch about one (measured: BENCHMARKS.md).
+/// `settings.max`. Without a wait (the default) the timer is not asked at all: it ticks in
+/// milliseconds, so even an elapsed deadline cost the batch about one (BENCHMARKS.md).
 async fn fill(batch: &mut Vec<Queued>, rx: &mut mpsc::Receiver<Queued>, settings: BatchSettings) {
     let deadline = tokio::time::Instant::now() + settings.wait;
     while batch.len() < settings.max {

@@ -48,12 +48,12 @@ async fn two_thousand_distinct_tokens_for_fifty_players_all_apply_exactly_once()
     distinct_tokens_apply_exactly_once(spawn_app().await).await;
 }
 
-/// The same with a batcher that never waits for a batch to fill (`APPLY_BATCH_WAIT_US=0`
-/// takes another path: no timer at all).
+/// The same with a batcher that waits for batches to fill (`APPLY_BATCH_WAIT_US` above 0
+/// takes another path: a timer; the default never waits).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_same_with_a_batcher_that_never_waits() {
+async fn the_same_with_a_batcher_that_waits_for_batches_to_fill() {
     let app = spawn_app_with(|v| {
-        v.insert("APPLY_BATCH_WAIT_US".into(), "0".into());
+        v.insert("APPLY_BATCH_WAIT_US".into(), "2000".into());
     })
     .await;
     distinct_tokens_apply_exactly_once(app).await;
