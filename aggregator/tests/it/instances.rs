@@ -12,6 +12,7 @@ use scoreboard_tests::{AggregatorProcess, EdgeServer, HaProxy, PgServer, RedisSe
 use std::time::{Duration, Instant};
 
 const INSTANCES: usize = 3;
+const WORKERS: usize = 12;
 
 async fn subscribers(http: &reqwest::Client, agg: &AggregatorProcess) -> f64 {
     client::metric(
@@ -75,7 +76,7 @@ async fn an_instance_killed_behind_the_balancer_loses_nothing_and_the_hub_reconn
         &edge.url(),
         &players,
         LoadOptions {
-            workers: 12,
+            workers: WORKERS,
             replay_share: 0.3,
             pause: None,
         },
@@ -120,11 +121,14 @@ async fn an_instance_killed_behind_the_balancer_loses_nothing_and_the_hub_reconn
         report.latency_quantile(0.99),
     );
     assert_eq!(report.timed_out, 0, "a request hung");
+    // At most the requests in flight on the killed instance may fail (the edge tells the
+    // player to retry, with the token kept); everything else is applied or a replay.
     assert!(
-        fine * 100 >= answered * 97,
-        "more than 3% of answers were neither applied nor a replay: {:?}",
+        answered - fine <= WORKERS,
+        "more answers than the requests in flight were neither applied nor a replay: {:?}",
         report.statuses
     );
+    assert!(fine >= 100, "too little got through: {:?}", report.statuses);
     report.assert_exactly_once(&db_url, &players, 100).await;
 
     // The SSE clients, never reconnected, end on the final top 10 (rows, not the version:
