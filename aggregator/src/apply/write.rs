@@ -277,7 +277,10 @@ const ENTRIES_JSON: &str = "(SELECT coalesce(json_agg(json_build_array(e.board_i
 
 /// Who exists, who is banned, which sessions are revoked, which tokens were redeemed, the
 /// players' names, the batch's boards and the entries at `keys`: one row per update, in
-/// order, in one round trip.
+/// order, in one round trip. Each lookup is a `LATERAL … LIMIT 1` so that it stays an index
+/// probe per key whatever the planner estimates: a custom plan (an unnamed statement gets one
+/// every time) otherwise hash-joins whole scans of `users` and `sessions`, a cost that grows
+/// with the players (`scripts/explain-batch-read`).
 async fn read_facts(
     tx: &mut PgConnection,
     updates: &[&Update],
@@ -299,9 +302,10 @@ async fn read_facts(
                 CASE WHEN p.ord = 1 THEN {ENTRIES_JSON} END AS entries,
                 CASE WHEN p.ord = 1 THEN (extract(epoch FROM clock_timestamp()) * 1000)::bigint END AS now_ms
          FROM UNNEST($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS p(player_id, session_jti, jti, ord)
-         LEFT JOIN users u ON u.player_id = p.player_id
-         LEFT JOIN sessions s ON s.jti = p.session_jti
-         LEFT JOIN consumed_tokens c ON c.jti = p.jti
+         LEFT JOIN LATERAL (SELECT player_id, banned_at, name FROM users
+                            WHERE player_id = p.player_id LIMIT 1) u ON true
+         LEFT JOIN LATERAL (SELECT revoked_at FROM sessions WHERE jti = p.session_jti LIMIT 1) s ON true
+         LEFT JOIN LATERAL (SELECT jti FROM consumed_tokens WHERE jti = p.jti LIMIT 1) c ON true
          ORDER BY p.ord",
         sql::defs_json_of("$4::text[]")
     ))
