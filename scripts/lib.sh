@@ -153,6 +153,20 @@ start_redis_cluster() {
   redis_cluster_nodes=$(IFS=,; echo "${addrs[*]}")
 }
 
+# start_bench_servers DIR [SETTING=VALUE...]: what a benchmark runs against, under DIR: a fresh
+# PostgreSQL with its durable defaults and the given settings, a Redis (its port in
+# redis_port), and development secrets exported from DIR/secrets.env.
+start_bench_servers() {
+  local dir=$1
+  shift
+  pg_init "$dir/pg/data"
+  pg_start "$dir/pg/data" "$(free_port)" max_connections=200 "$@"
+  redis_port=$(free_port)
+  start_redis "$redis_port" "$dir"
+  write_secrets "$dir/secrets.env"
+  set -a; . "$dir/secrets.env"; set +a
+}
+
 # start_redis PORT DIR: a Redis that persists nothing, its log in DIR.
 start_redis() {
   mkdir -p "$2"

@@ -84,6 +84,14 @@ pub(crate) const TOKEN_RESULTS: [&str; 6] = [
 /// `redis` is `None` without Redis, else whether it answered at start-up.
 /// `replica` says whether `DATABASE_REPLICA_URL` is set.
 pub(crate) fn register(sse_max_clients: usize, redis: Option<bool>, replica: bool) {
+    describe_requests_and_streams();
+    describe_dependencies();
+    describe_batches_and_outbox();
+    zero_series(sse_max_clients, redis, replica);
+}
+
+/// HTTP, streams, score outcomes, token checks and rate limits.
+fn describe_requests_and_streams() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_counter!(
         "http_requests_total",
@@ -118,6 +126,11 @@ pub(crate) fn register(sse_max_clients: usize, redis: Option<bool>, replica: boo
         "rate_limit_hits_total",
         "Requests refused by this instance's rate limits, by endpoint"
     );
+}
+
+/// Redis, PostgreSQL and the read replica.
+fn describe_dependencies() {
+    use metrics::{describe_counter, describe_gauge, Unit};
     describe_gauge!(
         "redis_leaderboard_sync_drift",
         "Players whose Redis score differed from PostgreSQL at the last sync (then repaired)"
@@ -140,6 +153,11 @@ pub(crate) fn register(sse_max_clients: usize, redis: Option<bool>, replica: boo
         "database_reads_total",
         "PostgreSQL reads by where they were served: replica, primary (no replica), or primary_replica_{behind,failed,down}"
     );
+}
+
+/// The batcher, the published version and the webhook outbox.
+fn describe_batches_and_outbox() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_histogram!(
         "apply_batch_size",
         "Score deltas committed per group-commit transaction"
@@ -171,7 +189,10 @@ pub(crate) fn register(sse_max_clients: usize, redis: Option<bool>, replica: boo
         "webhook_delivery_attempts_total",
         "Posts of outbox events to WEBHOOK_URLS, by outcome (delivered, failed)"
     );
+}
 
+/// The series the alerts divide by or compare, at their start values.
+fn zero_series(sse_max_clients: usize, redis: Option<bool>, replica: bool) {
     for status in SCORE_STATUSES {
         metrics::counter!("score_updates_total", "status" => status).increment(0);
     }

@@ -121,9 +121,7 @@ impl Cache {
             }
         }
     }
-}
 
-impl Cache {
     /// [`Cache::relay`] on a cluster: a connection of its own on RESP3, whose pushes carry the
     /// messages; the client subscribes again by itself after a failover moves the slot.
     async fn relay_sharded(
