@@ -9,6 +9,8 @@ use serde::de::DeserializeOwned;
 
 /// The edge's forward of a score update, edge-signed.
 pub const INTERNAL_SCORES_PATH: &str = "/internal/scores";
+/// The same forward checked and not applied (operators and the benchmarks' baseline).
+pub const INTERNAL_SCORES_CHECK_PATH: &str = "/internal/scores/check";
 /// The edge hubs' WebSocket of snapshots, edge-signed (signature in the query).
 pub const INTERNAL_LEADERBOARD_WS_PATH: &str = "/internal/leaderboard/ws";
 

@@ -4,7 +4,7 @@
 //! | module | routes |
 //! | --- | --- |
 //! | [`auth`] | guest, register, login, logout (per-IP limited by [`limit`]) |
-//! | [`scores`] | `POST /internal/scores`, edge-signed |
+//! | [`scores`] | `POST /internal/scores` and `/internal/scores/check`, edge-signed |
 //! | [`boards`], [`players`] | the public reads: boards, snapshots, pages, around-me, standings |
 //! | [`stream`] | SSE for browsers, the edge-signed WebSocket for edge hubs |
 //! | [`admin`] | `/admin/`: ban, unban, adjust, rebuild, a player's events |
@@ -30,7 +30,9 @@ use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::middleware;
 use axum::routing::{get, post, put};
 use axum::Router;
-use scoreboard_protocol::http::{INTERNAL_LEADERBOARD_WS_PATH, INTERNAL_SCORES_PATH};
+use scoreboard_protocol::http::{
+    INTERNAL_LEADERBOARD_WS_PATH, INTERNAL_SCORES_CHECK_PATH, INTERNAL_SCORES_PATH,
+};
 use scoreboard_protocol::{ErrorBody, ErrorCode};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -59,6 +61,10 @@ fn routes(state: &AppState) -> Router<AppState> {
             get(players::board_player),
         )
         .route(INTERNAL_SCORES_PATH, post(scores::internal_scores))
+        .route(
+            INTERNAL_SCORES_CHECK_PATH,
+            post(scores::internal_scores_check),
+        )
         .route(INTERNAL_LEADERBOARD_WS_PATH, get(stream::ws))
         .route("/admin/players/{id}/ban", post(admin::ban))
         .route("/admin/players/{id}/unban", post(admin::unban))

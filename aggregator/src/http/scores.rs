@@ -1,5 +1,6 @@
 //! `POST /internal/scores`: the edge-signed score update. Checks run in DESIGN.md's order,
 //! then the update goes through the group-commit batcher and is answered after the commit.
+//! `POST /internal/scores/check` runs the same checks and stops before the batcher.
 
 use super::extract::{parse_json, require_json, verify_session, EdgeSigned, RequestId};
 use crate::apply::{Outcome, Source, Update};
@@ -11,7 +12,8 @@ use axum::Json;
 use scoreboard_protocol::action::{ActionClaims, ActionTokenError};
 use scoreboard_protocol::session::Session;
 use scoreboard_protocol::snapshot::{ForwardedScore, ScoreResponse};
-use scoreboard_protocol::ErrorCode;
+use scoreboard_protocol::{BoardId, ErrorCode, PlayerId};
+use serde::Serialize;
 
 /// Clock skew allowed between the edge that checked `nbf`/`exp` and this aggregator.
 const ACTION_TOKEN_LEEWAY_SECS: i64 = 5;
@@ -47,11 +49,48 @@ pub(crate) async fn internal_scores(
     outcome
 }
 
+/// What `POST /internal/scores/check` answers: the update as the aggregator would queue it.
+#[derive(Debug, Serialize)]
+pub(crate) struct ScoreCheck {
+    valid: bool,
+    player_id: PlayerId,
+    points: i64,
+    boards: Vec<BoardId>,
+}
+
+/// An edge-signed update checked as `POST /internal/scores` checks it (edge signature,
+/// session, body, action token, its boards' names) and not applied: what an operator uses to
+/// prove, after rotating a secret, that the edge's forwards and the game backend's tokens are
+/// accepted, without moving a score; and the benchmarks' "empty" baseline, the same HTTP path
+/// without the batcher. It reads nothing: a replayed token, a revoked session, a banned player
+/// or a board that does not exist are found only by applying.
+pub(crate) async fn internal_scores_check(
+    State(state): State<AppState>,
+    RequestId(request_id): RequestId,
+    signed: Result<EdgeSigned, AppError>,
+) -> Result<Json<ScoreCheck>> {
+    let (_, update) = validate(&state, request_id, signed?)?;
+    Ok(Json(ScoreCheck {
+        valid: true,
+        player_id: update.player,
+        points: update.points,
+        boards: update.boards,
+    }))
+}
+
 async fn handle(
     state: &AppState,
     request_id: String,
     signed: EdgeSigned,
 ) -> Result<Json<ScoreResponse>> {
+    let (session, update) = validate(state, request_id, signed)?;
+    let outcome = state.applier.apply(update).await?;
+    answer(session, outcome)
+}
+
+/// The checks that need no database, in DESIGN.md's order: the session, the body, the action
+/// token; then the update they make.
+fn validate(state: &AppState, request_id: String, signed: EdgeSigned) -> Result<(Session, Update)> {
     let session = verify_session(state, &signed.headers)?;
     require_json(&signed.headers)?;
     let fwd: ForwardedScore = parse_json(&signed.body)?;
@@ -70,8 +109,7 @@ async fn handle(
         request_id,
         queued_at: std::time::Instant::now(),
     };
-    let outcome = state.applier.apply(update).await?;
-    answer(session, outcome)
+    Ok((session, update))
 }
 
 /// The action token, re-verified (defence in depth: the edge checked it too).

@@ -254,3 +254,113 @@ async fn every_refusal_has_its_status_and_code_and_moves_nothing() {
     assert_eq!((s, c.as_str()), (401, "UNAUTHENTICATED"));
     assert_eq!(app.total(&other.id).await, 0);
 }
+
+/// `POST /internal/scores/check` answers what an update would be, refuses what the score path
+/// refuses before its batcher, and applies nothing: the token it checked applies afterwards.
+#[tokio::test]
+async fn a_checked_update_is_answered_and_applies_nothing() {
+    let app = spawn_app().await;
+    let p = app.guest("Rotator").await;
+    let check = |secret: &'static str,
+                 session: Option<String>,
+                 path: &'static str,
+                 body: String| {
+        let mut req =
+            client::edge_signed_post(&app.http, &app.base, secret, path, body, "application/json");
+        if let Some(s) = session {
+            req = req.bearer_auth(s);
+        }
+        async move { code_of(req.send().await.unwrap()).await }
+    };
+    let path = "/internal/scores/check";
+    let token = mint(&p.id, 5, 0, 300, now());
+    let body = client::forwarded_score(&token, "test");
+    let (s, _, answer) = check(EDGE_SECRET, Some(p.token.clone()), path, body.clone()).await;
+    assert_eq!(s, 200, "{answer}");
+    assert_eq!(
+        answer,
+        json!({"valid": true, "player_id": p.id, "points": 5, "boards": ["global"]})
+    );
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM score_events")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(events, 0, "a check writes no event");
+
+    // What the score path refuses before its batcher, the check refuses alike.
+    let refusals = [
+        (
+            check(
+                "another-secret-another-secret-1234",
+                Some(p.token.clone()),
+                path,
+                body.clone(),
+            )
+            .await,
+            401,
+            "EDGE_SIGNATURE_INVALID",
+        ),
+        (
+            check(EDGE_SECRET, None, path, body.clone()).await,
+            401,
+            "UNAUTHENTICATED",
+        ),
+        (
+            check(EDGE_SECRET, Some(p.token.clone()), path, "{".into()).await,
+            400,
+            "BAD_REQUEST",
+        ),
+        (
+            check(
+                EDGE_SECRET,
+                Some(p.token.clone()),
+                path,
+                client::forwarded_score(&mint(&p.id, 5, 0, 60, now() - 120), "test"),
+            )
+            .await,
+            422,
+            "ACTION_TOKEN_EXPIRED",
+        ),
+        (
+            check(
+                EDGE_SECRET,
+                Some(p.token.clone()),
+                path,
+                client::forwarded_score(&mint("someone-else", 5, 0, 300, now()), "test"),
+            )
+            .await,
+            403,
+            "ACTION_TOKEN_WRONG_PLAYER",
+        ),
+    ];
+    for ((status, code, answer), want_status, want_code) in refusals {
+        assert_eq!(
+            (status, code.as_str()),
+            (want_status, want_code),
+            "{answer}"
+        );
+    }
+    // A signature is for one path: the score path's is refused here.
+    let sig = edge_signature::header_value(
+        EDGE_SECRET.as_bytes(),
+        now(),
+        "POST",
+        "/internal/scores",
+        body.as_bytes(),
+    );
+    let r = app
+        .http
+        .post(format!("{}{path}", app.base))
+        .bearer_auth(&p.token)
+        .header(edge_signature::HEADER, sig)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(code_of(r).await.1, "EDGE_SIGNATURE_INVALID");
+
+    // The checked token was not consumed.
+    assert_eq!(app.post_score(&p.token, &token).await.status(), 200);
+    assert_eq!(app.total(&p.id).await, 5);
+}

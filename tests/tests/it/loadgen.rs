@@ -50,7 +50,7 @@ impl Stack {
     }
 }
 
-/// `apply` (tokens on 1 and 3 boards, and on a board that resets), `edge` (with 30% replays), `fanout` (aggregator and
+/// `apply` (tokens on 1 and 3 boards, on a board that resets, checked only), `edge` (with 30% replays), `fanout` (aggregator and
 /// edge hub, one board and five) and `read` (the alias routes and a board's), quick.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_loadgen_scenario_runs_quick_and_verifies_itself() {
@@ -92,6 +92,15 @@ async fn every_loadgen_scenario_runs_quick_and_verifies_itself() {
     let (ok, r, out) = stack.loadgen(&["apply", "--rate", "200"]).await;
     assert!(ok, "{out}");
     assert_eq!(r["exactly_once"]["ok"], true, "open loop: {out}");
+
+    // The "empty" baseline: every update checked, none applied, so no exactly-once check.
+    let (ok, r, out) = stack.loadgen(&["apply", "--check-only"]).await;
+    assert!(ok, "{out}");
+    assert_eq!(
+        r["outcomes"]["200"], r["requests"],
+        "every check passes: {out}"
+    );
+    assert!(r["exactly_once"].is_null(), "{out}");
 
     let (ok, r, out) = stack.loadgen(&["edge", "--replays", "0.3"]).await;
     assert!(ok, "{out}");

@@ -49,6 +49,81 @@ pub(crate) struct ApplyArgs {
     /// runs the edge worker), comma-separated.
     #[arg(long, value_delimiter = ',')]
     server_pid: Vec<u32>,
+    /// `apply` only: each update goes to `POST /internal/scores/check`, checked as the score
+    /// path checks it and not applied: the same HTTP path without the batcher, the "empty"
+    /// baseline of the benchmarks. Nothing is applied, so there is no exactly-once check.
+    #[arg(long)]
+    check_only: bool,
+    /// Before the clock starts, every player scores once, so that the board holds all
+    /// `--players` (e.g. 100,000) while the run is measured.
+    #[arg(long)]
+    warm: bool,
+    /// A shell command run just before the clock starts (after signing in and warming up),
+    /// e.g. to turn a profiler's collection on; the run fails if it does.
+    #[arg(long)]
+    on_start: Option<String>,
+    /// A shell command run just after the last answer, e.g. to dump a profile.
+    #[arg(long)]
+    on_stop: Option<String>,
+}
+
+/// Runs a hook of `--on-start`/`--on-stop`.
+fn hook(command: Option<&str>) -> anyhow::Result<()> {
+    let Some(command) = command else {
+        return Ok(());
+    };
+    let status = std::process::Command::new("sh")
+        .args(["-c", command])
+        .status()
+        .with_context(|| format!("running `{command}`"))?;
+    anyhow::ensure!(status.success(), "`{command}` failed: {status}");
+    Ok(())
+}
+
+/// A run's tokens, minted before the clock starts.
+struct Planned {
+    /// (player index, jti, token), in sending order; a replay repeats an earlier entry.
+    plan: Vec<(usize, String, String)>,
+    ledger: Ledger,
+    replays_sent: usize,
+    /// The first `warm` entries are the warm-up's (one per player), sent untimed.
+    warm: usize,
+}
+
+fn plan_of(
+    args: &ApplyArgs,
+    players: &[Player],
+    minter: &Minter,
+    boards: &[String],
+) -> anyhow::Result<Planned> {
+    let warm = if args.warm { players.len() } else { 0 };
+    let mut plan: Vec<(usize, String, String)> = Vec::with_capacity(warm + args.requests);
+    let mut ledger = Ledger::new();
+    let mut replays_sent = 0;
+    for i in 0..warm + args.requests {
+        let replay = i > warm && rand::random::<f64>() < args.replays;
+        if replay {
+            let earlier = plan[rand::random::<usize>() % plan.len()].clone();
+            plan.push(earlier);
+            replays_sent += 1;
+            continue;
+        }
+        let p = i % players.len();
+        let points = 1 + (i as i64 % 100);
+        let m = if boards.is_empty() {
+            minter.mint(&players[p].id, points)?
+        } else {
+            minter.mint_on(&players[p].id, points, boards)?
+        };
+        ledger.minted(&m.claims.jti);
+        plan.push((p, m.claims.jti, m.token));
+    }
+    Ok(Planned {
+        plan,
+        ledger,
+        replays_sent,
+        warm,
+    })
 }
 
 /// The boards of `--boards`: none named (plain `global` tokens) for 1 without `--reset`.
@@ -103,6 +178,10 @@ pub(crate) async fn run(args: ApplyArgs, path: Path) -> anyhow::Result<bool> {
         args.concurrency = args.concurrency.min(32);
         args.rate = args.rate.map(|r| r.min(200.0));
     }
+    anyhow::ensure!(
+        !(args.check_only && matches!(path, Path::Edge)),
+        "--check-only is for the aggregator (loadgen apply)"
+    );
     let stack = &args.stack;
     let http = common::http(args.concurrency.max(64));
     let run_id = scoreboard_tests::random_suffix(6);
@@ -113,29 +192,12 @@ pub(crate) async fn run(args: ApplyArgs, path: Path) -> anyhow::Result<bool> {
         common::ensure_boards(stack, &http, &boards, args.reset.as_deref()).await?;
     }
 
-    // Tokens before the clock starts; a replay resends an earlier request's token.
-    // (player index, jti, token); a replay repeats an earlier entry.
-    let mut plan: Vec<(usize, String, String)> = Vec::with_capacity(args.requests);
-    let mut ledger = Ledger::new();
-    let mut replays_sent = 0;
-    for i in 0..args.requests {
-        let replay = i > 0 && rand::random::<f64>() < args.replays;
-        if replay {
-            let earlier = plan[rand::random::<usize>() % plan.len()].clone();
-            plan.push(earlier);
-            replays_sent += 1;
-            continue;
-        }
-        let p = i % players.len();
-        let points = 1 + (i as i64 % 100);
-        let m = if boards.is_empty() {
-            minter.mint(&players[p].id, points)?
-        } else {
-            minter.mint_on(&players[p].id, points, &boards)?
-        };
-        ledger.minted(&m.claims.jti);
-        plan.push((p, m.claims.jti, m.token));
-    }
+    let Planned {
+        plan,
+        mut ledger,
+        replays_sent,
+        warm,
+    } = plan_of(&args, &players, &minter, &boards)?;
     let plan = Arc::new(plan);
     let players = Arc::new(players);
 
@@ -144,6 +206,7 @@ pub(crate) async fn run(args: ApplyArgs, path: Path) -> anyhow::Result<bool> {
         let stack = stack.clone();
         let plan = plan.clone();
         let players = players.clone();
+        let check_only = args.check_only;
         move |index: usize, scheduled: Instant| {
             let http = http.clone();
             let stack = stack.clone();
@@ -153,6 +216,9 @@ pub(crate) async fn run(args: ApplyArgs, path: Path) -> anyhow::Result<bool> {
                 let (p, _, token) = &plan[index];
                 let player: &Player = &players[*p];
                 let req = match path {
+                    Path::Aggregator if check_only => {
+                        common::internal_score_check(&http, &stack, &player.session, token)
+                    }
                     Path::Aggregator => {
                         common::internal_score(&http, &stack, &player.session, token)
                     }
@@ -183,21 +249,38 @@ pub(crate) async fn run(args: ApplyArgs, path: Path) -> anyhow::Result<bool> {
         }
     };
 
+    if warm > 0 {
+        let shots: Vec<Shot> = stream::iter(0..warm)
+            .map(|i| send(i, Instant::now()))
+            .buffer_unordered(args.concurrency)
+            .collect()
+            .await;
+        for s in &shots {
+            ledger.answered(&plan[s.index].1, s.status);
+        }
+        let refused = shots.iter().filter(|s| s.status != 200).count();
+        anyhow::ensure!(
+            refused == 0,
+            "{refused} of {warm} warm-up updates were refused"
+        );
+    }
+    let timed = plan.len() - warm;
+    hook(args.on_start.as_deref())?;
     let cpu_before = common::cpu_seconds(&args.server_pid);
     let started = Instant::now();
     let shots: Vec<Shot> = match args.rate {
         None => {
-            stream::iter(0..plan.len())
+            stream::iter(warm..plan.len())
                 .map(|i| send(i, Instant::now()))
                 .buffer_unordered(args.concurrency)
                 .collect()
                 .await
         }
         Some(rate) => {
-            let mut tasks = Vec::with_capacity(plan.len());
+            let mut tasks = Vec::with_capacity(timed);
             let every = Duration::from_secs_f64(1.0 / rate);
-            for i in 0..plan.len() {
-                let at = started + every.mul_f64(i as f64);
+            for i in warm..plan.len() {
+                let at = started + every.mul_f64((i - warm) as f64);
                 tokio::time::sleep_until(at.into()).await;
                 tasks.push(tokio::spawn(send(i, at)));
             }
@@ -209,6 +292,7 @@ pub(crate) async fn run(args: ApplyArgs, path: Path) -> anyhow::Result<bool> {
         }
     };
     let elapsed = started.elapsed().as_secs_f64();
+    hook(args.on_stop.as_deref())?;
     let server_cpu_s = cpu_before
         .zip(common::cpu_seconds(&args.server_pid))
         .map(|(before, after)| after - before);
@@ -222,7 +306,8 @@ pub(crate) async fn run(args: ApplyArgs, path: Path) -> anyhow::Result<bool> {
         latencies.push(s.latency);
         ledger.answered(&plan[s.index].1, s.status);
     }
-    let acknowledged = ledger.acknowledged();
+    // The warm-up's updates were all acknowledged; they are not the run's.
+    let acknowledged = ledger.acknowledged() - warm;
     println!(
         "| scenario | target | mode | requests | replays | acknowledged | applied/s | p50 ms | p95 ms | p99 ms | max ms | outcomes |"
     );
@@ -232,6 +317,11 @@ pub(crate) async fn run(args: ApplyArgs, path: Path) -> anyhow::Result<bool> {
         Some(r) => format!("open loop {r}/s"),
         None => format!("closed loop, {} in flight", args.concurrency),
     } + &format!(", {} board(s) per token", args.boards)
+        + if args.check_only {
+            ", checked only"
+        } else {
+            ""
+        }
         + &args
             .reset
             .as_deref()
@@ -247,7 +337,7 @@ pub(crate) async fn run(args: ApplyArgs, path: Path) -> anyhow::Result<bool> {
             Path::Aggregator => "apply",
             Path::Edge => "edge",
         },
-        plan.len(),
+        timed,
         acknowledged as f64 / elapsed,
         latency.p50_ms,
         latency.p95_ms,
@@ -256,14 +346,14 @@ pub(crate) async fn run(args: ApplyArgs, path: Path) -> anyhow::Result<bool> {
     );
 
     let exactly_once = match &stack.database_url {
-        Some(url) => {
+        Some(url) if !args.check_only => {
             let db = sqlx::PgPool::connect(url)
                 .await
                 .context("connecting to DATABASE_URL for the exactly-once check")?;
             let ids: Vec<String> = players.iter().map(|p| p.id.clone()).collect();
             Some(ledger.verify(&db, &ids).await?)
         }
-        None => None,
+        _ => None,
     };
     let server_cpu_ms_per_update =
         server_cpu_s.map(|cpu| cpu * 1000.0 / acknowledged.max(1) as f64);
@@ -283,7 +373,7 @@ pub(crate) async fn run(args: ApplyArgs, path: Path) -> anyhow::Result<bool> {
         mode,
         boards: args.boards,
         players: players.len(),
-        requests: plan.len(),
+        requests: timed,
         replays_sent,
         acknowledged,
         outcomes,

@@ -140,7 +140,30 @@ pub(crate) fn internal_score(
     token: &str,
 ) -> reqwest::RequestBuilder {
     let body = forwarded_score(token, "loadgen");
-    signed_post(http, stack, "/internal/scores", body).bearer_auth(session)
+    signed_post(
+        http,
+        stack,
+        scoreboard_protocol::http::INTERNAL_SCORES_PATH,
+        body,
+    )
+    .bearer_auth(session)
+}
+
+/// The same forward to `POST /internal/scores/check`: checked, not applied.
+pub(crate) fn internal_score_check(
+    http: &reqwest::Client,
+    stack: &StackArgs,
+    session: &str,
+    token: &str,
+) -> reqwest::RequestBuilder {
+    let body = forwarded_score(token, "loadgen");
+    signed_post(
+        http,
+        stack,
+        scoreboard_protocol::http::INTERNAL_SCORES_CHECK_PATH,
+        body,
+    )
+    .bearer_auth(session)
 }
 
 /// `player` redeems a fresh token for `points` at the aggregator, as the edge forwards it; the
