@@ -1,15 +1,16 @@
 //! The batcher task: takes updates from the queue in batches, commits each batch through
 //! [`write`](super::write), then copies the touched boards' rows to Redis (which also answers
-//! the ranks), announces the boards that changed, and answers every request with its own
-//! outcome; that last part of a batch overlaps the next batch's commit.
+//! the ranks) while it reads the changed boards' top 10s, announces them, and answers every
+//! request with its own outcome; that last part of a batch overlaps the next batch's commit.
 
 use super::phases::{self, Phases};
 use super::write::{self, Committed, Touched};
 use super::{Applier, BatchSettings, Outcome, Update};
-use crate::board::{sql, Boards};
+use crate::board::{sql, BoardDef, Boards};
 use crate::cache::pubsub::{announce, Replace};
 use crate::cache::Cache;
 use crate::db::Db;
+use scoreboard_protocol::snapshot::{BoardSnapshot, PeriodRef};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -143,9 +144,13 @@ async fn finish(
         mut outcomes,
         touched,
     } = done;
-    // The boards' Redis writes go out together (one connection multiplexes them).
-    let all_ranks =
-        futures_util::future::join_all(touched.iter().map(|t| ranks_on(sinks, t))).await;
+    // The boards' Redis writes go out together (one connection multiplexes them), and the
+    // changed boards' top 10s are read from PostgreSQL meanwhile.
+    let (all_ranks, snapshots) = futures_util::future::join(
+        futures_util::future::join_all(touched.iter().map(|t| ranks_on(sinks, t))),
+        snapshots_of_changed(sinks, &touched),
+    )
+    .await;
     phases.mark("redis");
     let mut ranks: HashMap<(&str, &str), u64> = HashMap::new();
     for (t, board_ranks) in touched.iter().zip(&all_ranks) {
@@ -162,13 +167,36 @@ async fn finish(
         }
     }
     drop(ranks);
-    for t in touched {
-        if let Some(s) = t.snapshot {
-            announce(sinks.cache.as_deref(), &sinks.boards, s, Replace::IfNewer).await;
-        }
+    for s in snapshots {
+        announce(sinks.cache.as_deref(), &sinks.boards, s, Replace::IfNewer).await;
     }
     phases.mark("announce");
     outcomes
+}
+
+/// The top 10s of the boards whose entries changed, read after the commit in one statement
+/// with each board's version (so they may already include a later batch: fresher, and
+/// labelled with what they include). Off the serial path: the next batch commits meanwhile,
+/// and the finishes run one at a time in commit order, so what is announced only grows. On
+/// a database error nothing is announced; the board's next change announces it.
+async fn snapshots_of_changed(sinks: &Sinks, touched: &[Touched]) -> Vec<BoardSnapshot> {
+    let changed: Vec<(&BoardDef, &PeriodRef)> = touched
+        .iter()
+        .filter(|t| t.changed)
+        .map(|t| (&t.def, &t.period))
+        .collect();
+    if changed.is_empty() {
+        return Vec::new();
+    }
+    let read = async {
+        let mut conn = sinks.db.conn().await?;
+        sql::load_snapshots(&mut conn, &changed).await
+    };
+    read.await
+        .inspect_err(
+            |e| tracing::error!(error = %e, "database error: reading the changed boards' top 10"),
+        )
+        .unwrap_or_default()
 }
 
 /// The ranks of a touched board's rows after writing them to Redis, or from PostgreSQL when

@@ -10,10 +10,9 @@
 //! | `read` | the one query that reads the batch's players, tokens, boards and entries |
 //! | `plan` | deciding every update (pure) and building the rows to write |
 //! | `write` | the statement that writes tokens, events, versions and entries (and the audit) |
-//! | `snapshots` | the changed boards' top 10s |
 //! | `commit` | `COMMIT` |
 //! | `previous` | waiting for the previous batch's finish (which overlaps this commit) |
-//! | `redis` | the touched boards' rows to Redis, which answers the ranks |
+//! | `redis` | the touched boards' rows to Redis, which answers the ranks, and meanwhile the changed boards' top 10s from PostgreSQL |
 //! | `announce` | the changed boards' snapshots to this instance's streams and to Redis |
 //! | `answers` | each request's outcome sent to its handler |
 

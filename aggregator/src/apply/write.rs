@@ -1,11 +1,11 @@
 //! The SQL of one batch, in one transaction: take the writers' lock, read what the decision
 //! needs, let [`plan`](super::plan) decide, then write what it decided — consumed tokens,
-//! score events (one per board of each update), entries, audit rows — and read the snapshots
-//! of the boards that changed, which the commit will publish.
+//! score events (one per board of each update), entries, audit rows.
 //!
 //! The batcher is serial, so every round trip here is paid by every update waiting behind
-//! it: a batch that applies makes five (begin with the lock, read, write, the changed boards'
-//! top 10, commit), each statement doing all of its step for the whole batch.
+//! it: a batch that applies makes four (begin with the lock, read, write, commit), each
+//! statement doing all of its step for the whole batch. The changed boards' top 10s are read
+//! after the commit, off this path (see the batcher).
 
 use super::phases::Phases;
 use super::plan::{self, Ask, Decision, EntryKey, Facts, Move, Plan};
@@ -14,7 +14,7 @@ use crate::board::kind::Order;
 use crate::board::{sql, BoardDef, BoardRow, Boards};
 use crate::db::Db;
 use anyhow::Context;
-use scoreboard_protocol::snapshot::{BoardSnapshot, PeriodRef, Standing};
+use scoreboard_protocol::snapshot::{PeriodRef, Standing};
 use scoreboard_protocol::BoardId;
 use serde_json::json;
 use sqlx::{Connection as _, PgConnection};
@@ -36,15 +36,13 @@ pub(crate) async fn lock_writers(tx: &mut PgConnection) -> sqlx::Result<()> {
 }
 
 /// One board a batch touched: the rows of the entries it named (for Redis and for ranks),
-/// and, when an entry changed, the snapshot the commit produced.
+/// and whether an entry changed (then its snapshot is read after the commit).
 #[derive(Debug)]
 pub(super) struct Touched {
     pub(super) def: BoardDef,
     pub(super) period: PeriodRef,
     pub(super) rows: Vec<BoardRow>,
-    /// Whether an entry changed (then `snapshot` is the board after the commit).
     pub(super) changed: bool,
-    pub(super) snapshot: Option<BoardSnapshot>,
 }
 
 /// A committed batch: each request's outcome (ranks still to fill in) and the boards it
@@ -144,9 +142,7 @@ async fn commit_on(
     audit_adjustments(&mut tx, &events, &ids).await?;
     phases.mark("write");
     let board_versions = newest_per_board(&events, &ids);
-    let mut touched = touched_boards(&read, &before, &events, &ids, &last);
-    snapshots_of_changed(&mut tx, &mut touched, &board_versions).await?;
-    phases.mark("snapshots");
+    let touched = touched_boards(&read, &before, &events, &ids, &last);
     tx.commit().await.context("committing the batch")?;
     phases.mark("commit");
     Ok(Committed {
@@ -233,30 +229,6 @@ fn entry_keys<'a>(
         }
     }
     keys
-}
-
-/// The new top 10 of every board whose entries changed, in one round trip.
-async fn snapshots_of_changed(
-    tx: &mut PgConnection,
-    touched: &mut [Touched],
-    versions: &HashMap<&str, i64>,
-) -> anyhow::Result<()> {
-    let changed: Vec<(&BoardDef, &PeriodRef, i64)> = touched
-        .iter()
-        .filter(|t| t.changed)
-        .map(|t| (&t.def, &t.period, versions[t.def.id.as_str()]))
-        .collect();
-    if changed.is_empty() {
-        return Ok(());
-    }
-    let mut snapshots = sql::load_snapshots(tx, &changed)
-        .await
-        .context("reading the changed boards' top 10")?
-        .into_iter();
-    for t in touched.iter_mut().filter(|t| t.changed) {
-        t.snapshot = snapshots.next();
-    }
-    Ok(())
 }
 
 type ReadFacts = (
@@ -570,7 +542,6 @@ fn touched_boards(
                     period: read.periods[board].clone(),
                     rows: Vec::new(),
                     changed: false,
-                    snapshot: None,
                 });
                 out.len() - 1
             }

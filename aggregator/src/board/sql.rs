@@ -186,43 +186,50 @@ pub(crate) async fn load_snapshot(
     def: &BoardDef,
     period: &PeriodRef,
 ) -> sqlx::Result<BoardSnapshot> {
-    let version = current_version(&mut *db, def.id.as_str(), &period.id).await?;
-    let mut one = load_snapshots(db, &[(def, period, version)]).await?;
+    let mut one = load_snapshots(db, &[(def, period)]).await?;
     Ok(one.pop().expect("one board, one snapshot"))
 }
 
-/// The top 10 of several boards at once (one round trip), each at the version the caller
-/// knows it has (a batch knows the newest event it wrote on each board).
+/// The top 10 of several boards at once (one round trip), each with the board's version read
+/// in the same statement: one snapshot of the database, so the rows are exactly those of
+/// every event up to that version (writers commit in version order).
 pub(crate) async fn load_snapshots(
     db: &mut PgConnection,
-    boards: &[(&BoardDef, &PeriodRef, i64)],
+    boards: &[(&BoardDef, &PeriodRef)],
 ) -> sqlx::Result<Vec<BoardSnapshot>> {
     let ids: Vec<&str> = boards.iter().map(|b| b.0.id.as_str()).collect();
     let periods: Vec<&str> = boards.iter().map(|b| b.1.id.as_str()).collect();
     let on = on_board("p.b", "p.per");
-    let rows: Vec<(i64, String, String, i64)> = crate::db::query_as(&format!(
-        "SELECT p.ord, t.player_id, t.name, t.value
+    type Row = (i64, i64, Option<String>, Option<String>, Option<i64>);
+    let rows: Vec<Row> = crate::db::query_as(&format!(
+        "SELECT p.ord, coalesce(v.version, 0), t.player_id, t.name, t.value
          FROM UNNEST($1::text[], $2::text[]) WITH ORDINALITY AS p(b, per, ord)
-         CROSS JOIN LATERAL (SELECT e.player_id, u.name, e.value FROM {on}
-                             ORDER BY {BOARD_ORDER} LIMIT {TOP_N}) t
-         ORDER BY p.ord"
+         LEFT JOIN board_periods v ON v.board_id = p.b AND v.period = p.per
+         LEFT JOIN LATERAL (SELECT x.*, row_number() OVER () AS n
+                            FROM (SELECT e.player_id, u.name, e.value FROM {on}
+                                  ORDER BY {BOARD_ORDER} LIMIT {TOP_N}) x) t ON true
+         ORDER BY p.ord, t.n"
     ))
     .bind(&ids)
     .bind(&periods)
     .fetch_all(db)
     .await?;
-    let mut tops: Vec<Vec<(String, String, i64)>> = vec![Vec::new(); boards.len()];
-    for (ord, player, name, value) in rows {
-        tops[ord as usize - 1].push((player, name, value));
+    let mut tops: Vec<(i64, Vec<(String, String, i64)>)> = vec![(0, Vec::new()); boards.len()];
+    for (ord, version, player, name, value) in rows {
+        let top = &mut tops[ord as usize - 1];
+        top.0 = version;
+        if let (Some(player), Some(name), Some(value)) = (player, name, value) {
+            top.1.push((player, name, value));
+        }
     }
     Ok(boards
         .iter()
         .zip(tops)
-        .map(|((def, period, version), top)| {
+        .map(|((def, period), (version, top))| {
             BoardSnapshot::new(
                 def.id.clone(),
                 (*period).clone(),
-                snapshot_from_rows(*version, top),
+                snapshot_from_rows(version, top),
             )
         })
         .collect())

@@ -287,14 +287,11 @@ pub(crate) async fn periods(
         .reads
         .read(&[], |mut db| async move {
             let closed = sql::closed_periods(&mut *db, live.def.id.as_str(), before, limit).await?;
-            let periods: Vec<(PeriodRef, i64)> = closed
+            let periods: Vec<PeriodRef> = closed
                 .into_iter()
-                .filter_map(|(id, version)| Some((past_period(live, current, &id)?, version)))
+                .filter_map(|(id, _)| past_period(live, current, &id))
                 .collect();
-            let wanted: Vec<_> = periods
-                .iter()
-                .map(|(p, version)| (&*live.def, p, *version))
-                .collect();
+            let wanted: Vec<_> = periods.iter().map(|p| (&*live.def, p)).collect();
             sql::load_snapshots(&mut db, &wanted).await
         })
         .await?;

@@ -40,19 +40,8 @@ async fn metrics_are_exported_with_the_documented_names() {
     // Every phase of a batch that applied is timed (this process's apps share one recorder,
     // so counts are at least one, not exactly one).
     for phase in [
-        "queue",
-        "fill",
-        "connect",
-        "lock",
-        "read",
-        "plan",
-        "write",
-        "snapshots",
-        "commit",
-        "previous",
-        "redis",
-        "announce",
-        "answers",
+        "queue", "fill", "connect", "lock", "read", "plan", "write", "commit", "previous", "redis",
+        "announce", "answers",
     ] {
         let series = format!("apply_batch_phase_seconds_count{{phase=\"{phase}\"}}");
         assert!(
