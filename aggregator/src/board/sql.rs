@@ -214,7 +214,9 @@ pub(crate) async fn load_snapshots(
     .bind(&periods)
     .fetch_all(db)
     .await?;
-    let mut tops: Vec<(i64, Vec<(String, String, i64)>)> = vec![(0, Vec::new()); boards.len()];
+    // Per board: its version and its (player, name, value) rows.
+    type Top = (i64, Vec<(String, String, i64)>);
+    let mut tops: Vec<Top> = vec![(0, Vec::new()); boards.len()];
     for (ord, version, player, name, value) in rows {
         let top = &mut tops[ord as usize - 1];
         top.0 = version;
