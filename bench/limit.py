@@ -76,6 +76,7 @@ def main(pg_jsonl, directory):
         print(f"| {label(*key)} | {cells} | {medians[key]:,.0f} | ±{spread(rates):.0f}% "
               f"| {p50:.1f} | {p99:.1f} | {once} |")
     cpu_table(directory, order, all_runs)
+    fanout(directory)
     print()
     ratio("apply ÷ empty at 256 in flight, 1,000 players", medians,
           ("apply", 1000, 256), ("empty", 1000, 256))
@@ -113,6 +114,27 @@ def cpu_table(directory, order, all_runs):
         busy = total * rate / 1000 / 2 * 100
         print(f"| {label(*key)} | " + " | ".join(f"{c:.3f}" for c in cells)
               + f" | {total:.3f} | {busy:.0f}% |")
+
+
+def fanout(directory):
+    """The fan-out while writing, from limit-fanout-*.json, when it ran."""
+    try:
+        with open(os.path.join(directory, "limit-fanout-clients.json")) as f:
+            clients = json.load(f)
+        with open(os.path.join(directory, "limit-fanout-writes.json")) as f:
+            writes = json.load(f)
+    except OSError:
+        return
+    d, lat = clients["delivery"], writes["latency"]
+    once = writes.get("exactly_once") or {}
+    print("\n#### Fan-out while writing\n")
+    print("| SSE clients | connected | missed the last change | delivery p50 / p99 / max ms "
+          "| writes | applied/s | write p50 / p99 ms | exactly once |")
+    print("| ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |")
+    print(f"| {clients['clients']:,} | {clients['connected']:,} | {clients['missed_final']} "
+          f"| {d['p50_ms']:.0f} / {d['p99_ms']:.0f} / {d['max_ms']:.0f} | {writes['mode']} "
+          f"| {writes['applied_per_s']:,.0f} | {lat['p50_ms']:.1f} / {lat['p99_ms']:.1f} "
+          f"| {'yes' if once.get('ok') else 'NO'} |")
 
 
 def ratio(what, medians, top, bottom):
