@@ -67,6 +67,145 @@ pub(crate) struct ApplyArgs {
     on_stop: Option<String>,
 }
 
+/// Sends the plan's entry `index` (scheduled at the given instant) and reads its answer.
+fn sender(
+    http: &reqwest::Client,
+    stack: &StackArgs,
+    plan: &Arc<Vec<(usize, String, String)>>,
+    players: &Arc<Vec<Player>>,
+    path: Path,
+    check_only: bool,
+) -> impl Fn(usize, Instant) -> std::pin::Pin<Box<dyn std::future::Future<Output = Shot> + Send>> {
+    let (http, stack, plan, players) = (http.clone(), stack.clone(), plan.clone(), players.clone());
+    move |index: usize, scheduled: Instant| {
+        let (http, stack, plan, players) =
+            (http.clone(), stack.clone(), plan.clone(), players.clone());
+        Box::pin(async move {
+            let (p, _, token) = &plan[index];
+            let player: &Player = &players[*p];
+            let req = request_for(&http, &stack, path, check_only, *p, player, token);
+            let (status, body) = match req.send().await {
+                Ok(r) => {
+                    let status = r.status().as_u16();
+                    (status, r.json::<Value>().await.unwrap_or_default())
+                }
+                Err(_) => (0, Value::Null),
+            };
+            Shot {
+                index,
+                status,
+                body,
+                latency: scheduled.elapsed(),
+            }
+        })
+    }
+}
+
+/// The request that sends `token` for player number `p` along `path`.
+fn request_for(
+    http: &reqwest::Client,
+    stack: &StackArgs,
+    path: Path,
+    check_only: bool,
+    p: usize,
+    player: &Player,
+    token: &str,
+) -> reqwest::RequestBuilder {
+    match path {
+        Path::Aggregator if check_only => common::forwarded_to(
+            http,
+            stack,
+            scoreboard_protocol::http::INTERNAL_SCORES_CHECK_PATH,
+            &player.session,
+            token,
+        ),
+        Path::Aggregator => common::internal_score(http, stack, &player.session, token),
+        Path::Edge => http
+            .post(format!("{}/api/scores", stack.edge))
+            // One address per player: the per-IP binding is not what is measured.
+            .header(
+                "cf-connecting-ip",
+                format!("10.{}.{}.{}", p / 65536 % 256, p / 256 % 256, p % 256),
+            )
+            .bearer_auth(&player.session)
+            .json(&serde_json::json!({"action_token": token})),
+    }
+}
+
+/// Sends the plan's entries `range`: `concurrency` at a time, or on an open-loop schedule of
+/// `rate` a second (each latency then counted from its scheduled time).
+async fn shoot<F, Fut>(
+    send: &F,
+    range: std::ops::Range<usize>,
+    rate: Option<f64>,
+    concurrency: usize,
+) -> anyhow::Result<Vec<Shot>>
+where
+    F: Fn(usize, Instant) -> Fut,
+    Fut: std::future::Future<Output = Shot> + Send + 'static,
+{
+    let Some(rate) = rate else {
+        return Ok(stream::iter(range)
+            .map(|i| send(i, Instant::now()))
+            .buffer_unordered(concurrency)
+            .collect()
+            .await);
+    };
+    let started = Instant::now();
+    let first = range.start;
+    let every = Duration::from_secs_f64(1.0 / rate);
+    let mut tasks = Vec::with_capacity(range.len());
+    for i in range {
+        let at = started + every.mul_f64((i - first) as f64);
+        tokio::time::sleep_until(at.into()).await;
+        tasks.push(tokio::spawn(send(i, at)));
+    }
+    let mut out = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        out.push(t.await?);
+    }
+    Ok(out)
+}
+
+/// How the run is described in its report.
+fn mode_of(args: &ApplyArgs) -> String {
+    let mut mode = match args.rate {
+        Some(r) => format!("open loop {r}/s"),
+        None => format!("closed loop, {} in flight", args.concurrency),
+    };
+    mode += &format!(", {} board(s) per token", args.boards);
+    if args.check_only {
+        mode += ", checked only";
+    }
+    if let Some(r) = &args.reset {
+        mode += &format!(", reset {r}");
+    }
+    mode
+}
+
+/// The run's row of the table printed to standard output.
+fn print_row(r: &Report) {
+    println!(
+        "| scenario | target | mode | requests | replays | acknowledged | applied/s | p50 ms | p95 ms | p99 ms | max ms | outcomes |"
+    );
+    println!("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
+    println!(
+        "| {} | {} | {} | {} | {} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {:?} |",
+        r.scenario,
+        r.target,
+        r.mode,
+        r.requests,
+        r.replays_sent,
+        r.acknowledged,
+        r.applied_per_s,
+        r.latency.p50_ms,
+        r.latency.p95_ms,
+        r.latency.p99_ms,
+        r.latency.max_ms,
+        r.outcomes,
+    );
+}
+
 /// Runs a hook of `--on-start`/`--on-stop`.
 fn hook(command: Option<&str>) -> anyhow::Result<()> {
     let Some(command) = command else {
@@ -201,60 +340,10 @@ pub(crate) async fn run(args: ApplyArgs, path: Path) -> anyhow::Result<bool> {
     let plan = Arc::new(plan);
     let players = Arc::new(players);
 
-    let send = {
-        let http = http.clone();
-        let stack = stack.clone();
-        let plan = plan.clone();
-        let players = players.clone();
-        let check_only = args.check_only;
-        move |index: usize, scheduled: Instant| {
-            let http = http.clone();
-            let stack = stack.clone();
-            let plan = plan.clone();
-            let players = players.clone();
-            async move {
-                let (p, _, token) = &plan[index];
-                let player: &Player = &players[*p];
-                let req = match path {
-                    Path::Aggregator if check_only => {
-                        common::internal_score_check(&http, &stack, &player.session, token)
-                    }
-                    Path::Aggregator => {
-                        common::internal_score(&http, &stack, &player.session, token)
-                    }
-                    Path::Edge => http
-                        .post(format!("{}/api/scores", stack.edge))
-                        // One address per player: the per-IP binding is not what is measured.
-                        .header(
-                            "cf-connecting-ip",
-                            format!("10.{}.{}.{}", p / 65536 % 256, p / 256 % 256, p % 256),
-                        )
-                        .bearer_auth(&player.session)
-                        .json(&serde_json::json!({"action_token": token})),
-                };
-                let (status, body) = match req.send().await {
-                    Ok(r) => {
-                        let status = r.status().as_u16();
-                        (status, r.json::<Value>().await.unwrap_or_default())
-                    }
-                    Err(_) => (0, Value::Null),
-                };
-                Shot {
-                    index,
-                    status,
-                    body,
-                    latency: scheduled.elapsed(),
-                }
-            }
-        }
-    };
+    let send = sender(&http, stack, &plan, &players, path, args.check_only);
 
     if warm > 0 {
-        let shots: Vec<Shot> = stream::iter(0..warm)
-            .map(|i| send(i, Instant::now()))
-            .buffer_unordered(args.concurrency)
-            .collect()
-            .await;
+        let shots = shoot(&send, 0..warm, None, args.concurrency).await?;
         for s in &shots {
             ledger.answered(&plan[s.index].1, s.status);
         }
@@ -268,29 +357,7 @@ pub(crate) async fn run(args: ApplyArgs, path: Path) -> anyhow::Result<bool> {
     hook(args.on_start.as_deref())?;
     let cpu_before = common::cpu_seconds(&args.server_pid);
     let started = Instant::now();
-    let shots: Vec<Shot> = match args.rate {
-        None => {
-            stream::iter(warm..plan.len())
-                .map(|i| send(i, Instant::now()))
-                .buffer_unordered(args.concurrency)
-                .collect()
-                .await
-        }
-        Some(rate) => {
-            let mut tasks = Vec::with_capacity(timed);
-            let every = Duration::from_secs_f64(1.0 / rate);
-            for i in warm..plan.len() {
-                let at = started + every.mul_f64((i - warm) as f64);
-                tokio::time::sleep_until(at.into()).await;
-                tasks.push(tokio::spawn(send(i, at)));
-            }
-            let mut out = Vec::with_capacity(tasks.len());
-            for t in tasks {
-                out.push(t.await?);
-            }
-            out
-        }
-    };
+    let shots = shoot(&send, warm..plan.len(), args.rate, args.concurrency).await?;
     let elapsed = started.elapsed().as_secs_f64();
     hook(args.on_stop.as_deref())?;
     let server_cpu_s = cpu_before
@@ -308,67 +375,20 @@ pub(crate) async fn run(args: ApplyArgs, path: Path) -> anyhow::Result<bool> {
     }
     // The warm-up's updates were all acknowledged; they are not the run's.
     let acknowledged = ledger.acknowledged() - warm;
-    println!(
-        "| scenario | target | mode | requests | replays | acknowledged | applied/s | p50 ms | p95 ms | p99 ms | max ms | outcomes |"
-    );
-    println!("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
     let latency = Latency::of(latencies);
-    let mode = match args.rate {
-        Some(r) => format!("open loop {r}/s"),
-        None => format!("closed loop, {} in flight", args.concurrency),
-    } + &format!(", {} board(s) per token", args.boards)
-        + if args.check_only {
-            ", checked only"
-        } else {
-            ""
-        }
-        + &args
-            .reset
-            .as_deref()
-            .map(|r| format!(", reset {r}"))
-            .unwrap_or_default();
+    let mode = mode_of(&args);
     let target = match path {
         Path::Aggregator => stack.aggregator.clone(),
         Path::Edge => stack.edge.clone(),
     };
-    println!(
-        "| {} | {target} | {mode} | {} | {replays_sent} | {acknowledged} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {outcomes:?} |",
-        match path {
-            Path::Aggregator => "apply",
-            Path::Edge => "edge",
-        },
-        timed,
-        acknowledged as f64 / elapsed,
-        latency.p50_ms,
-        latency.p95_ms,
-        latency.p99_ms,
-        latency.max_ms,
-    );
-
-    let exactly_once = match &stack.database_url {
-        Some(url) if !args.check_only => {
-            let db = sqlx::PgPool::connect(url)
-                .await
-                .context("connecting to DATABASE_URL for the exactly-once check")?;
-            let ids: Vec<String> = players.iter().map(|p| p.id.clone()).collect();
-            Some(ledger.verify(&db, &ids).await?)
-        }
-        _ => None,
+    let scenario = match path {
+        Path::Aggregator => "apply",
+        Path::Edge => "edge",
     };
     let server_cpu_ms_per_update =
         server_cpu_s.map(|cpu| cpu * 1000.0 / acknowledged.max(1) as f64);
-    if let (Some(cpu), Some(per)) = (server_cpu_s, server_cpu_ms_per_update) {
-        println!("\nserver CPU: {cpu:.2} s, {per:.3} ms per acknowledged update");
-    }
-    if let Some(v) = &exactly_once {
-        println!("\nexactly once: {v}");
-    }
-    let ok = exactly_once.as_ref().is_none_or(|v| v.ok);
-    let report = Report {
-        scenario: match path {
-            Path::Aggregator => "apply",
-            Path::Edge => "edge",
-        },
+    let mut report = Report {
+        scenario,
         target,
         mode,
         boards: args.boards,
@@ -382,8 +402,23 @@ pub(crate) async fn run(args: ApplyArgs, path: Path) -> anyhow::Result<bool> {
         latency,
         server_cpu_s,
         server_cpu_ms_per_update,
-        exactly_once,
+        exactly_once: None,
     };
+    print_row(&report);
+    if let Some(url) = stack.database_url.as_deref().filter(|_| !args.check_only) {
+        let db = sqlx::PgPool::connect(url)
+            .await
+            .context("connecting to DATABASE_URL for the exactly-once check")?;
+        let ids: Vec<String> = players.iter().map(|p| p.id.clone()).collect();
+        report.exactly_once = Some(ledger.verify(&db, &ids).await?);
+    }
+    if let (Some(cpu), Some(per)) = (server_cpu_s, server_cpu_ms_per_update) {
+        println!("\nserver CPU: {cpu:.2} s, {per:.3} ms per acknowledged update");
+    }
+    if let Some(v) = &report.exactly_once {
+        println!("\nexactly once: {v}");
+    }
+    let ok = report.exactly_once.as_ref().is_none_or(|v| v.ok);
     common::write_json(stack, &report)?;
     Ok(ok)
 }

@@ -139,31 +139,24 @@ pub(crate) fn internal_score(
     session: &str,
     token: &str,
 ) -> reqwest::RequestBuilder {
-    let body = forwarded_score(token, "loadgen");
-    signed_post(
+    forwarded_to(
         http,
         stack,
         scoreboard_protocol::http::INTERNAL_SCORES_PATH,
-        body,
+        session,
+        token,
     )
-    .bearer_auth(session)
 }
 
-/// The same forward to `POST /internal/scores/check`: checked, not applied.
-pub(crate) fn internal_score_check(
+/// The edge's forward of `token` to `path` (the score route, or its check), signed.
+pub(crate) fn forwarded_to(
     http: &reqwest::Client,
     stack: &StackArgs,
+    path: &str,
     session: &str,
     token: &str,
 ) -> reqwest::RequestBuilder {
-    let body = forwarded_score(token, "loadgen");
-    signed_post(
-        http,
-        stack,
-        scoreboard_protocol::http::INTERNAL_SCORES_CHECK_PATH,
-        body,
-    )
-    .bearer_auth(session)
+    signed_post(http, stack, path, forwarded_score(token, "loadgen")).bearer_auth(session)
 }
 
 /// `player` redeems a fresh token for `points` at the aggregator, as the edge forwards it; the
