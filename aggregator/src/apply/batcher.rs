@@ -10,8 +10,8 @@ use crate::board::{sql, BoardDef, Boards};
 use crate::cache::pubsub::{announce, Replace};
 use crate::cache::Cache;
 use crate::db::Db;
+use foldhash::HashMap;
 use scoreboard_protocol::snapshot::{BoardSnapshot, PeriodRef};
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
@@ -152,7 +152,7 @@ async fn finish(
     )
     .await;
     phases.mark("redis");
-    let mut ranks: HashMap<(&str, &str), u64> = HashMap::new();
+    let mut ranks: HashMap<(&str, &str), u64> = HashMap::default();
     for (t, board_ranks) in touched.iter().zip(&all_ranks) {
         for (row, rank) in t.rows.iter().zip(board_ranks) {
             ranks.insert((t.def.id.as_str(), row.player_id.as_str()), *rank);

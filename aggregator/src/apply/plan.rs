@@ -8,8 +8,8 @@
 //! nothing, so the same token may succeed later.
 
 use crate::board::kind::{combine, BoardDef, MAX_VALUE};
+use foldhash::{HashMap, HashSet};
 use scoreboard_protocol::BoardId;
-use std::collections::{HashMap, HashSet};
 
 /// One request, as far as the decision goes.
 #[derive(Debug, Clone, Copy)]
@@ -87,7 +87,7 @@ pub(crate) fn plan<'a>(
 ) -> Plan<'a> {
     assert_eq!(asks.len(), facts.len(), "one row of facts per request");
     let mut values = entries;
-    let mut redeemed: HashSet<&str> = HashSet::new();
+    let mut redeemed: HashSet<&str> = HashSet::default();
     let decisions = asks
         .iter()
         .zip(facts)

@@ -14,11 +14,11 @@ use crate::board::kind::Order;
 use crate::board::{sql, BoardDef, BoardRow, Boards};
 use crate::db::Db;
 use anyhow::Context;
+use foldhash::{HashMap, HashSet};
 use scoreboard_protocol::snapshot::{PeriodRef, Standing};
 use scoreboard_protocol::BoardId;
 use serde_json::json;
 use sqlx::{Connection as _, PgConnection};
-use std::collections::{HashMap, HashSet};
 
 /// Key of the advisory lock every score writer takes (any constant; "SCOREBRD" in ASCII).
 /// Writers serialise on it so event ids commit in order, which makes "snapshot version V
@@ -131,7 +131,7 @@ async fn commit_on(
         tx.commit().await.context("committing the batch")?;
         phases.mark("commit");
         return Ok(Committed {
-            outcomes: outcomes(updates, &plan, &read.periods, &HashMap::new()),
+            outcomes: outcomes(updates, &plan, &read.periods, &HashMap::default()),
             touched: Vec::new(),
         });
     }
@@ -179,7 +179,7 @@ async fn read_all(
     // boards and the database's clock as read under the lock decide: a board we did not know
     // or whose period differs (a boundary between the two clocks, or a changed schedule) has
     // its entries read again.
-    let mut expected: HashMap<&str, PeriodRef> = HashMap::new();
+    let mut expected: HashMap<&str, PeriodRef> = HashMap::default();
     for b in updates.iter().flat_map(|u| u.boards.iter()) {
         if !expected.contains_key(b.as_str()) {
             if let Some(live) = known.get(b.as_str()) {
@@ -299,10 +299,10 @@ async fn read_facts(
     };
     let entries = match first.and_then(|r| r.entries.as_deref()) {
         Some(json) => entry_values(serde_json::from_str(json).context("reading entries")?),
-        None => HashMap::new(),
+        None => HashMap::default(),
     };
-    let mut names = HashMap::new();
-    let mut banned = HashSet::new();
+    let mut names = HashMap::default();
+    let mut banned = HashSet::default();
     let facts = rows
         .into_iter()
         .zip(&players)
@@ -490,7 +490,7 @@ async fn audit_adjustments(
 
 /// Each board's newest event id in the batch.
 fn newest_per_board<'a>(events: &[Event<'a>], ids: &[i64]) -> HashMap<&'a str, i64> {
-    let mut out: HashMap<&str, i64> = HashMap::new();
+    let mut out: HashMap<&str, i64> = HashMap::default();
     for (e, id) in events.iter().zip(ids) {
         let v = out.entry(e.board.as_str()).or_default();
         *v = (*v).max(*id);
@@ -530,7 +530,7 @@ fn touched_boards(
     last: &LastChanges<'_>,
 ) -> Vec<Touched> {
     let mut out: Vec<Touched> = Vec::new();
-    let mut seen: HashSet<(&str, &str)> = HashSet::new();
+    let mut seen: HashSet<(&str, &str)> = HashSet::default();
     for e in events {
         let (board, player) = (e.board.as_str(), e.update.player.as_str());
         let i = match out.iter().position(|t| t.def.id == *e.board) {

@@ -103,7 +103,12 @@ fn the_same_token_twice_in_one_batch_is_applied_once() {
     let defs = defs();
     let boards = ids(&["global"]);
     let asks = [ask("a", 5, "j1", &boards), ask("a", 5, "j1", &boards)];
-    let p = plan(&asks, &[player(), player()], &index(&defs), HashMap::new());
+    let p = plan(
+        &asks,
+        &[player(), player()],
+        &index(&defs),
+        HashMap::default(),
+    );
     assert_eq!(p.decisions, [apply(&[(5, true)]), Decision::Replayed]);
     assert_eq!(p.values[&("global", "a")], 5);
 }
@@ -122,7 +127,7 @@ fn an_unknown_or_hidden_board_or_a_value_out_of_bounds_refuses_the_whole_token()
         // The refused j1 is judged again, not called a replay.
         ask("a", 5, "j1", &sum),
     ];
-    let p = plan(&asks, &vec![player(); 5], &index(&defs), HashMap::new());
+    let p = plan(&asks, &vec![player(); 5], &index(&defs), HashMap::default());
     assert_eq!(
         p.decisions,
         [
@@ -161,7 +166,7 @@ fn session_replay_and_ban_are_checked_before_the_boards() {
         &asks,
         &[used, banned, revoked],
         &index(&defs),
-        HashMap::new(),
+        HashMap::default(),
     );
     assert_eq!(
         p.decisions,
@@ -338,8 +343,8 @@ proptest! {
             .collect();
         // A token belongs to one player, as the edge guarantees (`sub` = session's player).
         let owner = |j: usize| j % PLAYERS;
-        let mut consumed: HashSet<usize> = HashSet::new();
-        let mut ledger: Ledger = HashMap::new();
+        let mut consumed: HashSet<usize> = HashSet::default();
+        let mut ledger: Ledger = HashMap::default();
         for batch in &batches {
             let batch: Vec<Gen> = batch.iter().map(|&(p, v, j, b)| (j.map_or(p, owner), v, j, b)).collect();
             let asks: Vec<Ask<'_>> = batch
