@@ -167,6 +167,28 @@ start_bench_servers() {
   set -a; . "$dir/secrets.env"; set +a
 }
 
+# start_bench_aggregator NAME [VAR=VALUE...] [-- WRAPPER...]: the release aggregator on the
+# database NAME (created if missing; exported as DATABASE_URL) of start_bench_servers, Redis on
+# under the key prefix "NAME:", limits out of a benchmark's way, the settings given, run under
+# WRAPPER if any (e.g. valgrind); waits until it is ready. Its port in agg_port, its metrics
+# port in agg_metrics_port, its process group in agg_pid.
+start_bench_aggregator() {
+  local name=$1 settings=()
+  shift
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do settings+=("$1"); shift; done
+  [ $# -gt 0 ] && shift
+  pg_ensure_db "$name"
+  DATABASE_URL=$(pg_url "$name")
+  export DATABASE_URL
+  agg_port=$(free_port) agg_metrics_port=$(free_port)
+  start env PORT="$agg_port" METRICS_PORT="$agg_metrics_port" BIND_ADDR=127.0.0.1 LOG_LEVEL=error \
+    REDIS_URL="redis://127.0.0.1:$redis_port/" REDIS_KEY_PREFIX="$name:" RATE_LIMIT_IP=100000000 \
+    DATABASE_POOL_MAX=16 "${settings[@]}" "$@" target/release/scoreboard-aggregator serve
+  agg_pid=${pids[-1]}
+  # A wrapper such as valgrind makes start-up slow: the wait is generous.
+  wait_http "http://127.0.0.1:$agg_port/health/ready" 120
+}
+
 # start_redis PORT DIR: a Redis that persists nothing, its log in DIR.
 start_redis() {
   mkdir -p "$2"

@@ -128,16 +128,15 @@ pub(crate) async fn load_defs_of<'e>(
     Ok(rows.into_iter().filter_map(def_from_row).collect())
 }
 
-/// The id of the board's newest event in the period (0 when it has none).
-/// A board's periods before `before` that have events, newest first, each with its version.
+/// A board's periods before `before` that have events, newest first.
 pub(crate) async fn closed_periods<'e>(
     db: impl PgExecutor<'e>,
     board: &str,
     before: &str,
     limit: i64,
-) -> sqlx::Result<Vec<(String, i64)>> {
-    crate::db::query_as(
-        "SELECT period, version FROM board_periods
+) -> sqlx::Result<Vec<String>> {
+    crate::db::query_scalar(
+        "SELECT period FROM board_periods
          WHERE board_id = $1 AND period <> 'all' AND period < $2
          ORDER BY period DESC LIMIT $3",
     )
@@ -148,6 +147,7 @@ pub(crate) async fn closed_periods<'e>(
     .await
 }
 
+/// The id of the board's newest event in the period (0 when it has none).
 pub(crate) async fn current_version<'e>(
     db: impl PgExecutor<'e>,
     board: &str,

@@ -289,7 +289,7 @@ pub(crate) async fn periods(
             let closed = sql::closed_periods(&mut *db, live.def.id.as_str(), before, limit).await?;
             let periods: Vec<PeriodRef> = closed
                 .into_iter()
-                .filter_map(|(id, _)| past_period(live, current, &id))
+                .filter_map(|id| past_period(live, current, &id))
                 .collect();
             let wanted: Vec<_> = periods.iter().map(|p| (&*live.def, p)).collect();
             sql::load_snapshots(&mut db, &wanted).await
