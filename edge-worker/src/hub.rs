@@ -232,7 +232,7 @@ impl Shared {
             .map(Rc::from);
         let event_id = s.event_id();
         let frame =
-            |json: &str| fanout::bytes(sse::event(&event_id, "leaderboard", json).as_bytes());
+            |json: &str| fanout::bytes(sse::event(&event_id, sse::SNAPSHOT_EVENT, json).as_bytes());
         self.sse.send(&frame(&text));
         let mut sent = fanout::send_to_sockets(&self.state, TAG_BOARD, &text);
         if let Some(alias) = &alias {

@@ -7,6 +7,9 @@
 
 use std::time::Duration;
 
+/// The event name of every snapshot frame.
+pub const SNAPSHOT_EVENT: &str = "leaderboard";
+
 /// The keep-alive comment.
 pub const PING: &str = ": ping\n\n";
 

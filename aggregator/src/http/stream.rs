@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::{Stream, StreamExt};
 use scoreboard_protocol::defaults::SSE_RETRY;
 use scoreboard_protocol::http::WEBSOCKET_UPGRADE_NEEDED;
-use scoreboard_protocol::ErrorCode;
+use scoreboard_protocol::{sse, ErrorCode};
 use serde::Deserialize;
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
@@ -49,7 +49,7 @@ impl Drop for Slot {
 fn event(frame: &Frame, alias: bool) -> Event {
     Event::default()
         .id(frame.event_id())
-        .event("leaderboard")
+        .event(sse::SNAPSHOT_EVENT)
         .data(frame.json_for(alias))
 }
 
