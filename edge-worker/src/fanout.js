@@ -55,12 +55,16 @@ export class Audience {
     }
   }
 
-  // The ping timer's tick: `ping` to every client when nothing was sent since the last one.
-  // Returns the number of clients.
+  // The ping timer's tick: `ping` to every client keeping up when nothing was sent since the
+  // last one, and a client behind caught up if its stream has drained. `ready` alone is not
+  // relied on: a client behind gets no pings, so one missed resolution would otherwise leave
+  // it silent on an old snapshot for good. Returns the number of clients.
   tick(ping) {
-    if (!this.sentSinceTick) {
-      for (const client of this.clients) {
-        if (!client.behind) this.write(client, ping);
+    for (const client of this.clients) {
+      if (client.behind) {
+        this.catchUp(client);
+      } else if (!this.sentSinceTick) {
+        this.write(client, ping);
       }
     }
     this.sentSinceTick = false;
@@ -78,12 +82,14 @@ export class Audience {
 
   fallBehind(client) {
     client.behind = true;
-    client.writer.ready.then(() => {
-      client.behind = false;
-      if (this.clients.has(client) && client.last !== this.latest) {
-        this.deliver(client, this.latest);
-      }
-    }, ignore);
+    client.writer.ready.then(() => this.catchUp(client), ignore);
+  }
+
+  // A client behind whose stream has drained gets the newest frame, unless it has it.
+  catchUp(client) {
+    if (!client.behind || client.writer.desiredSize <= 0 || !this.clients.has(client)) return;
+    client.behind = false;
+    if (client.last !== this.latest) this.deliver(client, this.latest);
   }
 
   write(client, bytes) {

@@ -74,9 +74,9 @@ async fn an_instance_killed_behind_the_balancer_loses_nothing_and_the_hub_reconn
         .map(|a| a.base.trim_start_matches("http://").to_owned())
         .collect();
     let balancer = HaProxy::start(&backends).await.unwrap();
-    let edge = EdgeServer::start_for_load(&balancer.url(), None)
-        .await
-        .unwrap();
+    // In workerd directly: what is under test is the hub's failover, not wrangler's dev proxy,
+    // which relays every stream through a second workerd of its own.
+    let edge = EdgeServer::start_in_workerd(&balancer.url()).await.unwrap();
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
@@ -155,11 +155,15 @@ async fn an_instance_killed_behind_the_balancer_loses_nothing_and_the_hub_reconn
     // subscribers are woken only when the rows change), once the live instances agree on it
     // (one that did not commit the last batch learns it from Redis or its poller).
     let board = agreed_board(&http, &live).await;
-    for sse in &mut streams {
+    for (i, sse) in streams.iter_mut().enumerate() {
         let last = sse.until_top(&board["top"], Duration::from_secs(30)).await;
         assert_eq!(
-            last["top"], board["top"],
-            "a stream reached the final top 10"
+            last["top"],
+            board["top"],
+            "stream {i} did not reach the final top 10 (version {} of {}; the stream {})",
+            last["version"],
+            board["version"],
+            if sse.ended { "ended" } else { "stayed open" }
         );
     }
 }
