@@ -100,8 +100,10 @@ async fn commit_on(
     // BEGIN, the lock and the plan mode in one simple query: one round trip, and every
     // statement after it (each with its own snapshot) sees what the writers before us
     // committed. The batch's statements keep one generic plan per connection: left to choose,
-    // PostgreSQL plans them afresh for small batches (custom plans, 0.3-0.5 ms each), and
-    // every lookup in them is an index probe whatever the plan.
+    // PostgreSQL plans them afresh for small batches (custom plans, 0.3-0.5 ms each). A
+    // generic plan still follows the tables' statistics (the statistics job keeps them
+    // fresh), so the entries are joined as the planner sees fit: a probe per key instead was
+    // slower at 1,000 players (BENCHMARKS.md).
     let mut tx = conn
         .begin_with(format!(
             "BEGIN; SELECT pg_advisory_xact_lock({WRITER_LOCK}); \
@@ -247,11 +249,9 @@ type ReadFacts = (
 type EntryKeys<'a> = (Vec<&'a str>, Vec<&'a str>, Vec<&'a str>);
 
 /// The entries at `keys` as a JSON array of [board, player, value, version], for a column.
-const ENTRIES_JSON: &str = "(SELECT coalesce(json_agg(json_build_array(k.board_id, k.player_id, e.value, e.reached_version)), '[]')::text
+const ENTRIES_JSON: &str = "(SELECT coalesce(json_agg(json_build_array(e.board_id, e.player_id, e.value, e.reached_version)), '[]')::text
      FROM UNNEST($5::text[], $6::text[], $7::text[]) AS k(board_id, period, player_id)
-     CROSS JOIN LATERAL (SELECT value, reached_version FROM entries
-                         WHERE board_id = k.board_id AND period = k.period AND player_id = k.player_id
-                         LIMIT 1) e)";
+     JOIN entries e USING (board_id, period, player_id))";
 
 /// Who exists, who is banned, which sessions are revoked, which tokens were redeemed, the
 /// players' names, the batch's boards and the entries at `keys`: one row per update, in
