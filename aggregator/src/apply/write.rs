@@ -339,11 +339,9 @@ fn entry_values(rows: Vec<(String, String, i64, i64)>) -> EntryValues {
 /// The entries at `keys`, for the boards [`read_facts`] could not read them for.
 async fn read_entries(tx: &mut PgConnection, keys: &EntryKeys<'_>) -> anyhow::Result<EntryValues> {
     let rows: Vec<(String, String, i64, i64)> = crate::db::query_as(
-        "SELECT k.board_id, k.player_id, e.value, e.reached_version
+        "SELECT e.board_id, e.player_id, e.value, e.reached_version
          FROM UNNEST($1::text[], $2::text[], $3::text[]) AS k(board_id, period, player_id)
-         CROSS JOIN LATERAL (SELECT value, reached_version FROM entries
-                             WHERE board_id = k.board_id AND period = k.period
-                               AND player_id = k.player_id LIMIT 1) e",
+         JOIN entries e USING (board_id, period, player_id)",
     )
     .bind(&keys.0)
     .bind(&keys.1)
