@@ -8,6 +8,7 @@ chart is simple enough to write by hand, and it keeps the tool free of downloads
 import glob
 import json
 import os
+import statistics
 import sys
 
 
@@ -131,11 +132,6 @@ def runs_of(directory, pattern):
     return [json.load(open(p)) for p in sorted(glob.glob(os.path.join(directory, pattern)))]
 
 
-def median(xs):
-    xs = sorted(xs)
-    return (xs[(len(xs) - 1) // 2] + xs[len(xs) // 2]) / 2
-
-
 def boards(directory):
     """Many boards: tokens on 3 boards vs 1 (alternating rounds), board reads from Redis vs
     PostgreSQL, 50 boards changing at once, and the single-board numbers against the code
@@ -151,8 +147,8 @@ def boards(directory):
             once = r.get("exactly_once") or {}
             print(f"| {i} | {r.get('boards', 1)} | {r['acknowledged']} | {once.get('events', '-')} | "
                   f"{r['applied_per_s']:.0f} | {r['latency']['p99_ms']:.1f} | {'yes' if once.get('ok') else 'NO'} |")
-    one = median([r["applied_per_s"] for r in ones])
-    three = median([r["applied_per_s"] for r in threes])
+    one = statistics.median([r["applied_per_s"] for r in ones])
+    three = statistics.median([r["applied_per_s"] for r in threes])
     each = ", ".join(f"{t['applied_per_s'] / o['applied_per_s']:.2f}" for o, t in zip(ones, threes))
     print(f"\n**Tokens on 3 boards vs 1: {three / one:.2f}×** (medians of {len(ones)} alternating rounds, "
           f"{three:.0f} vs {one:.0f} applied/s; each round {each}; target ≥ 0.7×)")
@@ -184,7 +180,7 @@ def ab(directory):
     before, now = runs("before", "apply"), runs("now", "apply")
     if not (before and now):
         return
-    mean = lambda xs: sum(xs) / len(xs)
+    mean = statistics.mean
     print(f"\n| single board, {len(now)} alternating runs each | before | now | now/before |")
     print("| --- | ---: | ---: | ---: |")
     b, n = mean([r["applied_per_s"] for r in before]), mean([r["applied_per_s"] for r in now])

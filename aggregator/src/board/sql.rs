@@ -197,19 +197,19 @@ pub(crate) async fn load_snapshots(
     db: &mut PgConnection,
     boards: &[(&BoardDef, &PeriodRef)],
 ) -> sqlx::Result<Vec<BoardSnapshot>> {
-    let ids: Vec<&str> = boards.iter().map(|b| b.0.id.as_str()).collect();
-    let periods: Vec<&str> = boards.iter().map(|b| b.1.id.as_str()).collect();
     type Row = (i64, i64, Option<String>, Option<String>, Option<i64>);
     // One board (what most batches change) is named by two scalars, not arrays: PostgreSQL
     // then settles on one plan for the statement, where arrays of unknown length make it plan
     // every call afresh (0.35 ms, more than the statement takes).
-    let rows: Vec<Row> = if let ([id], [period]) = (ids.as_slice(), periods.as_slice()) {
+    let rows: Vec<Row> = if let [(def, period)] = boards {
         crate::db::query_as(&snapshots_sql("(SELECT $1::text, $2::text, 1::bigint)"))
-            .bind(id)
-            .bind(period)
+            .bind(def.id.as_str())
+            .bind(period.id.as_str())
             .fetch_all(db)
             .await?
     } else {
+        let ids: Vec<&str> = boards.iter().map(|b| b.0.id.as_str()).collect();
+        let periods: Vec<&str> = boards.iter().map(|b| b.1.id.as_str()).collect();
         crate::db::query_as(&snapshots_sql(
             "UNNEST($1::text[], $2::text[]) WITH ORDINALITY",
         ))
