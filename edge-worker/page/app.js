@@ -266,6 +266,8 @@ function chooseBoard(id) {
   else url.searchParams.set('board', id);
   history.replaceState(null, '', url);
   clearBoard();
+  // The closed period on screen is the old board's; the new board's is listed when it answers.
+  $('previous').hidden = true;
   showPicker();
   setConnection('connecting');
   state.retryDelay = 1000;
