@@ -171,7 +171,7 @@ start_bench_servers() {
 # database NAME (created if missing; exported as DATABASE_URL) of start_bench_servers, Redis on
 # under the key prefix "NAME:", limits out of a benchmark's way, the settings given, run under
 # WRAPPER if any (e.g. valgrind); waits until it is ready. Its port in agg_port, its metrics
-# port in agg_metrics_port, its process group in agg_pid.
+# port in agg_metrics_port, its process group in agg_pid. AGG_BIN names another binary (an A/B).
 start_bench_aggregator() {
   local name=$1 settings=()
   shift
@@ -183,7 +183,7 @@ start_bench_aggregator() {
   agg_port=$(free_port) agg_metrics_port=$(free_port)
   start env PORT="$agg_port" METRICS_PORT="$agg_metrics_port" BIND_ADDR=127.0.0.1 LOG_LEVEL=error \
     REDIS_URL="redis://127.0.0.1:$redis_port/" REDIS_KEY_PREFIX="$name:" RATE_LIMIT_IP=100000000 \
-    DATABASE_POOL_MAX=16 "${settings[@]}" "$@" target/release/scoreboard-aggregator serve
+    DATABASE_POOL_MAX=16 "${settings[@]}" "$@" "${AGG_BIN:-target/release/scoreboard-aggregator}" serve
   agg_pid=${pids[-1]}
   # A wrapper such as valgrind makes start-up slow: the wait is generous.
   wait_http "http://127.0.0.1:$agg_port/health/ready" 120

@@ -7,6 +7,9 @@ use scoreboard_protocol::action::{ActionTokens, MintRequest};
 use scoreboard_protocol::{ActionName, BoardId, PlayerId};
 use std::process::ExitCode;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The regional aggregator of edge-scoreboard. Configuration comes from the environment
 /// (see `.env.example`).
 #[derive(Parser)]

@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+"""The report of scripts/ab-aggregator: applied/s of builds A and B per level, round by round,
+with the medians, B/A, each process's CPU per update, and callgrind's instructions per update.
+
+    bench/ab.py DIR BIN_A BIN_B
+"""
+import json
+import pathlib
+import re
+import statistics
+import sys
+
+
+def load(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def runs(out, side, flight):
+    """[(round, report, cpu)] of SIDE at FLIGHT, by round."""
+    found = []
+    for p in out.glob(f"{side}-{flight}-*.json"):
+        m = re.fullmatch(rf"{side}-{flight}-(\d+)\.json", p.name)
+        if m:
+            cpu = p.with_name(p.stem + "-cpu.json")
+            found.append((int(m[1]), load(p), load(cpu) if cpu.exists() else None))
+    return sorted(found, key=lambda r: r[0])
+
+
+def cpu_cell(cpu):
+    if not cpu:
+        return ""
+    per = cpu["cpu_ms_per_update"]
+    return " · ".join(f"{k} {per[k] * 1000:.0f}" for k in ("aggregator", "postgres", "redis", "loadgen") if k in per)
+
+
+def main():
+    out, bin_a, bin_b = pathlib.Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+    print(f"A: `{bin_a}`  \nB: `{bin_b}`\n")
+    print("| in flight | round | A applied/s | B applied/s | A p99 ms | B p99 ms | A CPU µs/update | B CPU µs/update | exactly once |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |")
+    medians = {}
+    for flight in (64, 256):
+        a, b = runs(out, "a", flight), runs(out, "b", flight)
+        for (ra, ja, ca), (_, jb, cb) in zip(a, b):
+            once = all((j.get("exactly_once") or {}).get("ok") for j in (ja, jb))
+            print(f"| {flight} | {ra} | {ja['applied_per_s']:.0f} | {jb['applied_per_s']:.0f} "
+                  f"| {ja['latency']['p99_ms']:.1f} | {jb['latency']['p99_ms']:.1f} "
+                  f"| {cpu_cell(ca)} | {cpu_cell(cb)} | {'yes' if once else 'NO'} |")
+        if a and b:
+            medians[flight] = (statistics.median(j["applied_per_s"] for _, j, _ in a),
+                               statistics.median(j["applied_per_s"] for _, j, _ in b))
+    print()
+    for flight, (ma, mb) in medians.items():
+        print(f"- {flight} in flight: medians A {ma:.0f}/s, B {mb:.0f}/s, **B/A {mb / ma:.2f}**")
+    for side in ("a", "b"):
+        p = out / f"{side}-callgrind.txt"
+        j = out / f"{side}-callgrind.json"
+        if p.exists() and j.exists():
+            total = next((int(l.split()[0].replace(",", "")) for l in p.read_text().splitlines()
+                          if "PROGRAM TOTALS" in l), 0)
+            n = max(load(j)["acknowledged"], 1)
+            print(f"- {side.upper()} under callgrind, 64 in flight: {total / n:,.0f} instructions per update "
+                  f"({n} updates)")
+
+
+if __name__ == "__main__":
+    main()
