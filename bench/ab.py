@@ -17,7 +17,7 @@ def load(path):
 
 
 def runs(out, side, flight):
-    """[(round, report, cpu)] of SIDE at FLIGHT, by round."""
+    """[(round, report, cpu)] of SIDE at FLIGHT (N in flight, or rN offered a second), by round."""
     found = []
     for p in out.glob(f"{side}-{flight}-*.json"):
         m = re.fullmatch(rf"{side}-{flight}-(\d+)\.json", p.name)
@@ -25,6 +25,10 @@ def runs(out, side, flight):
             cpu = p.with_name(p.stem + "-cpu.json")
             found.append((int(m[1]), load(p), load(cpu) if cpu.exists() else None))
     return sorted(found, key=lambda r: r[0])
+
+
+def label(level):
+    return f"{level[1:]}/s offered" if level.startswith("r") else f"{level} in flight"
 
 
 def cpu_cell(cpu):
@@ -37,22 +41,26 @@ def cpu_cell(cpu):
 def main():
     out, bin_a, bin_b = pathlib.Path(sys.argv[1]), sys.argv[2], sys.argv[3]
     print(f"A: `{bin_a}`  \nB: `{bin_b}`\n")
-    print("| in flight | round | A applied/s | B applied/s | A p99 ms | B p99 ms | A CPU µs/update | B CPU µs/update | exactly once |")
+    print("| load | round | A applied/s | B applied/s | A p99 ms | B p99 ms | A CPU µs/update | B CPU µs/update | exactly once |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |")
     medians = {}
-    for flight in (64, 256):
+    levels = sorted({p.name.split("-")[1] for p in out.glob("a-*-*.json") if not p.name.endswith("-cpu.json")
+                     and p.name.split("-")[1] != "callgrind"}, key=lambda l: (l.startswith("r"), int(l.lstrip("r"))))
+    for flight in levels:
         a, b = runs(out, "a", flight), runs(out, "b", flight)
         for (ra, ja, ca), (_, jb, cb) in zip(a, b):
             once = all((j.get("exactly_once") or {}).get("ok") for j in (ja, jb))
-            print(f"| {flight} | {ra} | {ja['applied_per_s']:.0f} | {jb['applied_per_s']:.0f} "
+            print(f"| {label(flight)} | {ra} | {ja['applied_per_s']:.0f} | {jb['applied_per_s']:.0f} "
                   f"| {ja['latency']['p99_ms']:.1f} | {jb['latency']['p99_ms']:.1f} "
                   f"| {cpu_cell(ca)} | {cpu_cell(cb)} | {'yes' if once else 'NO'} |")
         if a and b:
-            medians[flight] = (statistics.median(j["applied_per_s"] for _, j, _ in a),
-                               statistics.median(j["applied_per_s"] for _, j, _ in b))
+            medians[flight] = tuple(
+                (statistics.median(j["applied_per_s"] for _, j, _ in side),
+                 statistics.median(j["latency"]["p99_ms"] for _, j, _ in side)) for side in (a, b))
     print()
-    for flight, (ma, mb) in medians.items():
-        print(f"- {flight} in flight: medians A {ma:.0f}/s, B {mb:.0f}/s, **B/A {mb / ma:.2f}**")
+    for flight, ((ma, pa), (mb, pb)) in medians.items():
+        print(f"- {label(flight)}: medians A {ma:.0f}/s (p99 {pa:.1f} ms), B {mb:.0f}/s (p99 {pb:.1f} ms), "
+              f"**B/A {mb / ma:.2f}**")
     for side in ("a", "b"):
         p = out / f"{side}-callgrind.txt"
         j = out / f"{side}-callgrind.json"
