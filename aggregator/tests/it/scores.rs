@@ -104,6 +104,47 @@ async fn distinct_tokens_apply_exactly_once(app: TestApp) {
     assert_eq!(board.version, max_id);
 }
 
+/// Two instances on one database, every token sent to both at once: each applies exactly
+/// once, whichever instance's batch takes the writers' lock first, and the other answers the
+/// replay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_redeeming_the_same_tokens_at_once_apply_each_once() {
+    let a = spawn_process_with(|_| {}).await;
+    let b_vars = process_vars(&a.database.url, &[]);
+    let b = scoreboard_tests::AggregatorProcess::start(BIN, &b_vars).await;
+    let players = a.guests("Twice ", 40).await;
+    let mut expected = std::collections::HashMap::<String, i64>::new();
+    let mut sends = Vec::new();
+    for k in 0..1200 {
+        let p = &players[k % 40];
+        let pts = (k as i64 % 5) + 1;
+        *expected.entry(p.id.clone()).or_default() += pts;
+        let token = mint(&p.id, pts, 0, 300, now());
+        for base in [&a.base, &b.base] {
+            sends.push(client::internal_score(&a.http, base, EDGE_SECRET, &p.token, &token).send());
+        }
+    }
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    for r in join_all(sends).await {
+        *statuses.entry(r.unwrap().status().as_u16()).or_default() += 1;
+    }
+    assert_eq!(
+        statuses,
+        [(200, 1200), (409, 1200)].into(),
+        "each token applied once and replayed once"
+    );
+    for p in &players {
+        assert_eq!(a.total(&p.id).await, expected[&p.id], "{}", p.name);
+    }
+    let (events, consumed): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM score_events), (SELECT count(*) FROM consumed_tokens)",
+    )
+    .fetch_one(&a.db)
+    .await
+    .unwrap();
+    assert_eq!((events, consumed), (1200, 1200));
+}
+
 /// Each documented refusal, in order of the checks; none of them moves the score.
 #[tokio::test]
 async fn every_refusal_has_its_status_and_code_and_moves_nothing() {
