@@ -100,10 +100,30 @@ impl std::fmt::Debug for Application {
 
 /// A pool that gives up on a connection after 5 s, so a database outage turns into quick
 /// 503s instead of piled-up requests.
-async fn connect_pool(url: &str, max: u32) -> sqlx::Result<PgPool> {
+///
+/// Its connections keep one generic plan per prepared statement. Left to choose, PostgreSQL
+/// plans some statements afresh on most calls (0.3-0.5 ms each, more than they run): the
+/// batch's read and write at small batches, and the changed boards' top 10 after each batch
+/// (557 plans in 1,841 calls at 5,000 updates/s, 24 with this). A generic plan still follows
+/// the tables' statistics (the statistics job keeps them fresh), so the batch's entries are
+/// joined as the planner sees fit (a probe per key was slower at 1,000 players) and board
+/// reads from PostgreSQL alone are as fast (BENCHMARKS.md, "The batch's plans", "Generic
+/// plans on every connection"). Behind a transaction pooler a session setting would leak to
+/// other clients: not set (the batch sets it for its own transaction).
+async fn connect_pool(url: &str, max: u32, pooled: bool) -> sqlx::Result<PgPool> {
     PgPoolOptions::new()
         .max_connections(max)
         .acquire_timeout(std::time::Duration::from_secs(5))
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                if !pooled {
+                    use sqlx::Executor as _;
+                    conn.execute("SET plan_cache_mode = force_generic_plan")
+                        .await?;
+                }
+                Ok(())
+            })
+        })
         .connect(url)
         .await
 }
@@ -181,9 +201,13 @@ impl Application {
         // the exporter, not the no-op recorder that exists before it.
         prometheus::handle();
         migrate(config.migration_url()).await?;
-        let db = connect_pool(config.database_url(), config.database_pool_max)
-            .await
-            .context("connecting to the database")?;
+        let db = connect_pool(
+            config.database_url(),
+            config.database_pool_max,
+            config.database_pooled,
+        )
+        .await
+        .context("connecting to the database")?;
         let db = Db::new(db, config.database_pooled);
         let reads = Arc::new(
             replica::Reads::new(

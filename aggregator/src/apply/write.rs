@@ -99,11 +99,9 @@ async fn commit_on(
 ) -> anyhow::Result<Committed> {
     // BEGIN, the lock and the plan mode in one simple query: one round trip, and every
     // statement after it (each with its own snapshot) sees what the writers before us
-    // committed. The batch's statements keep one generic plan per connection: left to choose,
-    // PostgreSQL plans them afresh for small batches (custom plans, 0.3-0.5 ms each). A
-    // generic plan still follows the tables' statistics (the statistics job keeps them
-    // fresh), so the entries are joined as the planner sees fit: a probe per key instead was
-    // slower at 1,000 players (BENCHMARKS.md).
+    // committed. The batch's statements keep one generic plan per connection, as every
+    // statement does on a direct connection (see `connect_pool`); set here for a transaction
+    // pooler's connections too.
     let mut tx = conn
         .begin_with(format!(
             "BEGIN; SELECT pg_advisory_xact_lock({WRITER_LOCK}); \
