@@ -31,6 +31,19 @@ def label(level):
     return f"{level[1:]}/s offered" if level.startswith("r") else f"{level} in flight"
 
 
+def fanout(out, levels):
+    """The sN levels: N SSE clients streaming from each build."""
+    for level in levels:
+        print(f"{level[1:]} SSE clients, 10 updates:\n")
+        print("| round | build | RSS before KiB | KiB per client | p50 ms | p99 ms | CPU µs/delivery | missed final |")
+        print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for side in ("a", "b"):
+            for rnd, j, _ in runs(out, side, level):
+                print(f"| {rnd} | {side.upper()} | {j['server_rss_kib_before']} | {j['server_bytes_per_client'] / 1024:.1f} "
+                      f"| {j['delivery']['p50_ms']:.1f} | {j['delivery']['p99_ms']:.1f} "
+                      f"| {j.get('server_cpu_us_per_delivery') or 0:.1f} | {j['missed_final']} |")
+
+
 def cpu_cell(cpu):
     if not cpu:
         return ""
@@ -41,11 +54,14 @@ def cpu_cell(cpu):
 def main():
     out, bin_a, bin_b = pathlib.Path(sys.argv[1]), sys.argv[2], sys.argv[3]
     print(f"A: `{bin_a}`  \nB: `{bin_b}`\n")
-    print("| load | round | A applied/s | B applied/s | A p99 ms | B p99 ms | A CPU µs/update | B CPU µs/update | exactly once |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |")
     medians = {}
-    levels = sorted({p.name.split("-")[1] for p in out.glob("a-*-*.json") if not p.name.endswith("-cpu.json")
-                     and p.name.split("-")[1] != "callgrind"}, key=lambda l: (l.startswith("r"), int(l.lstrip("r"))))
+    found = {p.name.split("-")[1] for p in out.glob("a-*-*.json")
+             if not p.name.endswith("-cpu.json") and p.name.split("-")[1] != "callgrind"}
+    levels = sorted((l for l in found if not l.startswith("s")),
+                    key=lambda l: (l.startswith("r"), int(l.lstrip("r"))))
+    if levels:
+        print("| load | round | A applied/s | B applied/s | A p99 ms | B p99 ms | A CPU µs/update | B CPU µs/update | exactly once |")
+        print("| ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |")
     for flight in levels:
         a, b = runs(out, "a", flight), runs(out, "b", flight)
         for (ra, ja, ca), (_, jb, cb) in zip(a, b):
@@ -57,6 +73,9 @@ def main():
             medians[flight] = tuple(
                 (statistics.median(j["applied_per_s"] for _, j, _ in side),
                  statistics.median(j["latency"]["p99_ms"] for _, j, _ in side)) for side in (a, b))
+    if levels:
+        print()
+    fanout(out, sorted(l for l in found if l.startswith("s")))
     print()
     for flight, ((ma, pa), (mb, pb)) in medians.items():
         print(f"- {label(flight)}: medians A {ma:.0f}/s (p99 {pa:.1f} ms), B {mb:.0f}/s (p99 {pb:.1f} ms), "

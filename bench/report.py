@@ -137,21 +137,27 @@ def boards(directory):
     PostgreSQL, 50 boards changing at once, and the single-board numbers against the code
     before (same run)."""
     ones, threes = runs_of(directory, "apply-boards-1-*.json"), runs_of(directory, "apply-boards-3-*.json")
+    mixed = runs_of(directory, "apply-boards-3m-*.json")
     if not (ones and threes):
         return
     print("\n### boards\n")
     print("| round | boards per token | acknowledged | events | applied/s | p99 ms | exactly once |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
-    for i, pair in enumerate(zip(ones, threes), 1):
-        for r in pair:
+    for i, runs in enumerate(zip(ones, threes, mixed or [None] * len(ones)), 1):
+        for r in filter(None, runs):
             once = r.get("exactly_once") or {}
-            print(f"| {i} | {r.get('boards', 1)} | {r['acknowledged']} | {once.get('events', '-')} | "
+            kinds = " (sum, best, latest)" if "(sum, best, latest)" in r["mode"] else ""
+            print(f"| {i} | {r.get('boards', 1)}{kinds} | "
+                  f"{r['acknowledged']} | {once.get('events', '-')} | "
                   f"{r['applied_per_s']:.0f} | {r['latency']['p99_ms']:.1f} | {'yes' if once.get('ok') else 'NO'} |")
     one = statistics.median([r["applied_per_s"] for r in ones])
-    three = statistics.median([r["applied_per_s"] for r in threes])
-    each = ", ".join(f"{t['applied_per_s'] / o['applied_per_s']:.2f}" for o, t in zip(ones, threes))
-    print(f"\n**Tokens on 3 boards vs 1: {three / one:.2f}×** (medians of {len(ones)} alternating rounds, "
-          f"{three:.0f} vs {one:.0f} applied/s; each round {each}; target ≥ 0.7×)")
+    for label, runs in (("3 boards", threes), ("3 boards of mixed kinds (sum, best, latest)", mixed)):
+        if not runs:
+            continue
+        three = statistics.median([r["applied_per_s"] for r in runs])
+        each = ", ".join(f"{t['applied_per_s'] / o['applied_per_s']:.2f}" for o, t in zip(ones, runs))
+        print(f"\n**Tokens on {label} vs 1: {three / one:.2f}×** (medians of {len(runs)} alternating rounds, "
+              f"{three:.0f} vs {one:.0f} applied/s; each round {each}; target ≥ 0.7×)")
     rr, rp = load(directory, "read-board-redis.json"), load(directory, "read-board-postgres.json")
     if rr and rp:
         print()

@@ -40,6 +40,12 @@ pub(crate) struct ApplyArgs {
     /// token's one transaction.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=8))]
     boards: u8,
+    /// The kind of the boards besides `global` (an all-time `sum`): `sum` like it, or `mixed`,
+    /// the kinds a token of a real game names together, alternating a level's best time
+    /// (ascending `best`, `load-<i>-best`) and a mode's rating (descending `latest`,
+    /// `load-<i>-latest`).
+    #[arg(long, value_enum, default_value_t = Kinds::Sum)]
+    kinds: Kinds,
     /// The `reset` of the boards the load creates (`never`, `daily`, a cron expression...).
     /// With `--boards 1`, tokens then name the one board `load-1` instead of being plain
     /// `global` tokens, so a board that resets and one that never does compare alike.
@@ -174,6 +180,9 @@ fn mode_of(args: &ApplyArgs) -> String {
         None => format!("closed loop, {} in flight", args.concurrency),
     };
     mode += &format!(", {} board(s) per token", args.boards);
+    if args.kinds == Kinds::Mixed && args.boards > 1 {
+        mode += " (sum, best, latest)";
+    }
     if args.check_only {
         mode += ", checked only";
     }
@@ -248,7 +257,9 @@ fn plan_of(
             continue;
         }
         let p = i % players.len();
-        let points = 1 + (i as i64 % 100);
+        // Each player's points step by one from token to token (wrapping at 100), so a
+        // `latest` board moves on every token and a `best` one now and then.
+        let points = 1 + ((i + i / players.len()) as i64 % 100);
         let m = if boards.is_empty() {
             minter.mint(&players[p].id, points)?
         } else {
@@ -265,13 +276,25 @@ fn plan_of(
     })
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Kinds {
+    Sum,
+    Mixed,
+}
+
 /// The boards of `--boards`: none named (plain `global` tokens) for 1 without `--reset`.
-fn board_ids(n: u8, reset: Option<&str>) -> Vec<String> {
+/// Each id says its kind to [`common::ensure_boards`].
+fn board_ids(n: u8, reset: Option<&str>, kinds: Kinds) -> Vec<String> {
     if n <= 1 {
         return reset.map(|_| vec!["load-1".to_owned()]).unwrap_or_default();
     }
+    let id = |i: u8| match (kinds, i % 2) {
+        (Kinds::Sum, _) => format!("load-{i}"),
+        (Kinds::Mixed, 0) => format!("load-{i}-best"),
+        (Kinds::Mixed, _) => format!("load-{i}-latest"),
+    };
     std::iter::once("global".to_owned())
-        .chain((2..=n).map(|i| format!("load-{i}")))
+        .chain((2..=n).map(id))
         .collect()
 }
 
@@ -326,7 +349,7 @@ pub(crate) async fn run(args: ApplyArgs, path: Path) -> anyhow::Result<bool> {
     let run_id = scoreboard_tests::random_suffix(6);
     let players = common::sign_in(stack, &http, &run_id, args.players).await?;
     let minter = Minter::new(stack);
-    let boards = board_ids(args.boards, args.reset.as_deref());
+    let boards = board_ids(args.boards, args.reset.as_deref(), args.kinds);
     if !boards.is_empty() {
         common::ensure_boards(stack, &http, &boards, args.reset.as_deref()).await?;
     }

@@ -95,8 +95,21 @@ impl Minter {
     }
 }
 
-/// Creates the `sum`/`desc` boards `ids` (an idempotent `PUT /admin/boards/{id}`), with
-/// `reset` when given; needs `ADMIN_API_KEY`. `global` always exists and is left alone.
+/// A load board's order and operator, from how its id ends (`-best`: a best time, ascending;
+/// `-latest`: a rating, descending; anything else: points that add up).
+fn kind_of(id: &str) -> (&'static str, &'static str) {
+    if id.ends_with("-best") {
+        ("asc", "best")
+    } else if id.ends_with("-latest") {
+        ("desc", "latest")
+    } else {
+        ("desc", "sum")
+    }
+}
+
+/// Creates the boards `ids` of the kinds their ids name (an idempotent
+/// `PUT /admin/boards/{id}`), with `reset` when given; needs `ADMIN_API_KEY`. `global` always
+/// exists and is left alone.
 pub(crate) async fn ensure_boards(
     stack: &StackArgs,
     http: &reqwest::Client,
@@ -112,7 +125,8 @@ pub(crate) async fn ensure_boards(
         .as_deref()
         .context("boards other than global need ADMIN_API_KEY to create them")?;
     for id in ids {
-        let mut body = json!({"title": format!("Load {id}"), "order": "desc", "operator": "sum"});
+        let (order, operator) = kind_of(id);
+        let mut body = json!({"title": format!("Load {id}"), "order": order, "operator": operator});
         if let Some(reset) = reset {
             body["reset"] = json!(reset);
         }
