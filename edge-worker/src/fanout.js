@@ -46,12 +46,15 @@ export class Audience {
     return pipe.readable;
   }
 
-  // A new snapshot's frame, to every client that is keeping up.
+  // A new snapshot's frame, to every client that is keeping up, and to every client behind
+  // whose stream has drained since: its `ready` may not have resolved yet (or at all), and
+  // waiting for the ping tick left such clients up to a ping interval late.
   send(frame) {
     this.latest = frame;
     this.sentSinceTick = true;
     for (const client of this.clients) {
-      if (!client.behind) this.deliver(client, frame);
+      if (client.behind) this.catchUp(client);
+      else this.deliver(client, frame);
     }
   }
 
