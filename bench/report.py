@@ -6,6 +6,7 @@ chart is simple enough to write by hand, and it keeps the tool free of downloads
     python3 bench/report.py bench/results bench/apply-latency.svg
 """
 import glob
+import itertools
 import json
 import os
 import statistics
@@ -143,10 +144,10 @@ def boards(directory):
     print("\n### boards\n")
     print("| round | boards per token | acknowledged | events | applied/s | p99 ms | exactly once |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
-    for i, runs in enumerate(zip(ones, threes, mixed or [None] * len(ones)), 1):
+    for i, runs in enumerate(itertools.zip_longest(ones, threes, mixed), 1):
         for r in filter(None, runs):
             once = r.get("exactly_once") or {}
-            kinds = " (sum, best, latest)" if "(sum, best, latest)" in r["mode"] else ""
+            kinds = " (sum, best, latest)" if "(sum, best, latest)" in r.get("mode", "") else ""
             print(f"| {i} | {r.get('boards', 1)}{kinds} | "
                   f"{r['acknowledged']} | {once.get('events', '-')} | "
                   f"{r['applied_per_s']:.0f} | {r['latency']['p99_ms']:.1f} | {'yes' if once.get('ok') else 'NO'} |")

@@ -181,7 +181,9 @@ fn mode_of(args: &ApplyArgs) -> String {
     };
     mode += &format!(", {} board(s) per token", args.boards);
     if args.kinds == Kinds::Mixed && args.boards > 1 {
-        mode += " (sum, best, latest)";
+        let ids = board_ids(args.boards, args.reset.as_deref(), args.kinds);
+        let kinds: Vec<&str> = ids.iter().map(|id| common::kind_of(id).1).collect();
+        mode += &format!(" ({})", kinds.join(", "));
     }
     if args.check_only {
         mode += ", checked only";
@@ -259,7 +261,7 @@ fn plan_of(
         let p = i % players.len();
         // Each player's points step by one from token to token (wrapping at 100), so a
         // `latest` board moves on every token and a `best` one now and then.
-        let points = 1 + ((i + i / players.len()) as i64 % 100);
+        let points = 1 + ((p + i / players.len()) as i64 % 100);
         let m = if boards.is_empty() {
             minter.mint(&players[p].id, points)?
         } else {

@@ -97,7 +97,7 @@ impl Minter {
 
 /// A load board's order and operator, from how its id ends (`-best`: a best time, ascending;
 /// `-latest`: a rating, descending; anything else: points that add up).
-fn kind_of(id: &str) -> (&'static str, &'static str) {
+pub(crate) fn kind_of(id: &str) -> (&'static str, &'static str) {
     if id.ends_with("-best") {
         ("asc", "best")
     } else if id.ends_with("-latest") {
