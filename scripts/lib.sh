@@ -70,14 +70,16 @@ as_pg() {
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || true)
 
 # pg_init DATA: a cluster in DATA (trust authentication, user postgres) unless one is there;
-# DATA's parent holds the socket and the log and, when we are root, belongs to postgres.
+# DATA's parent holds the socket and the log and, when we are root, belongs to postgres. Its
+# locale is the environment's, or PG_LOCALE (e.g. en_US.UTF-8, the official image's, to
+# measure as production runs).
 pg_init() {
   local data=$1 parent
   parent=$(dirname "$data")
   mkdir -p "$parent"
   if [ "$(id -u)" -eq 0 ]; then chown -R postgres:postgres "$parent"; fi
   if [ ! -s "$data/PG_VERSION" ]; then
-    as_pg "$pg_bin/initdb" -D "$data" -U postgres --auth=trust -E UTF8 >/dev/null
+    as_pg "$pg_bin/initdb" -D "$data" -U postgres --auth=trust -E UTF8 ${PG_LOCALE:+--locale="$PG_LOCALE"} >/dev/null
   fi
 }
 
