@@ -72,7 +72,8 @@ pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || tru
 # pg_init DATA: a cluster in DATA (trust authentication, user postgres) unless one is there;
 # DATA's parent holds the socket and the log and, when we are root, belongs to postgres. Its
 # locale is the environment's, or PG_LOCALE (e.g. en_US.UTF-8, the official image's, to
-# measure as production runs).
+# measure as production runs). PG_LOCALE must be one `locale -a` lists: on Debian, the
+# `locales` package and `locale-gen` make it.
 pg_init() {
   local data=$1 parent
   parent=$(dirname "$data")
