@@ -9,8 +9,17 @@
 --
 -- Every column that is compared with a player id or a token id changes together, so that no
 -- join mixes the two collations (which would keep it from using an index). Only indexes are
--- rebuilt, the tables are not rewritten; on a large `score_events` the rebuild of its player
--- index holds writes for as long as it takes (seconds per ten million events).
+-- rebuilt, the tables are not rewritten, but each table is locked against reads and writes
+-- until the migration commits (seconds per ten million events on a large `score_events`).
+--
+-- All six locks are taken first, in one statement, so no index is rebuilt while a lock is
+-- still awaited, and the wait is bounded: behind a long transaction of a running instance the
+-- migration fails after 10 s instead of queueing every request behind it, and `migrate` (the
+-- init container) or `serve` is simply run again.
+SET LOCAL lock_timeout = '10s';
+LOCK TABLE users, sessions, consumed_tokens, entries, score_events, admin_audit
+    IN ACCESS EXCLUSIVE MODE;
+
 ALTER TABLE users ALTER COLUMN player_id TYPE text COLLATE "C";
 ALTER TABLE sessions ALTER COLUMN jti TYPE text COLLATE "C",
                      ALTER COLUMN player_id TYPE text COLLATE "C";
@@ -20,3 +29,7 @@ ALTER TABLE entries ALTER COLUMN player_id TYPE text COLLATE "C";
 ALTER TABLE score_events ALTER COLUMN player_id TYPE text COLLATE "C",
                          ALTER COLUMN jti TYPE text COLLATE "C";
 ALTER TABLE admin_audit ALTER COLUMN player_id TYPE text COLLATE "C";
+
+-- A column's type change drops its planner statistics, and the statistics job only analyzes
+-- tables never analyzed: gather them again here, as the batch's plans depend on them.
+ANALYZE users, sessions, consumed_tokens, entries, score_events, admin_audit;
