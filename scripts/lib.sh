@@ -73,7 +73,8 @@ pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || tru
 # DATA's parent holds the socket and the log and, when we are root, belongs to postgres. Its
 # locale is the environment's, or PG_LOCALE (e.g. en_US.UTF-8, the official image's, to
 # measure as production runs). PG_LOCALE must be one `locale -a` lists: on Debian, the
-# `locales` package and `locale-gen` make it.
+# `locales` package and `locale-gen` make it. It applies when the cluster is made: an existing
+# DATA keeps the locale it was made with.
 pg_init() {
   local data=$1 parent
   parent=$(dirname "$data")
