@@ -31,5 +31,21 @@ ALTER TABLE score_events ALTER COLUMN player_id TYPE text COLLATE "C",
 ALTER TABLE admin_audit ALTER COLUMN player_id TYPE text COLLATE "C";
 
 -- A column's type change drops its planner statistics, and the statistics job only analyzes
--- tables never analyzed: gather them again here, as the batch's plans depend on them.
-ANALYZE users, sessions, consumed_tokens, entries, score_events, admin_audit;
+-- tables never analyzed: a table that had statistics gets them back here, as the batch's plans
+-- depend on them. One never analyzed (a new database) is left to that job, which analyzes it
+-- once it holds rows; analyzing it empty here would mark it done with nothing in it.
+DO $$
+DECLARE
+    analyzed text;
+BEGIN
+    FOR analyzed IN
+        SELECT relname FROM pg_stat_user_tables
+        WHERE schemaname = current_schema()
+          AND relname IN ('users', 'sessions', 'consumed_tokens', 'entries', 'score_events',
+                          'admin_audit')
+          AND (last_analyze IS NOT NULL OR last_autoanalyze IS NOT NULL)
+    LOOP
+        EXECUTE format('ANALYZE %I', analyzed);
+    END LOOP;
+END
+$$;

@@ -1,5 +1,6 @@
 //! The migration to many boards: a database from before it, with scores, ties and events,
-//! becomes the board `global`, period `all`, with the same scores, ranks and versions.
+//! becomes the board `global`, period `all`, with the same scores, ranks and versions; and
+//! the later migration to byte-order ids keeps the planner's statistics it would drop.
 
 use crate::helpers::*;
 use serde_json::Value;
@@ -9,14 +10,22 @@ use std::borrow::Cow;
 /// The first migration of many boards; everything before it is "before".
 const BOARDS_MIGRATION: i64 = 20261202000001;
 
+/// The migration that compares player and token ids byte for byte.
+const BYTE_ORDER_MIGRATION: i64 = 20261205000001;
+
 /// Applies the migrations from before many boards only.
 async fn migrate_to_before_boards(url: &str) {
+    migrate_to_before(url, BOARDS_MIGRATION).await;
+}
+
+/// Applies the migrations older than `version` only.
+async fn migrate_to_before(url: &str, version: i64) {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");
     let mut before = Migrator::new(dir).await.unwrap();
     let kept: Vec<_> = before
         .migrations
         .iter()
-        .filter(|m| m.version < BOARDS_MIGRATION)
+        .filter(|m| m.version < version)
         .cloned()
         .collect();
     before.migrations = Cow::Owned(kept);
@@ -100,4 +109,51 @@ async fn todays_scores_become_the_global_board_with_the_same_ranks_and_versions(
         .await
         .unwrap();
     assert_eq!(next, 7, "versions go on from where they were");
+}
+
+/// Changing a column's collation drops its statistics, and the statistics job only analyzes
+/// tables never analyzed: a table analyzed before the migration must come out of it with its
+/// statistics, and one never analyzed must stay the job's (analyzed once it holds rows).
+#[tokio::test]
+async fn byte_order_ids_keep_the_statistics_a_table_had() {
+    let db = scoreboard_tests::fresh_database().await.unwrap();
+    migrate_to_before(&db.url, BYTE_ORDER_MIGRATION).await;
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO users (player_id, name, name_key, name_skeleton, name_rules)
+         SELECT 'p' || i, 'P' || i, 'p' || i, 'p' || i, 1 FROM generate_series(1, 50) AS i",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("ANALYZE users").execute(&pool).await.unwrap();
+    let stats = "SELECT count(*) FROM pg_stats WHERE tablename = $1 AND attname = 'player_id'";
+    let count = |table: &'static str| {
+        sqlx::query_scalar::<_, i64>(stats)
+            .bind(table)
+            .fetch_one(&pool)
+    };
+    assert_eq!(count("users").await.unwrap(), 1);
+
+    scoreboard_aggregator::migrate(&db.url).await.unwrap();
+    let collation: Option<String> = sqlx::query_scalar(
+        "SELECT collation_name::text FROM information_schema.columns
+         WHERE table_name = 'users' AND column_name = 'player_id'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(collation.as_deref(), Some("C"));
+    assert_eq!(
+        count("users").await.unwrap(),
+        1,
+        "users lost its statistics"
+    );
+    let never: bool = sqlx::query_scalar(
+        "SELECT last_analyze IS NULL FROM pg_stat_user_tables WHERE relname = 'entries'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(never, "a table never analyzed was analyzed empty");
 }
