@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The report of scripts/ab-aggregator: applied/s of builds A and B per level, round by round,
-with the medians, B/A, each process's CPU per update, and callgrind's instructions per update.
+with the medians, B/A, each process's CPU per update, the batches' serial path by phase, and
+callgrind's instructions per update.
 
     bench/ab.py DIR BIN_A BIN_B
 """
@@ -44,6 +45,33 @@ def fanout(out, levels):
                       f"| {j.get('server_cpu_us_per_delivery') or 0:.1f} | {j['missed_final']} |")
 
 
+# The phases a batch holds the batcher for, in order (apply/phases.rs): the serial path.
+SERIAL = ("connect", "lock", "read", "plan", "write", "commit", "previous")
+
+
+def serial_path(out, levels):
+    """Per level and build: the serial path's µs per update by phase, medians over the rounds."""
+    rows = []
+    for flight in levels:
+        for side in ("a", "b"):
+            found = [load(p) for p in sorted(out.glob(f"{side}-{flight}-*-batches.json"))]
+            if not found:
+                continue
+            per = {ph: statistics.median(1000 * r["phases_ms"].get(ph, 0) / r["mean_size"] for r in found)
+                   for ph in SERIAL}
+            size = statistics.median(r["mean_size"] for r in found)
+            rows.append((flight, side, size, per))
+    if not rows:
+        return
+    print("The batches' serial path, µs per update (medians over the rounds; `bench/batches.py`):\n")
+    print("| load | build | batch size | " + " | ".join(SERIAL) + " | total |")
+    print("| ---: | --- | ---: | " + " | ".join("---:" for _ in SERIAL) + " | ---: |")
+    for flight, side, size, per in rows:
+        cells = " | ".join(f"{per[ph]:.1f}" for ph in SERIAL)
+        print(f"| {label(flight)} | {side.upper()} | {size:.0f} | {cells} | {sum(per.values()):.1f} |")
+    print()
+
+
 def cpu_cell(cpu):
     if not cpu:
         return ""
@@ -75,6 +103,7 @@ def main():
                  statistics.median(j["latency"]["p99_ms"] for _, j, _ in side)) for side in (a, b))
     if levels:
         print()
+    serial_path(out, levels)
     fanout(out, sorted(l for l in found if l.startswith("s")))
     print()
     for flight, ((ma, pa), (mb, pb)) in medians.items():

@@ -158,17 +158,32 @@ start_redis_cluster() {
 }
 
 # start_bench_servers DIR [SETTING=VALUE...]: what a benchmark runs against, under DIR: a fresh
-# PostgreSQL with its durable defaults and the given settings, a Redis (its port in
-# redis_port), and development secrets exported from DIR/secrets.env.
+# PostgreSQL with its durable defaults and the given settings, in production's locale where
+# the machine has it (see bench_locale), a Redis (its port in redis_port), and development
+# secrets exported from DIR/secrets.env.
 start_bench_servers() {
   local dir=$1
   shift
+  bench_locale
   pg_init "$dir/pg/data"
   pg_start "$dir/pg/data" "$(free_port)" max_connections=200 "$@"
   redis_port=$(free_port)
   start_redis "$redis_port" "$dir"
   write_secrets "$dir/secrets.env"
   set -a; . "$dir/secrets.env"; set +a
+}
+
+# bench_locale: PG_LOCALE, unless set, becomes en_US.UTF-8, the official PostgreSQL image's
+# default and what deploy/compose.yaml runs: text comparisons cost what they cost in
+# production. Without that locale on the machine (Debian: the locales package, locale-gen),
+# the environment's, said once.
+bench_locale() {
+  [ -n "${PG_LOCALE:-}" ] && return
+  if locale -a 2>/dev/null | grep -qix 'en_US\.utf-\?8'; then
+    export PG_LOCALE=en_US.UTF-8
+  else
+    echo "$lib_name: no en_US.UTF-8 locale here (locale-gen): PostgreSQL runs in the environment's" >&2
+  fi
 }
 
 # start_bench_aggregator NAME [VAR=VALUE...] [-- WRAPPER...]: the release aggregator on the
