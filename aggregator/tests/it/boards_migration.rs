@@ -1,6 +1,7 @@
 //! The migration to many boards: a database from before it, with scores, ties and events,
 //! becomes the board `global`, period `all`, with the same scores, ranks and versions; and
-//! the later migration to byte-order ids keeps the planner's statistics it would drop.
+//! the later migration to byte-order ids keeps the planner's statistics it would drop, and the
+//! one that keys entries by player first keeps every entry and its upsert.
 
 use crate::helpers::*;
 use serde_json::Value;
@@ -12,6 +13,9 @@ const BOARDS_MIGRATION: i64 = 20261202000001;
 
 /// The migration that compares player and token ids byte for byte.
 const BYTE_ORDER_MIGRATION: i64 = 20261205000001;
+
+/// The migration that puts the player first in an entry's primary key.
+const PLAYER_FIRST_MIGRATION: i64 = 20261206000001;
 
 /// Applies the migrations from before many boards only.
 async fn migrate_to_before_boards(url: &str) {
@@ -156,4 +160,44 @@ async fn byte_order_ids_keep_the_statistics_a_table_had() {
     .await
     .unwrap();
     assert!(never, "a table never analyzed was analyzed empty");
+}
+
+#[tokio::test]
+async fn entries_keyed_by_player_first_keep_their_rows_and_their_upsert() {
+    let db = scoreboard_tests::fresh_database().await.unwrap();
+    migrate_to_before(&db.url, PLAYER_FIRST_MIGRATION).await;
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    for s in [
+        "INSERT INTO users (player_id, name, name_key, name_skeleton, name_rules)
+         SELECT 'p' || i, 'P' || i, 'p' || i, 'p' || i, 1 FROM generate_series(1, 40) AS i",
+        "INSERT INTO entries (board_id, period, player_id, value, rank_key, reached_version)
+         SELECT b, 'all', 'p' || i, i, -i, i FROM generate_series(1, 40) AS i,
+                unnest(ARRAY['global', 'level-1']) AS b",
+    ] {
+        sqlx::query(s).execute(&pool).await.unwrap();
+    }
+
+    scoreboard_aggregator::migrate(&db.url).await.unwrap();
+    let key: String = sqlx::query_scalar("SELECT pg_get_indexdef('entries_pkey'::regclass)")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(key.contains("(player_id, board_id, period)"), "{key}");
+    let upsert =
+        "INSERT INTO entries (board_id, period, player_id, value, rank_key, reached_version)
+         VALUES ('level-1', 'all', 'p7', 70, -70, 41)
+         ON CONFLICT (board_id, period, player_id) DO UPDATE
+         SET value = EXCLUDED.value, rank_key = EXCLUDED.rank_key, reached_version = EXCLUDED.reached_version";
+    sqlx::query(upsert).execute(&pool).await.unwrap();
+    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT board_id, count(*), sum(value)::bigint FROM entries GROUP BY board_id ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    // 1 + ... + 40 = 820; level-1's p7 went from 7 to 70.
+    assert_eq!(
+        rows,
+        vec![("global".into(), 40, 820), ("level-1".into(), 40, 883)]
+    );
 }
