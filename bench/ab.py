@@ -3,7 +3,7 @@
 with the medians, B/A, each process's CPU per update, the batches' serial path by phase, and
 callgrind's instructions per update.
 
-    bench/ab.py DIR BIN_A BIN_B
+    bench/ab.py DIR BIN_A BIN_B [POSTGRES_LOCALE]
 """
 import json
 import pathlib
@@ -64,7 +64,7 @@ def serial_path(out, levels):
     if not rows:
         return
     print("The batches' serial path, µs per update (medians over the rounds; `bench/batches.py`):\n")
-    print("| load | build | batch size | " + " | ".join(SERIAL) + " | total |")
+    print("| load | build | batch size | " + " | ".join(SERIAL) + " | total (sum of the medians) |")
     print("| ---: | --- | ---: | " + " | ".join("---:" for _ in SERIAL) + " | ---: |")
     for flight, side, size, per in rows:
         cells = " | ".join(f"{per[ph]:.1f}" for ph in SERIAL)
@@ -81,7 +81,10 @@ def cpu_cell(cpu):
 
 def main():
     out, bin_a, bin_b = pathlib.Path(sys.argv[1]), sys.argv[2], sys.argv[3]
-    print(f"A: `{bin_a}`  \nB: `{bin_b}`\n")
+    print(f"A: `{bin_a}`  \nB: `{bin_b}`")
+    if len(sys.argv) > 4:
+        print(f"PostgreSQL's locale: `{sys.argv[4]}`")
+    print()
     medians = {}
     found = {p.name.split("-")[1] for p in out.glob("a-*-*.json")
              if not p.name.endswith("-cpu.json") and p.name.split("-")[1] != "callgrind"}

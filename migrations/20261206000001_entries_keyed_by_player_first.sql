@@ -12,8 +12,8 @@
 -- new row version, since the rank key is indexed). Led by the board and the period, which most
 -- keys share, each comparison on the way down compared two equal strings before reaching the
 -- player; led by the player, most end at the first column. In a copy of a benchmark's table,
--- the batch's upsert of 275 entries took 17-29% less time and its read of them 15-18% less; end
--- to end, within this machine's noise (BENCHMARKS.md).
+-- the batch's upsert of 275 entries took 17-29% less time and its read of them 15-18% less (two
+-- runs, the copies' order swapped); end to end, within this machine's noise (BENCHMARKS.md).
 --
 -- Scans of a board in a period go by `entries_order_idx`, which keeps its board-first order.
 -- The key's index is rebuilt, the table is not rewritten; `entries` is locked against reads

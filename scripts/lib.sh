@@ -173,13 +173,14 @@ start_bench_servers() {
   set -a; . "$dir/secrets.env"; set +a
 }
 
-# bench_locale: PG_LOCALE, unless set, becomes en_US.UTF-8, the official PostgreSQL image's
-# default and what deploy/compose.yaml runs: text comparisons cost what they cost in
-# production. Without that locale on the machine (Debian: the locales package, locale-gen),
-# the environment's, said once.
+# bench_locale: PG_LOCALE, unless set (empty: the environment's), becomes en_US.UTF-8, the
+# official PostgreSQL image's default and what deploy/compose.yaml runs: text comparisons cost
+# what they cost in production. Without that locale on the machine (Debian: the locales
+# package, locale-gen), the environment's, said once. (grep reads the whole list: a grep -q
+# that stops early can fail the pipeline with SIGPIPE under pipefail.)
 bench_locale() {
-  [ -n "${PG_LOCALE:-}" ] && return
-  if locale -a 2>/dev/null | grep -qix 'en_US\.utf-\?8'; then
+  [ -n "${PG_LOCALE+set}" ] && return
+  if locale -a 2>/dev/null | grep -ix 'en_US\.utf-\?8' >/dev/null; then
     export PG_LOCALE=en_US.UTF-8
   else
     echo "$lib_name: no en_US.UTF-8 locale here (locale-gen): PostgreSQL runs in the environment's" >&2
