@@ -11,6 +11,8 @@ import re
 import statistics
 import sys
 
+from batches import SERIAL
+
 
 def load(path):
     with open(path) as f:
@@ -43,10 +45,6 @@ def fanout(out, levels):
                 print(f"| {rnd} | {side.upper()} | {j['server_rss_kib_before']} | {j['server_bytes_per_client'] / 1024:.1f} "
                       f"| {j['delivery']['p50_ms']:.1f} | {j['delivery']['p99_ms']:.1f} "
                       f"| {j.get('server_cpu_us_per_delivery') or 0:.1f} | {j['missed_final']} |")
-
-
-# The phases a batch holds the batcher for, in order (apply/phases.rs): the serial path.
-SERIAL = ("connect", "lock", "read", "plan", "write", "commit", "previous")
 
 
 def serial_path(out, levels):

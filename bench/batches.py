@@ -11,6 +11,14 @@ import json
 import re
 import sys
 
+# A batch's phases in order (aggregator/src/apply/phases.rs). Older runs timed a "snapshots"
+# phase inside the transaction; it is now part of "redis".
+PHASES = ("queue", "fill", "connect", "lock", "read", "plan", "write", "snapshots", "commit",
+          "previous", "redis", "announce", "answers")
+# Those a batch holds the batcher for, from taking a connection to the previous batch's
+# finish: the serial path.
+SERIAL = ("connect", "lock", "read", "plan", "write", "commit", "previous")
+
 SERIES = re.compile(r'^(apply_batch_(?:size|duration_seconds|phase_seconds)_(?:sum|count))(\{phase="(\w+)"\})? (\S+)$')
 
 
@@ -61,10 +69,7 @@ def fit(path):
     ss_tot = sum((y - my) ** 2 for y in ys)
     ss_res = sum((y - intercept - slope * x) ** 2 for x, y in zip(xs, ys))
     r2 = 1 - ss_res / ss_tot if ss_tot else 1.0
-    order = ["queue", "fill", "connect", "lock", "read", "plan", "write", "snapshots", "commit",
-             "previous", "redis", "announce", "answers"]
-    # (Older runs timed a "snapshots" phase inside the transaction; it is now part of "redis".)
-    order = [p for p in order if any(p in r["phases_ms"] for r in runs)]
+    order = [p for p in PHASES if any(p in r["phases_ms"] for r in runs)]
     print("| run | applied/s | p99 ms | batches | mean batch | batch ms | " + " | ".join(order) + " |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | " + " | ".join("---:" for _ in order) + " |")
     for r in runs:

@@ -37,6 +37,18 @@ async fn migrate_to_before(url: &str, version: i64) {
     before.run(&pool).await.unwrap();
 }
 
+/// Players `p1` to `pN`, as the schema since name skeletons holds them.
+async fn insert_players(pool: &sqlx::PgPool, n: i32) {
+    sqlx::query(
+        "INSERT INTO users (player_id, name, name_key, name_skeleton, name_rules)
+         SELECT 'p' || i, 'P' || i, 'p' || i, 'p' || i, 1 FROM generate_series(1, $1) AS i",
+    )
+    .bind(n)
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
 /// Players, their events and totals as the single-board schema held them: `c` and `b` tie at
 /// 300 and `b` reached it first (event 4 before event 5); `d` is banned.
 async fn write_single_board_data(url: &str) {
@@ -123,13 +135,7 @@ async fn byte_order_ids_keep_the_statistics_a_table_had() {
     let db = scoreboard_tests::fresh_database().await.unwrap();
     migrate_to_before(&db.url, BYTE_ORDER_MIGRATION).await;
     let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-    sqlx::query(
-        "INSERT INTO users (player_id, name, name_key, name_skeleton, name_rules)
-         SELECT 'p' || i, 'P' || i, 'p' || i, 'p' || i, 1 FROM generate_series(1, 50) AS i",
-    )
-    .execute(&pool)
-    .await
-    .unwrap();
+    insert_players(&pool, 50).await;
     sqlx::query("ANALYZE users").execute(&pool).await.unwrap();
     let stats = "SELECT count(*) FROM pg_stats WHERE tablename = $1 AND attname = 'player_id'";
     let count = |table: &'static str| {
@@ -167,15 +173,15 @@ async fn entries_keyed_by_player_first_keep_their_rows_and_their_upsert() {
     let db = scoreboard_tests::fresh_database().await.unwrap();
     migrate_to_before(&db.url, PLAYER_FIRST_MIGRATION).await;
     let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-    for s in [
-        "INSERT INTO users (player_id, name, name_key, name_skeleton, name_rules)
-         SELECT 'p' || i, 'P' || i, 'p' || i, 'p' || i, 1 FROM generate_series(1, 40) AS i",
+    insert_players(&pool, 40).await;
+    sqlx::query(
         "INSERT INTO entries (board_id, period, player_id, value, rank_key, reached_version)
          SELECT b, 'all', 'p' || i, i, -i, i FROM generate_series(1, 40) AS i,
                 unnest(ARRAY['global', 'level-1']) AS b",
-    ] {
-        sqlx::query(s).execute(&pool).await.unwrap();
-    }
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
 
     scoreboard_aggregator::migrate(&db.url).await.unwrap();
     let key: String = sqlx::query_scalar("SELECT pg_get_indexdef('entries_pkey'::regclass)")
