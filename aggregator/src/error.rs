@@ -74,7 +74,9 @@ impl AppError {
 impl From<crate::apply::SubmitError> for AppError {
     fn from(e: crate::apply::SubmitError) -> Self {
         let code = match e {
-            crate::apply::SubmitError::QueueFull => ErrorCode::Overloaded,
+            crate::apply::SubmitError::QueueFull | crate::apply::SubmitError::Stalled => {
+                ErrorCode::Overloaded
+            }
             crate::apply::SubmitError::ShuttingDown => ErrorCode::UpstreamUnavailable,
         };
         Self::code(code).retry_after(1)

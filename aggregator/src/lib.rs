@@ -234,6 +234,7 @@ impl Application {
                 max: config.apply_batch_max,
                 wait: config.apply_batch_wait,
                 queue: apply::QUEUE_CAPACITY.max(config.apply_batch_max * 2),
+                admit_wait: config.request_timeout / 2,
             },
         );
         let listener = TcpListener::bind((config.bind_addr.as_str(), config.port))

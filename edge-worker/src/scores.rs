@@ -242,7 +242,9 @@ async fn replayed(cx: &Cx<'_>, player: &str) -> Result<Response> {
 }
 
 /// Forwards to `/internal/scores` with the edge signature, retrying connection errors and
-/// 5xx with backoff and jitter; `503 UPSTREAM_UNAVAILABLE` when the aggregator stays away.
+/// answers that do not settle the update (5xx, 408: `http::answer_is_final`) with backoff and
+/// jitter, always with the same token; `503 UPSTREAM_UNAVAILABLE` when the aggregator stays
+/// away or keeps not knowing.
 async fn forward_score(req: &Request, cx: &Cx<'_>, action_token: &str) -> Result<Response> {
     let (Some(base), Some(secret)) = (&cx.config.aggregator_url, &cx.config.edge_secret) else {
         return Ok(json_error(ErrorCode::UpstreamUnavailable, Some(5)));
@@ -283,7 +285,7 @@ async fn forward_score(req: &Request, cx: &Cx<'_>, action_token: &str) -> Result
             timeout_ms: UPSTREAM_TIMEOUT_MS,
         };
         match call.fetch(&url).await {
-            Some(Ok(r)) if r.status_code() < 500 => return Ok(r),
+            Some(Ok(r)) if http::answer_is_final(r.status_code()) => return Ok(r),
             _ => continue,
         }
     }

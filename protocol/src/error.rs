@@ -33,8 +33,6 @@ pub enum ErrorCode {
     PeriodNotFound,
     /// 405: the route exists, the method does not.
     MethodNotAllowed,
-    /// 408: the request took longer than `REQUEST_TIMEOUT`.
-    RequestTimeout,
     /// 409: the name is already taken (case-insensitively).
     NameTaken,
     /// 409: the action token was already redeemed.
@@ -77,7 +75,6 @@ impl ErrorCode {
             PlayerBanned | ActionTokenWrongPlayer | Forbidden => 403,
             PlayerNotFound | NotFound | BoardNotFound | PeriodNotFound => 404,
             MethodNotAllowed => 405,
-            RequestTimeout => 408,
             NameTaken | ActionTokenReplayed | BoardInUse => 409,
             PayloadTooLarge => 413,
             UnsupportedMediaType => 415,
@@ -106,7 +103,6 @@ impl ErrorCode {
             BoardNotFound => "BOARD_NOT_FOUND",
             PeriodNotFound => "PERIOD_NOT_FOUND",
             MethodNotAllowed => "METHOD_NOT_ALLOWED",
-            RequestTimeout => "REQUEST_TIMEOUT",
             NameTaken => "NAME_TAKEN",
             ActionTokenReplayed => "ACTION_TOKEN_REPLAYED",
             BoardInUse => "BOARD_IN_USE",
@@ -141,7 +137,6 @@ impl ErrorCode {
             BoardNotFound => "No such board.",
             PeriodNotFound => "No such period of this board.",
             MethodNotAllowed => "This method is not allowed on this route.",
-            RequestTimeout => "The request took too long.",
             NameTaken => "This name is already taken.",
             ActionTokenReplayed => "This action token was already redeemed.",
             BoardInUse => "This board has scores: its order, operator, reset and time zone are fixed; create a new board instead.",
@@ -247,7 +242,6 @@ mod tests {
             (ErrorCode::Forbidden, 403),
             (ErrorCode::NotFound, 404),
             (ErrorCode::MethodNotAllowed, 405),
-            (ErrorCode::RequestTimeout, 408),
             (ErrorCode::InternalError, 500),
             (ErrorCode::Overloaded, 503),
             (ErrorCode::BoardNotFound, 404),

@@ -14,6 +14,15 @@ pub const INTERNAL_SCORES_CHECK_PATH: &str = "/internal/scores/check";
 /// The edge hubs' WebSocket of snapshots, edge-signed (signature in the query).
 pub const INTERNAL_LEADERBOARD_WS_PATH: &str = "/internal/leaderboard/ws";
 
+/// Whether an answer of the aggregator to a forwarded update is its outcome. Below 500 it
+/// is (applied, or refused and nothing applied), except `408`: a request cut short by a
+/// timeout on any hop says nothing about an update that may already be queued, so like a
+/// 5xx it means "not known yet: retry the same token" (which then answers `409` with the
+/// score if it counted).
+pub fn answer_is_final(status: u16) -> bool {
+    status < 500 && status != 408
+}
+
 /// The header carrying the request id, from the client or the edge, to the aggregator.
 /// The `400 BAD_REQUEST` message of a WebSocket route asked without an upgrade (the edge's
 /// public ones and the aggregator's internal one).
@@ -145,6 +154,16 @@ mod tests {
     #[serde(deny_unknown_fields)]
     struct Body {
         action_token: String,
+    }
+
+    #[test]
+    fn only_answers_that_settle_an_update_are_final() {
+        for final_answer in [200, 400, 401, 403, 409, 422, 425, 429] {
+            assert!(answer_is_final(final_answer), "{final_answer}");
+        }
+        for unknown in [408, 500, 502, 503, 504] {
+            assert!(!answer_is_final(unknown), "{unknown}");
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use super::phases::{self, Phases};
 use super::write::{self, Committed, Touched};
-use super::{Applier, BatchSettings, Outcome, Update};
+use super::{Applier, BatchSettings, Outcome, Pulse, Update};
 use crate::board::{sql, BoardDef, Boards};
 use crate::cache::pubsub::{announce, Replace};
 use crate::cache::Cache;
@@ -36,10 +36,21 @@ pub(crate) fn spawn(
 ) -> (Applier, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(settings.queue.max(1));
     let sinks = Sinks { db, boards, cache };
-    (Applier { tx }, tokio::spawn(run(sinks, settings, rx)))
+    let pulse = Arc::new(Pulse::new());
+    let applier = Applier {
+        tx,
+        pulse: pulse.clone(),
+        admit_wait: settings.admit_wait,
+    };
+    (applier, tokio::spawn(run(sinks, settings, rx, pulse)))
 }
 
-async fn run(sinks: Sinks, settings: BatchSettings, mut rx: mpsc::Receiver<Queued>) {
+async fn run(
+    sinks: Sinks,
+    settings: BatchSettings,
+    mut rx: mpsc::Receiver<Queued>,
+    pulse: Arc<Pulse>,
+) {
     let sinks = Arc::new(sinks);
     let mut batch = Vec::with_capacity(settings.max);
     // The batch after the commit (Redis, announcements, answers) runs while the next batch
@@ -47,7 +58,10 @@ async fn run(sinks: Sinks, settings: BatchSettings, mut rx: mpsc::Receiver<Queue
     // serial path off it. One at a time, in commit order, so Redis and the announcements see
     // batches in the order of their versions.
     let mut finishing: Option<JoinHandle<()>> = None;
-    while let Some(first) = rx.recv().await {
+    loop {
+        pulse.idle();
+        let Some(first) = rx.recv().await else { break };
+        pulse.busy();
         phases::record("queue", first.0.queued_at.elapsed());
         let mut phases = Phases::start();
         batch.push(first);

@@ -22,6 +22,8 @@ pub(crate) use write::lock_writers;
 
 use scoreboard_protocol::snapshot::Standing;
 use scoreboard_protocol::{BoardId, PlayerId};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
@@ -126,22 +128,74 @@ pub(crate) enum Outcome {
     Unavailable,
 }
 
-/// Why an update could not even be queued.
+/// Why an update could not even be queued (nothing of it was applied).
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum SubmitError {
     QueueFull,
+    /// Updates are waiting and the batcher has been busy with one batch for longer than
+    /// [`BatchSettings::admit_wait`]: an update queued now would likely outlive its request.
+    Stalled,
     ShuttingDown,
+}
+
+/// Since when the batcher has been busy with a batch (taken from the queue, not yet done),
+/// for admission control. Idle, waiting for the queue, it is not busy at all.
+#[derive(Debug)]
+pub(crate) struct Pulse {
+    origin: std::time::Instant,
+    /// Milliseconds since `origin` when the current batch was taken; 0 while idle.
+    busy_since_ms: AtomicU64,
+}
+
+impl Pulse {
+    fn new() -> Self {
+        Self {
+            origin: std::time::Instant::now(),
+            busy_since_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        // Never 0, which means idle.
+        self.origin.elapsed().as_millis() as u64 + 1
+    }
+
+    /// The batcher took a batch.
+    pub(crate) fn busy(&self) {
+        self.busy_since_ms.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// The batcher is done with its batch and waits for the queue.
+    pub(crate) fn idle(&self) {
+        self.busy_since_ms.store(0, Ordering::Relaxed);
+    }
+
+    /// How long the current batch has kept the batcher busy.
+    fn busy_for(&self) -> Duration {
+        match self.busy_since_ms.load(Ordering::Relaxed) {
+            0 => Duration::ZERO,
+            since => Duration::from_millis(self.now_ms().saturating_sub(since)),
+        }
+    }
 }
 
 /// The sending side, held by the HTTP handlers.
 #[derive(Debug, Clone)]
 pub(crate) struct Applier {
     tx: mpsc::Sender<(Update, oneshot::Sender<Outcome>)>,
+    pulse: Arc<Pulse>,
+    admit_wait: Duration,
 }
 
 impl Applier {
-    /// Queues `update` and waits for its outcome (after the commit).
+    /// Queues `update` and waits for its outcome (after the commit). Admission is decided
+    /// here, before anything is queued: once queued, an update commits whether or not its
+    /// request is still there to hear the outcome, so a refusal must come first.
     pub(crate) async fn apply(&self, update: Update) -> Result<Outcome, SubmitError> {
+        let waiting = self.tx.capacity() < self.tx.max_capacity();
+        if waiting && self.pulse.busy_for() > self.admit_wait {
+            return Err(SubmitError::Stalled);
+        }
         let (reply, answer) = oneshot::channel();
         self.tx.try_send((update, reply)).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => SubmitError::QueueFull,
@@ -162,4 +216,7 @@ pub(crate) struct BatchSettings {
     pub(crate) wait: Duration,
     /// Queue length; beyond it requests get `503` at once rather than waiting unboundedly.
     pub(crate) queue: usize,
+    /// How long the batcher may take nothing from a queue that holds updates before new
+    /// ones are refused with `503` (a batch stuck on a lock or a slow database).
+    pub(crate) admit_wait: Duration,
 }

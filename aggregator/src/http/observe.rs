@@ -54,7 +54,12 @@ pub(crate) async fn observe(
         tracing::debug!(method = %method, path = %route, "request received");
         match tokio::time::timeout(state.config.request_timeout, next.run(req)).await {
             Ok(r) => r,
-            Err(_) => AppError::code(ErrorCode::RequestTimeout).into_response(),
+            // Not a 4xx: the handler may have queued an update that commits later, and a 4xx
+            // reads as a refusal. 503 says "not known yet": the same token, retried, answers
+            // with its real outcome (409 with the score if it counted).
+            Err(_) => AppError::code(ErrorCode::UpstreamUnavailable)
+                .retry_after(1)
+                .into_response(),
         }
     }
     .instrument(span.clone())

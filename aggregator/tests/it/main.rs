@@ -20,6 +20,7 @@
 //! | [`instances`] | three instances behind a real HAProxy, the edge in front: one killed under load |
 //! | [`names`] | one visible name is one player: forms, case, confusables, old rows |
 //! | [`operations`] | metrics, health, graceful stop, a database outage |
+//! | [`overload`] | a stuck batch: every answer 503, nothing refused ever applied |
 //! | [`periods`] | boards that reset: the boundary on streams, closed periods read back, refusals |
 //! | [`prometheus`] | a real Prometheus scrapes the shipped job; alerts use exported metrics |
 //! | [`replica`] | a real streaming standby: reads follow it, fall back, never lag a player's own write, fail over |
@@ -56,6 +57,7 @@ mod keepalive;
 mod logs;
 mod names;
 mod operations;
+mod overload;
 mod periods;
 mod pooler;
 mod prometheus;
