@@ -162,6 +162,7 @@ fn spawn_jobs(
         jobs::probe::spawn(db.clone(), shutdown.clone()),
         jobs::statistics::spawn(db.clone(), shutdown.clone()),
         board::poller::spawn(db.clone(), boards.clone(), shutdown.clone()),
+        board::ranks::spawn(db.clone(), boards.clone(), shutdown.clone()),
         board::boundary::spawn(
             db.clone(),
             boards.clone(),
@@ -172,7 +173,7 @@ fn spawn_jobs(
     ];
     if let Some(c) = cache {
         let sync = config.redis_sync_interval;
-        tasks.push(cache::rebuild::spawn_supervisor(
+        tasks.push(cache::supervisor::spawn(
             c.clone(),
             db.clone(),
             boards.clone(),

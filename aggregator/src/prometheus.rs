@@ -48,6 +48,14 @@ pub(crate) fn handle() -> PrometheusHandle {
                         ],
                     )
                 })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full("redis_rebuild_duration_seconds".into()),
+                        &[
+                            0.01, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+                        ],
+                    )
+                })
                 .expect("bucket lists are non-empty");
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
@@ -130,10 +138,31 @@ fn describe_requests_and_streams() {
 
 /// Redis, PostgreSQL and the read replica.
 fn describe_dependencies() {
-    use metrics::{describe_counter, describe_gauge, Unit};
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_gauge!(
         "redis_leaderboard_sync_drift",
-        "Players whose Redis score differed from PostgreSQL at the last sync (then repaired)"
+        "Entries the last drift check found still differing between Redis and PostgreSQL after a pause (then repaired)"
+    );
+    describe_gauge!(
+        "redis_cache_mode",
+        "1 for the Redis copy's current mode: healthy, degraded (PostgreSQL and the rank index answer) or rebuilding"
+    );
+    describe_counter!(
+        "redis_rebuilds_started_total",
+        "Rebuilds of the Redis boards from PostgreSQL started"
+    );
+    describe_counter!(
+        "redis_rebuilds_finished_total",
+        "Rebuilds of the Redis boards that finished"
+    );
+    describe_counter!(
+        "redis_rebuilds_failed_total",
+        "Rebuilds of the Redis boards that failed (retried with backoff)"
+    );
+    describe_histogram!(
+        "redis_rebuild_duration_seconds",
+        Unit::Seconds,
+        "Duration of a finished rebuild of the Redis boards"
     );
     describe_gauge!(
         "redis_up",
@@ -215,5 +244,11 @@ fn zero_series(sse_max_clients: usize, redis: Option<bool>, replica: bool) {
     if let Some(up) = redis {
         metrics::gauge!("redis_leaderboard_sync_drift").set(0.0);
         metrics::gauge!("redis_up").set(if up { 1.0 } else { 0.0 });
+        for (mode, on) in [("healthy", up), ("degraded", !up), ("rebuilding", false)] {
+            metrics::gauge!("redis_cache_mode", "mode" => mode).set(if on { 1.0 } else { 0.0 });
+        }
+        for event in ["started", "finished", "failed"] {
+            metrics::counter!(format!("redis_rebuilds_{event}_total")).increment(0);
+        }
     }
 }

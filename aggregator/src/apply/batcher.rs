@@ -213,18 +213,28 @@ async fn snapshots_of_changed(sinks: &Sinks, touched: &[Touched]) -> Vec<BoardSn
         .unwrap_or_default()
 }
 
-/// The ranks of a touched board's rows after writing them to Redis, or from PostgreSQL when
-/// Redis cannot answer (then they may already count the next batch, which commits meanwhile:
-/// fresher, never older); empty when neither can (the answers then say rank 0).
+/// The ranks of a touched board's rows after writing them to Redis, or from the board's rank
+/// index when Redis cannot answer, or counted in PostgreSQL while the index is loading (then
+/// they may already count the next batch, which commits meanwhile: fresher, never older);
+/// empty when none can (the answers then say rank 0).
 async fn ranks_on(sinks: &Sinks, t: &Touched) -> Vec<u64> {
     if t.rows.is_empty() {
         return Vec::new();
     }
+    // The rank index takes every batch, so it is current when Redis fails.
+    let indexed = sinks
+        .boards
+        .get(t.def.id.as_str())
+        .and_then(|live| live.ranks.ranks(&t.period.id, t.def.order, &t.rows));
     if let Some(cache) = sinks.cache.as_deref() {
         if let Some(r) = cache.upsert(&t.def, &t.period.id, &t.rows).await {
             return r;
         }
     }
+    if let Some(r) = indexed {
+        return r;
+    }
+    // Only until the index has loaded the board's period (seconds after start-up or a reset).
     sql::ranks_of(
         &sinks.db,
         t.def.id.as_str(),

@@ -1,7 +1,7 @@
 //! Boards: what each one is ([`kind`]), the live top 10 of each (a `watch` channel per board:
 //! latest-value fan-out, so a slow subscriber skips versions instead of queueing them), the
 //! set of boards this instance knows ([`registry`]), the SQL that orders and ranks entries
-//! ([`sql`], [`pages`]), when each resets ([`schedule`]) and the job that turns them to their
+//! ([`sql`], [`pages`]), an in-process rank index of each ([`ranks`]), when each resets ([`schedule`]) and the job that turns them to their
 //! next period on time ([`boundary`]) and closes the ended ones ([`close`]), and the poller that catches changes no channel
 //! delivered.
 
@@ -10,6 +10,7 @@ pub(crate) mod close;
 pub(crate) mod kind;
 pub(crate) mod pages;
 pub(crate) mod poller;
+pub(crate) mod ranks;
 pub(crate) mod registry;
 pub(crate) mod schedule;
 pub(crate) mod sql;

@@ -1,9 +1,10 @@
-//! The boards this instance knows, each with its live snapshot. Loaded from PostgreSQL at
+//! The boards this instance knows, each with its live snapshot and rank index. Loaded from PostgreSQL at
 //! start-up and kept current by the poller (another instance may have created or changed a
 //! board). The write path never trusts this copy: a batch reads the definitions of its boards
 //! in its own transaction.
 
 use super::kind::BoardDef;
+use super::ranks::RankIndex;
 use super::{sql, Board};
 use crate::db::Db;
 use scoreboard_protocol::snapshot::{BoardSnapshot, PeriodRef};
@@ -12,11 +13,12 @@ use sqlx::PgConnection;
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
-/// One board: its definition and its live snapshot.
+/// One board: its definition, its live snapshot and its rank index.
 #[derive(Debug, Clone)]
 pub(crate) struct Live {
     pub(crate) def: Arc<BoardDef>,
     pub(crate) board: Board,
+    pub(crate) ranks: Arc<RankIndex>,
 }
 
 impl Live {
@@ -95,6 +97,7 @@ impl Boards {
             .or_insert_with(|| Live {
                 def: Arc::new(def),
                 board: Board::new(snapshot),
+                ranks: Arc::default(),
             })
             .clone()
     }

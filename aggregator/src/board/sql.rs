@@ -336,30 +336,113 @@ pub(crate) async fn ranks_of<'e>(
     Ok(out.into_iter().map(|r| r as u64).collect())
 }
 
-/// Every non-banned entry of the board with `reached_version > after`, and the board's
-/// version at the time of reading (one consistent snapshot of both).
-pub(crate) async fn load_rows(
+/// Up to `limit` non-banned entries of a board's period after `(rank key, version)` in board
+/// order, with the board's version: one page of a walk over the whole board in bounded reads
+/// (the Redis rebuild and drift check, the rank index's load). Each call is its own snapshot;
+/// the walk as a whole is fenced by the event log (see [`changed_since`]).
+pub(crate) async fn rows_after(
+    db: &mut PgConnection,
+    board: &str,
+    period: &str,
+    after: (i64, i64),
+    limit: i64,
+) -> sqlx::Result<(Vec<BoardRow>, i64)> {
+    let rows: Vec<(String, String, i64, i64, i64)> = crate::db::query_as(&format!(
+        "SELECT e.player_id, u.name, e.value, e.reached_version,
+                (SELECT coalesce((SELECT version FROM board_periods WHERE board_id = $1 AND period = $2), 0))
+         FROM {} AND (e.rank_key, e.reached_version) > ($3, $4)
+         ORDER BY {BOARD_ORDER} LIMIT $5",
+        *ON_BOARD
+    ))
+    .bind(board)
+    .bind(period)
+    .bind(after.0)
+    .bind(after.1)
+    .bind(limit)
+    .fetch_all(&mut *db)
+    .await?;
+    let version = match rows.first() {
+        Some(r) => r.4,
+        None => current_version(&mut *db, board, period).await?,
+    };
+    Ok((
+        rows.into_iter()
+            .map(|(p, n, v, ver, _)| row((p, n, v, ver)))
+            .collect(),
+        version,
+    ))
+}
+
+/// An entry changed since a version: the row as it is now, and whether its player is banned
+/// (then it is off the board).
+pub(crate) type Changed = (BoardRow, bool);
+
+/// The entries of every player with an event on the board's period after `from`, as they are
+/// now, and the board's version `to` they are read at (one snapshot): replaying them brings a
+/// copy that held every event up to `from` to every event up to `to`.
+pub(crate) async fn changed_since(
     db: &Db,
     board: &str,
     period: &str,
-    after: i64,
-) -> sqlx::Result<(Vec<BoardRow>, i64)> {
-    let on = ON_BOARD.as_str();
+    from: i64,
+) -> sqlx::Result<(i64, Vec<Changed>)> {
     let mut tx = db.begin().await?;
     crate::db::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         .execute(&mut *tx)
         .await?;
-    let rows: Vec<(String, String, i64, i64)> = crate::db::query_as(&format!(
-        "SELECT e.player_id, u.name, e.value, e.reached_version FROM {on} AND e.reached_version > $3"
-    ))
+    let to = current_version(&mut *tx, board, period).await?;
+    if to <= from {
+        tx.commit().await?;
+        return Ok((to, Vec::new()));
+    }
+    let rows: Vec<(String, String, i64, i64, bool)> = crate::db::query_as(
+        "SELECT e.player_id, u.name, e.value, e.reached_version, u.banned_at IS NOT NULL
+         FROM entries e JOIN users u USING (player_id)
+         WHERE e.board_id = $1 AND e.period = $2 AND e.player_id IN (
+           SELECT player_id FROM score_events
+           WHERE id > $3 AND id <= $4 AND board_id = $1 AND period = $2)",
+    )
     .bind(board)
     .bind(period)
-    .bind(after)
+    .bind(from)
+    .bind(to)
     .fetch_all(&mut *tx)
     .await?;
-    let as_of = current_version(&mut *tx, board, period).await?;
     tx.commit().await?;
-    Ok((rows.into_iter().map(row).collect(), as_of))
+    let changed = rows
+        .into_iter()
+        .map(|(p, n, v, ver, banned)| (row((p, n, v, ver)), banned))
+        .collect();
+    Ok((to, changed))
+}
+
+/// The current entries of `players` on a board's period (banned players' included, flagged),
+/// with the board's version read first: every event up to it is in the rows (later ones may
+/// be too).
+pub(crate) async fn rows_of(
+    db: &Db,
+    board: &str,
+    period: &str,
+    players: &[&str],
+) -> sqlx::Result<(Vec<Changed>, i64)> {
+    let mut conn = db.conn().await?;
+    let version = current_version(&mut *conn, board, period).await?;
+    let rows: Vec<(String, String, i64, i64, bool)> = crate::db::query_as(
+        "SELECT e.player_id, u.name, e.value, e.reached_version, u.banned_at IS NOT NULL
+         FROM UNNEST($3::text[]) AS p(player_id)
+         JOIN entries e ON e.player_id = p.player_id AND e.board_id = $1 AND e.period = $2
+         JOIN users u ON u.player_id = e.player_id",
+    )
+    .bind(board)
+    .bind(period)
+    .bind(players)
+    .fetch_all(&mut *conn)
+    .await?;
+    let changed = rows
+        .into_iter()
+        .map(|(p, n, v, ver, banned)| (row((p, n, v, ver)), banned))
+        .collect();
+    Ok((changed, version))
 }
 
 fn row((player_id, name, value, version): (String, String, i64, i64)) -> BoardRow {

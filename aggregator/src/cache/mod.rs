@@ -7,13 +7,17 @@
 //! | this file | the connection (one server or a cluster), its health, and the one way a call is made (timeout, failure) |
 //! | [`scripts`] | the Lua scripts (absolute, version-guarded writes; player reads) and their calls |
 //! | [`reads`] | pages and around-me reads, answered as `board::pages` answers them |
-//! | [`rebuild`] | rebuild from PostgreSQL, the drift check, and the supervisor that runs both |
+//! | [`rebuild`] | the rebuild from PostgreSQL, in pages, beside the live keys, then swapped in |
+//! | [`drift`] | the drift check, which repairs only the entries that differ |
+//! | [`supervisor`] | the task that rebuilds a stale cache (with backoff) and runs the drift check |
 //! | [`pubsub`] | snapshots between instances: publish, subscribe, and [`pubsub::announce`] |
 
+mod drift;
 pub(crate) mod pubsub;
 pub(crate) mod reads;
-pub(crate) mod rebuild;
+mod rebuild;
 pub(crate) mod scripts;
+pub(crate) mod supervisor;
 
 use crate::config::RedisTarget;
 use anyhow::Context;
@@ -84,6 +88,27 @@ pub(crate) struct Cache {
     /// Set on any failure: what Redis holds may have missed writes until it is rebuilt.
     needs_rebuild: AtomicBool,
     scripts: scripts::Scripts,
+    /// Held by the one rebuild that runs (the supervisor's or an operator's).
+    rebuilding: tokio::sync::Mutex<()>,
+}
+
+/// What the cache is doing, as `redis_cache_mode{mode}` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Reads and ranks come from Redis.
+    Healthy,
+    /// Redis failed: PostgreSQL and the rank index answer until it is rebuilt.
+    Degraded,
+    /// A rebuild runs (reads stay where they were: on Redis if it was healthy).
+    Rebuilding,
+}
+
+impl Mode {
+    const ALL: [(Mode, &'static str); 3] = [
+        (Mode::Healthy, "healthy"),
+        (Mode::Degraded, "degraded"),
+        (Mode::Rebuilding, "rebuilding"),
+    ];
 }
 
 impl std::fmt::Debug for Cache {
@@ -114,6 +139,7 @@ impl Cache {
             healthy: AtomicBool::new(false),
             needs_rebuild: AtomicBool::new(true),
             scripts: scripts::Scripts::new(),
+            rebuilding: tokio::sync::Mutex::new(()),
         }))
     }
 
@@ -131,6 +157,18 @@ impl Cache {
 
     pub(crate) fn is_healthy(&self) -> bool {
         self.healthy.load(Ordering::Relaxed)
+    }
+
+    /// Whether Redis may have missed writes (a failure since the last rebuild).
+    pub(crate) fn needs_rebuild(&self) -> bool {
+        self.needs_rebuild.load(Ordering::Relaxed) || !self.is_healthy()
+    }
+
+    pub(crate) fn set_mode(&self, mode: Mode) {
+        for (m, label) in Mode::ALL {
+            let on = if m == mode { 1.0 } else { 0.0 };
+            metrics::gauge!("redis_cache_mode", "mode" => label).set(on);
+        }
     }
 
     async fn connect(&self) -> redis::RedisResult<Conn> {
@@ -168,7 +206,7 @@ impl Cache {
         }
     }
 
-    fn failed(&self, error: &str, what: &str) {
+    pub(crate) fn failed(&self, error: &str, what: &str) {
         if self.healthy.swap(false, Ordering::Relaxed) {
             tracing::error!(
                 error,
@@ -178,12 +216,14 @@ impl Cache {
         }
         self.needs_rebuild.store(true, Ordering::Relaxed);
         metrics::gauge!("redis_up").set(0.0);
+        self.set_mode(Mode::Degraded);
     }
 
     fn recovered(&self) {
         self.healthy.store(true, Ordering::Relaxed);
         self.needs_rebuild.store(false, Ordering::Relaxed);
         metrics::gauge!("redis_up").set(1.0);
+        self.set_mode(Mode::Healthy);
     }
 
     /// Runs one call with the timeout, recording a failure; `None` while unhealthy.

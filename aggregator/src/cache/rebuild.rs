@@ -1,179 +1,215 @@
-//! Keeping the Redis boards equal to PostgreSQL's: a full rebuild (at start-up, after an
-//! outage, on an operator's request), the drift check, and the supervisor task that runs them.
+//! The rebuild of the Redis boards from PostgreSQL (at start-up, after an outage, on an
+//! operator's request). Each board is walked in pages into keys beside its live ones, so the
+//! live board keeps serving (or Redis keeps being skipped) while it runs, and no single call
+//! grows with the board; the walk is fenced by the version it began at and caught up from the
+//! event log, then the built keys are swapped in, and what committed meanwhile is replayed.
 
-use super::scripts::{member, member_player};
-use super::Cache;
-use crate::board::sql::load_rows;
+use super::scripts::member;
+use super::{Cache, Mode};
+use crate::board::sql::{self, BoardRow, Changed};
 use crate::board::{BoardDef, Boards};
 use crate::db::Db;
 use anyhow::Context;
-use std::collections::{HashMap, HashSet};
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// How long a whole rebuild may take before it counts as failed.
-const REBUILD_TIMEOUT: Duration = Duration::from_secs(30);
-/// How often the supervisor looks at the cache's health.
-const CHECK_EVERY: Duration = Duration::from_secs(1);
+/// Entries per page: one PostgreSQL read and one Redis call each.
+const PAGE: i64 = 5_000;
+/// How long one page's Redis call may take (a page, not the board: no limit grows with it).
+const PAGE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Swaps a built board in. KEYS: the five live keys, then the five built ones. A live key is
+/// unlinked (freed in the background, however large) and the built one renamed over it; a
+/// built key that does not exist (an empty board) leaves no live key.
+pub(super) const SWAP: &str = r#"
+for i = 1, 5 do
+  redis.call('UNLINK', KEYS[i])
+  if redis.call('EXISTS', KEYS[i + 5]) == 1 then redis.call('RENAME', KEYS[i + 5], KEYS[i]) end
+end
+return 1
+"#;
 
 impl Cache {
-    /// Replaces every board's Redis copy with PostgreSQL's, marks the cache healthy, then
-    /// re-applies rows that changed while the boards were being copied (writes are
-    /// version-guarded, so that is harmless). Returns the number of entries written.
+    /// Rebuilds every board's current period from PostgreSQL and marks the cache healthy;
+    /// one rebuild at a time. Returns the number of entries written.
     pub(crate) async fn rebuild(&self, db: &Db, boards: &Boards) -> anyhow::Result<usize> {
-        let mut written = 0;
-        let mut copied = Vec::new();
-        for live in boards.all() {
-            let period = live.period().id;
-            let (n, as_of) = self.rebuild_board(db, &live.def, &period).await?;
-            written += n;
-            copied.push((live.def, period, as_of));
-        }
-        self.recovered();
-        for (def, period, as_of) in copied {
-            let (late, _) = load_rows(db, def.id.as_str(), &period, as_of).await?;
-            if self.upsert(&def, &period, &late).await.is_none() {
-                anyhow::bail!("Redis failed while catching up after the rebuild");
+        let _one = self.rebuilding.lock().await;
+        metrics::counter!("redis_rebuilds_started_total").increment(1);
+        self.set_mode(Mode::Rebuilding);
+        let started = Instant::now();
+        let built = self.rebuild_all(db, boards).await;
+        let seconds = started.elapsed().as_secs_f64();
+        match &built {
+            Ok(entries) => {
+                metrics::counter!("redis_rebuilds_finished_total").increment(1);
+                metrics::histogram!("redis_rebuild_duration_seconds").record(seconds);
+                tracing::info!(entries, seconds, "Redis boards rebuilt from PostgreSQL");
+            }
+            Err(_) => {
+                metrics::counter!("redis_rebuilds_failed_total").increment(1);
+                self.set_mode(if self.is_healthy() {
+                    Mode::Healthy
+                } else {
+                    Mode::Degraded
+                });
             }
         }
-        tracing::info!(entries = written, "Redis boards rebuilt from PostgreSQL");
+        built
+    }
+
+    async fn rebuild_all(&self, db: &Db, boards: &Boards) -> anyhow::Result<usize> {
+        let mut built = Vec::new();
+        let mut written = 0;
+        for live in boards.all() {
+            let period = live.period().id;
+            let (n, fence) = self.build_board(db, &live.def, &period).await?;
+            written += n;
+            built.push((live.def, period, fence));
+        }
+        for (def, period, _) in &built {
+            self.swap_in(def.id.as_str(), period).await?;
+        }
+        // Healthy from here: this instance's batches write to Redis again, and the catch-up
+        // below replays whatever committed before that (ours skipped, other instances' lost
+        // to the swap).
+        self.recovered();
+        for (def, period, fence) in &built {
+            let (_, changed) = sql::changed_since(db, def.id.as_str(), period, *fence).await?;
+            let keys = self.board_keys(def.id.as_str(), period);
+            self.write_changed(&keys, def, changed)
+                .await
+                .context("catching up after the swap")?;
+        }
         Ok(written)
     }
 
-    /// Replaces one board's period with PostgreSQL's, atomically; returns the entries written
-    /// and the version they were read at.
-    async fn rebuild_board(
+    /// Builds one board's period beside its live keys; returns the entries walked and the
+    /// version the built keys hold every event up to.
+    async fn build_board(
         &self,
         db: &Db,
         def: &BoardDef,
         period: &str,
     ) -> anyhow::Result<(usize, i64)> {
         let board = def.id.as_str();
-        let (rows, as_of) = load_rows(db, board, period, 0).await?;
-        let mut c = self.connection().await.context("Redis is not reachable")?;
-        let keys = self.board_keys(board, period);
-        let tmp: Vec<String> = keys.iter().map(|k| format!("{k}:rebuild")).collect();
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        for k in &tmp {
-            pipe.del(k).ignore();
-        }
-        for r in &rows {
-            let m = member(&r.player_id, r.version);
-            pipe.zadd(&tmp[0], &m, def.order.rank_key(r.value)).ignore();
-            pipe.hset(&tmp[1], &r.player_id, &m).ignore();
-            pipe.hset(&tmp[2], &r.player_id, &r.name).ignore();
-            pipe.hset(&tmp[3], &r.player_id, r.version).ignore();
-        }
-        pipe.set(&tmp[4], as_of).ignore();
-        for (i, (t, k)) in tmp.iter().zip(&keys).enumerate() {
-            // An empty set or hash is no key at all: nothing to rename.
-            if rows.is_empty() && i < 4 {
-                pipe.del(k).ignore();
-            } else {
-                pipe.rename(t, k).ignore();
-            }
-        }
-        let _: () = tokio::time::timeout(REBUILD_TIMEOUT, pipe.query_async(&mut c))
-            .await
-            .context("rebuilding timed out")?
-            .context("writing the rebuilt board")?;
-        Ok((rows.len(), as_of))
-    }
-
-    /// How many entries differ between Redis and PostgreSQL over every board's current
-    /// period (missing, extra, or another value or version).
-    pub(crate) async fn drift(&self, db: &Db, boards: &Boards) -> anyhow::Result<u64> {
-        let mut total = 0;
-        for live in boards.all() {
-            total += self.board_drift(db, &live.def, &live.period().id).await?;
-        }
-        Ok(total)
-    }
-
-    async fn board_drift(&self, db: &Db, def: &BoardDef, period: &str) -> anyhow::Result<u64> {
-        let (rows, _) = load_rows(db, def.id.as_str(), period, 0).await?;
-        let [board_key, _, _, versions_key, _] = self.board_keys(def.id.as_str(), period);
-        let (versions, scored): (HashMap<String, i64>, Vec<(String, f64)>) = self
-            .call("checking drift", |mut c| async move {
-                redis::pipe()
-                    .hgetall(&versions_key)
-                    .zrange_withscores(&board_key, 0, -1)
-                    .query_async(&mut c)
-                    .await
-            })
-            .await
-            .context("Redis is unavailable")?;
-        let in_redis: HashMap<&str, (i64, i64)> = scored
-            .iter()
-            .filter_map(|(m, s)| {
-                let p = member_player(m)?;
-                Some((p, (def.order.value(*s as i64), *versions.get(p)?)))
-            })
-            .collect();
-        let differing = rows
-            .iter()
-            .filter(|r| in_redis.get(r.player_id.as_str()) != Some(&(r.value, r.version)))
-            .count();
-        let known: HashSet<&str> = rows.iter().map(|r| r.player_id.as_str()).collect();
-        let extra = in_redis.keys().filter(|p| !known.contains(*p)).count();
-        let unreadable = scored.len().saturating_sub(in_redis.len());
-        Ok((differing + extra + unreadable) as u64)
-    }
-
-    /// One supervisor step: rebuild a stale cache once Redis answers, else check drift when
-    /// it is due. Returns whether a sync (rebuild or drift check) ran.
-    async fn supervise(&self, db: &Db, boards: &Boards, sync_due: bool) -> bool {
-        if self.needs_rebuild.load(Ordering::Relaxed) || !self.is_healthy() {
-            if !self.ping().await {
-                return false;
-            }
-            match self.rebuild(db, boards).await {
-                Ok(_) => metrics::gauge!("redis_leaderboard_sync_drift").set(0.0),
-                Err(e) => self.failed(&format!("{e:#}"), "rebuilding"),
-            }
-            return true;
-        }
-        if !sync_due {
-            return false;
-        }
-        match self.drift(db, boards).await {
-            Ok(d) => {
-                metrics::gauge!("redis_leaderboard_sync_drift").set(d as f64);
-                if d > 0 {
-                    tracing::warn!(drift = d, "Redis board drifted from PostgreSQL; repairing");
-                    if let Err(e) = self.rebuild(db, boards).await {
-                        self.failed(&format!("{e:#}"), "repairing drift");
-                    }
+        let keys = self.rebuild_keys(board, period);
+        let clear = keys.clone();
+        self.raw_call("clearing a rebuild", |mut c| async move {
+            redis::cmd("UNLINK")
+                .arg(&clear)
+                .query_async::<()>(&mut c)
+                .await
+        })
+        .await?;
+        let mut conn = db.conn().await?;
+        let (mut after, mut fence, mut walked) = ((i64::MIN, i64::MIN), None, 0);
+        loop {
+            let (rows, version) = sql::rows_after(&mut conn, board, period, after, PAGE).await?;
+            fence.get_or_insert(version);
+            self.write_rows(&keys, def, &rows).await?;
+            walked += rows.len();
+            match rows.last() {
+                Some(last) if rows.len() as i64 == PAGE => {
+                    after = (def.order.rank_key(last.value), last.version)
                 }
+                _ => break,
             }
-            Err(e) => tracing::warn!(error = format!("{e:#}"), "drift check failed"),
         }
-        true
+        drop(conn);
+        // Entries that moved during the walk (from a page not yet read to one already read)
+        // were missed: every one of them has an event after the fence.
+        let (to, changed) = sql::changed_since(db, board, period, fence.unwrap_or(0)).await?;
+        self.write_changed(&keys, def, changed).await?;
+        tracing::debug!(board, period, entries = walked, "Redis board built");
+        Ok((walked, to))
     }
-}
 
-/// Keeps the cache healthy: while it is down or stale, pings every second and rebuilds once
-/// Redis answers; every `sync_interval`, measures drift (`redis_leaderboard_sync_drift`) and
-/// repairs it.
-pub(crate) fn spawn_supervisor(
-    cache: Arc<Cache>,
-    db: Db,
-    boards: Arc<Boards>,
-    sync_interval: Duration,
-    shutdown: tokio::sync::watch::Receiver<bool>,
-) -> tokio::task::JoinHandle<()> {
-    let last_sync = Arc::new(std::sync::Mutex::new(tokio::time::Instant::now()));
-    crate::jobs::every(CHECK_EVERY, shutdown, move || {
-        let (cache, db, boards, last_sync) =
-            (cache.clone(), db.clone(), boards.clone(), last_sync.clone());
-        async move {
-            // A std Mutex: read and written between awaits, never held across one.
-            let due = last_sync.lock().expect("not poisoned").elapsed() >= sync_interval;
-            if cache.supervise(&db, &boards, due).await {
-                *last_sync.lock().expect("not poisoned") = tokio::time::Instant::now();
+    /// The keys a board is built in: the live ones with `:rebuild`, in the same hash slot.
+    fn rebuild_keys(&self, board: &str, period: &str) -> Vec<String> {
+        self.board_keys(board, period)
+            .iter()
+            .map(|k| format!("{k}:rebuild"))
+            .collect()
+    }
+
+    async fn swap_in(&self, board: &str, period: &str) -> anyhow::Result<()> {
+        let mut keys: Vec<String> = self.board_keys(board, period).into();
+        keys.extend(self.rebuild_keys(board, period));
+        self.raw_call("swapping a rebuilt board in", |mut c| async move {
+            let mut inv = self.scripts.swap.prepare_invoke();
+            for k in &keys {
+                inv.key(k);
             }
+            inv.invoke_async::<i64>(&mut c).await
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Writes rows into a board's `keys` (version-guarded, as every write is).
+    async fn write_rows(
+        &self,
+        keys: &[String],
+        def: &BoardDef,
+        rows: &[BoardRow],
+    ) -> anyhow::Result<()> {
+        if rows.is_empty() {
+            return Ok(());
         }
-    })
+        self.raw_call("writing a rebuilt page", |mut c| async move {
+            let mut inv = self.scripts.upsert.prepare_invoke();
+            for k in keys {
+                inv.key(k);
+            }
+            for r in rows {
+                inv.arg(&r.player_id)
+                    .arg(def.order.rank_key(r.value))
+                    .arg(member(&r.player_id, r.version))
+                    .arg(&r.name)
+                    .arg(r.version);
+            }
+            inv.invoke_async::<Vec<Option<i64>>>(&mut c).await
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Replays entries read from the event log into `keys`: rows written, banned players
+    /// removed.
+    async fn write_changed(
+        &self,
+        keys: &[String],
+        def: &BoardDef,
+        changed: Vec<Changed>,
+    ) -> anyhow::Result<()> {
+        let (banned, rows): (Vec<Changed>, Vec<Changed>) = changed.into_iter().partition(|c| c.1);
+        for chunk in rows.chunks(PAGE as usize) {
+            let rows: Vec<BoardRow> = chunk.iter().map(|c| c.0.clone()).collect();
+            self.write_rows(keys, def, &rows).await?;
+        }
+        for (row, _) in banned {
+            self.raw_call("removing a banned player", |mut c| async move {
+                let mut inv = self.scripts.remove.prepare_invoke();
+                for k in keys {
+                    inv.key(k);
+                }
+                inv.arg(&row.player_id).invoke_async::<i64>(&mut c).await
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// One call whatever the cache's health (a rebuild runs while it is unhealthy), with a
+    /// page's time limit; a failure is the rebuild's to report.
+    pub(super) async fn raw_call<T, F, Fut>(&self, what: &str, f: F) -> anyhow::Result<T>
+    where
+        F: FnOnce(super::Conn) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let conn = self.connection().await.context("Redis is not reachable")?;
+        tokio::time::timeout(PAGE_TIMEOUT, f(conn))
+            .await
+            .with_context(|| format!("{what}: timed out"))?
+            .with_context(|| what.to_owned())
+    }
 }

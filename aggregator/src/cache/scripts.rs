@@ -78,10 +78,12 @@ return {redis.call('HGET', KEYS[3], ARGV[1]), redis.call('ZSCORE', KEYS[1], m), 
 /// The scripts, loaded once per cache.
 #[derive(Debug)]
 pub(super) struct Scripts {
-    upsert: redis::Script,
-    remove: redis::Script,
+    pub(super) upsert: redis::Script,
+    pub(super) remove: redis::Script,
     player: redis::Script,
     pub(super) around: redis::Script,
+    pub(super) repair: redis::Script,
+    pub(super) swap: redis::Script,
 }
 
 impl Scripts {
@@ -91,6 +93,8 @@ impl Scripts {
             remove: redis::Script::new(REMOVE),
             player: redis::Script::new(PLAYER),
             around: redis::Script::new(super::reads::AROUND),
+            repair: redis::Script::new(super::drift::REPAIR),
+            swap: redis::Script::new(super::rebuild::SWAP),
         }
     }
 }

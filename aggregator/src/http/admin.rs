@@ -91,6 +91,16 @@ async fn set_banned(state: &AppState, id: &PlayerId, banned: bool) -> Result<()>
             .into_iter()
             .filter(|(b, p, _)| state.boards.get(b).is_some_and(|l| l.period().id == *p))
             .collect();
+    for (board, period, row) in &current {
+        if let Some(live) = state.boards.get(board) {
+            match banned {
+                true => live.ranks.remove(id.as_str()),
+                false => live
+                    .ranks
+                    .put(period, live.def.order, std::slice::from_ref(row)),
+            }
+        }
+    }
     if let Some(cache) = &state.cache {
         for (board, period, row) in &current {
             let Some(live) = state.boards.get(board) else {
