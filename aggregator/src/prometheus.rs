@@ -247,6 +247,7 @@ fn zero_series(sse_max_clients: usize, redis: Option<bool>, replica: bool) {
         for (mode, on) in [("healthy", up), ("degraded", !up), ("rebuilding", false)] {
             metrics::gauge!("redis_cache_mode", "mode" => mode).set(if on { 1.0 } else { 0.0 });
         }
+        metrics::counter!("redis_drift_repaired_total").increment(0);
         for event in ["started", "finished", "failed"] {
             metrics::counter!(format!("redis_rebuilds_{event}_total")).increment(0);
         }

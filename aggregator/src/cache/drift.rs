@@ -54,6 +54,9 @@ redis.call('SET', KEYS[5], top)
 return n
 "#;
 
+/// A board's (PostgreSQL version, Redis version, sorted-set size).
+pub(super) type Fingerprint = (i64, i64, i64);
+
 /// A player suspected of differing, with the member Redis was seen holding for them.
 type Suspects = HashMap<String, Option<String>>;
 
@@ -64,15 +67,47 @@ impl Cache {
         let mut repaired = 0;
         for live in boards.all() {
             let period = live.period().id;
-            let mut suspects = self.missing_or_older(db, &live.def, &period).await?;
-            suspects.extend(self.no_longer_on_board(db, &live.def, &period).await?);
-            if suspects.is_empty() {
+            let key = (live.def.id.to_string(), period.clone());
+            let seen = self.fingerprint(db, live.def.id.as_str(), &period).await?;
+            if self.clean.lock().expect("not poisoned").get(&key) == Some(&seen) {
                 continue;
             }
-            tokio::time::sleep(SETTLE).await;
-            repaired += self.repair(db, &live.def, &period, suspects).await?;
+            let mut suspects = self.missing_or_older(db, &live.def, &period).await?;
+            suspects.extend(self.no_longer_on_board(db, &live.def, &period).await?);
+            let fixed = match suspects.is_empty() {
+                true => 0,
+                false => {
+                    tokio::time::sleep(SETTLE).await;
+                    self.repair(db, &live.def, &period, suspects).await?
+                }
+            };
+            let mut clean = self.clean.lock().expect("not poisoned");
+            match fixed {
+                0 => clean.insert(key, seen),
+                _ => clean.remove(&key),
+            };
+            repaired += fixed;
         }
         Ok(repaired)
+    }
+
+    /// What says a board's copy has not moved since it was last found equal: PostgreSQL's
+    /// version, Redis's, and the size of Redis's sorted set. A board whose fingerprint is the
+    /// one of its last clean check is not walked again (an idle board costs three reads).
+    async fn fingerprint(&self, db: &Db, board: &str, period: &str) -> anyhow::Result<Fingerprint> {
+        let pg = sql::current_version(db.pool(), board, period).await?;
+        let [z, _, _, _, version] = self.board_keys(board, period);
+        let (v, n): (Option<i64>, i64) = self
+            .call("checking drift", |mut c| async move {
+                redis::pipe()
+                    .get(&version)
+                    .zcard(&z)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await
+            .context("Redis is unavailable")?;
+        Ok((pg, v.unwrap_or(0), n))
     }
 
     /// PostgreSQL's entries that Redis lacks or holds at another version not newer than the

@@ -25,6 +25,7 @@ use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use secrecy::ExposeSecret;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -90,6 +91,9 @@ pub(crate) struct Cache {
     scripts: scripts::Scripts,
     /// Held by the one rebuild that runs (the supervisor's or an operator's).
     rebuilding: tokio::sync::Mutex<()>,
+    /// Each (board, period)'s fingerprint at its last drift check that found nothing to
+    /// repair. A std Mutex, never held across an await.
+    clean: Mutex<HashMap<(String, String), drift::Fingerprint>>,
 }
 
 /// What the cache is doing, as `redis_cache_mode{mode}` shows it.
@@ -140,6 +144,7 @@ impl Cache {
             needs_rebuild: AtomicBool::new(true),
             scripts: scripts::Scripts::new(),
             rebuilding: tokio::sync::Mutex::new(()),
+            clean: Mutex::default(),
         }))
     }
 

@@ -65,6 +65,7 @@ impl Supervisor {
         match cache.repair_drift(db, boards).await {
             Ok(d) => {
                 metrics::gauge!("redis_leaderboard_sync_drift").set(d as f64);
+                metrics::counter!("redis_drift_repaired_total").increment(d);
                 if d > 0 {
                     tracing::warn!(drift = d, "Redis board drifted from PostgreSQL; repaired");
                 }

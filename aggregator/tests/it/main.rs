@@ -28,6 +28,7 @@
 //! | [`redis`] | the Redis copy of the board: agreement, ties, outages, fan-out |
 //! | [`redis_cluster`] | on a real Redis Cluster: spread over masters, sharded fan-out, a master killed under load |
 //! | [`rotation`] | old secrets verify during a rotation and are refused after it |
+//! | [`scale`] | a board of 50,000 under full load: drift repaired, Redis restarted, idle after |
 //! | [`scores`] | `POST /internal/scores`: exactly once under concurrency, every refusal |
 //! | [`soak`] | a steady load holds memory and descriptors level |
 //! | [`streams`] | SSE and WebSocket streams of the top 10 |
@@ -65,6 +66,7 @@ mod redis;
 mod redis_cluster;
 mod replica;
 mod rotation;
+mod scale;
 mod scores;
 mod soak;
 mod streams;
