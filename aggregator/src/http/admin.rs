@@ -10,6 +10,7 @@ use crate::error::{AppError, Result};
 use crate::state::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
+use axum::response::IntoResponse;
 use axum::Json;
 use scoreboard_protocol::{BoardId, ErrorCode, PlayerId};
 use serde::{Deserialize, Serialize};
@@ -232,24 +233,50 @@ pub(crate) async fn adjust(
     }
 }
 
-/// Rewrites every Redis board from PostgreSQL now.
+/// Rewrites every Redis board from PostgreSQL. The rebuild runs as a task of its own, so it
+/// finishes whatever happens to the request: `200` with the entries written when it is done
+/// within half the request timeout, else `202` while it goes on (`redis_cache_mode` and
+/// `redis_rebuilds_finished_total` tell when it is done).
 pub(crate) async fn rebuild(
     _: Admin,
     State(state): State<AppState>,
     RequestId(rid): RequestId,
-) -> Result<Json<serde_json::Value>> {
+) -> Result<axum::response::Response> {
     let Some(cache) = &state.cache else {
         return Err(AppError::with_message(
             ErrorCode::BadRequest,
             "Redis is not configured.",
         ));
     };
-    let players = cache.rebuild(&state.db, &state.boards).await.map_err(|e| {
-        tracing::error!(error = format!("{e:#}"), "Redis error: rebuild failed");
-        AppError::code(ErrorCode::UpstreamUnavailable).retry_after(5)
-    })?;
+    let (cache, db, boards) = (cache.clone(), state.db.clone(), state.boards.clone());
+    let task = tokio::spawn(async move { cache.rebuild(&db, &boards).await });
+    let done = tokio::time::timeout(state.config.request_timeout / 2, task).await;
+    let players = match done {
+        Err(_) => {
+            audit(
+                &state,
+                "rebuild",
+                "",
+                json!({ "status": "rebuilding" }),
+                &rid,
+            )
+            .await?;
+            let body = Json(json!({ "status": "rebuilding" }));
+            return Ok((axum::http::StatusCode::ACCEPTED, body).into_response());
+        }
+        Ok(Ok(Ok(players))) => players,
+        Ok(Ok(Err(e))) => {
+            tracing::error!(error = format!("{e:#}"), "Redis error: rebuild failed");
+            return Err(AppError::code(ErrorCode::UpstreamUnavailable).retry_after(5));
+        }
+        Ok(Err(e)) => {
+            return Err(AppError::Internal(anyhow::anyhow!(
+                "the rebuild task failed: {e}"
+            )))
+        }
+    };
     audit(&state, "rebuild", "", json!({ "players": players }), &rid).await?;
-    Ok(Json(json!({ "players": players })))
+    Ok(Json(json!({ "players": players })).into_response())
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,12 +1,14 @@
 //! The degraded paths on a board of tens of thousands of players, under writers at full
 //! concurrency: Redis corrupted behind the aggregator's back (the drift check repairs only what
-//! differs), then stopped and started empty (the rank index answers ranks meanwhile, and the
+//! differs), then killed and started empty (the rank index answers ranks meanwhile, and the
 //! rebuild converges while writes go on). Writes keep flowing at a bounded latency, the cache
 //! returns to healthy and equal to PostgreSQL, exactly once holds, and the idle aggregator
 //! afterwards uses almost no CPU.
 //!
-//! `SCALE_PLAYERS` (default 50,000) sets the board's size, for the longer form in
-//! RELIABILITY.md.
+//! The long form in RELIABILITY.md stretches it: `SCALE_PLAYERS` (the board, default 50,000),
+//! `SCALE_WRITERS` (in flight, default 32), `SCALE_SECONDS` (the load, default 12),
+//! `SCALE_OUTAGES` (Redis killed and started again, default 1), `SCALE_OUTAGE_SECONDS` (default
+//! 3), and `SCALE_SAMPLES` (a CSV file: applied updates every 5 s and the cache's mode).
 
 use crate::helpers::{descending_board, process_vars, BIN};
 use scoreboard_tests::client;
@@ -14,7 +16,6 @@ use scoreboard_tests::player_load::{LoadOptions, PlayerLoad};
 use scoreboard_tests::{AggregatorProcess, RedisServer};
 use std::time::{Duration, Instant};
 
-const WRITERS: usize = 32;
 /// Entries corrupted in Redis to be found by the drift check.
 const CORRUPTED: i64 = 300;
 
@@ -61,6 +62,60 @@ fn cpu_seconds(pid: u32) -> f64 {
     ticks / 100.0
 }
 
+fn applied(load: &PlayerLoad) -> usize {
+    load.statuses().get(&200).copied().unwrap_or(0)
+}
+
+/// Applied updates and the cache's mode every 5 s, for the long form's chart.
+struct Samples {
+    started: Instant,
+    rows: Vec<(f64, usize, &'static str)>,
+}
+
+impl Samples {
+    fn new(load: &PlayerLoad) -> Self {
+        Self {
+            started: Instant::now(),
+            rows: vec![(0.0, applied(load), "healthy")],
+        }
+    }
+
+    /// Waits `d`, sampling every 5 s (or oftener, to end on time).
+    async fn run_for(
+        &mut self,
+        d: Duration,
+        http: &reqwest::Client,
+        metrics: &str,
+        load: &PlayerLoad,
+    ) {
+        let end = Instant::now() + d;
+        while Instant::now() < end {
+            tokio::time::sleep((end - Instant::now()).min(Duration::from_secs(5))).await;
+            let mut mode = "healthy";
+            for m in ["degraded", "rebuilding"] {
+                let series = format!("redis_cache_mode{{mode=\"{m}\"}}");
+                if metric(http, metrics, &series).await == Some(1.0) {
+                    mode = m;
+                }
+            }
+            self.rows
+                .push((self.started.elapsed().as_secs_f64(), applied(load), mode));
+        }
+    }
+
+    /// The samples as CSV to `SCALE_SAMPLES`, when it is set.
+    fn write(&self) {
+        let Ok(path) = std::env::var("SCALE_SAMPLES") else {
+            return;
+        };
+        let mut csv = String::from("t,applied,mode\n");
+        for (t, n, mode) in &self.rows {
+            csv += &format!("{t:.1},{n},{mode}\n");
+        }
+        std::fs::write(path, csv).unwrap();
+    }
+}
+
 async fn until(what: &str, within: Duration, mut check: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + within;
     while !check().await {
@@ -97,7 +152,7 @@ async fn a_large_board_survives_drift_and_a_redis_restart_under_full_load() {
         &agg.base,
         &writers,
         LoadOptions {
-            workers: WRITERS,
+            workers: scoreboard_tests::env_or("SCALE_WRITERS", 32),
             replay_share: 0.1,
             pause: None,
         },
@@ -145,22 +200,41 @@ async fn a_large_board_survives_drift_and_a_redis_restart_under_full_load() {
     let rebuilds = metric(&http, &metrics, "redis_rebuilds_started_total").await;
     assert_eq!(rebuilds, Some(1.0), "drift is repaired without a rebuild");
 
-    // Redis stopped: writes go on, ranked by the rank index; started again empty: rebuilt.
-    let before_outage = load.statuses().get(&200).copied().unwrap_or(0);
-    redis.stop();
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let during_outage = load.statuses().get(&200).copied().unwrap_or(0) - before_outage;
-    redis.start_again().await.unwrap();
-    let restarted = Instant::now();
-    until(
-        "the cache is healthy again",
-        Duration::from_secs(60),
-        healthy,
-    )
-    .await;
-    let recovered_in = restarted.elapsed();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Redis killed: writes go on, ranked by the rank index; started again empty: rebuilt.
+    let outages: u32 = scoreboard_tests::env_or("SCALE_OUTAGES", 1);
+    let outage = Duration::from_secs(scoreboard_tests::env_or("SCALE_OUTAGE_SECONDS", 3));
+    let seconds = Duration::from_secs(scoreboard_tests::env_or("SCALE_SECONDS", 12));
+    let mut samples = Samples::new(&load);
+    let step = seconds / (outages + 1);
+    let (mut during_outage, mut recovered_in) = (0, Duration::ZERO);
+    for _ in 0..outages {
+        samples
+            .run_for(step.saturating_sub(outage), &http, &metrics, &load)
+            .await;
+        let before = applied(&load);
+        redis.kill();
+        samples.run_for(outage, &http, &metrics, &load).await;
+        during_outage += applied(&load) - before;
+        redis.start_again().await.unwrap();
+        let restarted = Instant::now();
+        until(
+            "the cache is healthy again",
+            Duration::from_secs(600),
+            healthy,
+        )
+        .await;
+        recovered_in = recovered_in.max(restarted.elapsed());
+    }
+    samples
+        .run_for(
+            step.saturating_sub(outage).max(Duration::from_secs(2)),
+            &http,
+            &metrics,
+            &load,
+        )
+        .await;
     let report = load.stop().await;
+    samples.write();
 
     let p99 = report.latency_quantile(0.99);
     println!(
