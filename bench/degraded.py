@@ -36,5 +36,14 @@ def main(folder):
             print(f"| {size:,} | {state} | {listed} | {median:,.0f} | {ratio} | {p99:,.0f} | {once} | {rebuild} |")
 
 
+    print()
+    print("| board entries | aggregator RSS after start-up (MiB) |")
+    print("| ---: | ---: |")
+    for size in sizes:
+        path = os.path.join(folder, f"rss-kib-{size}.txt")
+        if os.path.exists(path):
+            print(f"| {size:,} | {int(open(path).read()) / 1024:,.0f} |")
+
+
 if __name__ == "__main__":
     main(sys.argv[1])

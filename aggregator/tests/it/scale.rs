@@ -35,7 +35,7 @@ async fn seed_global(url: &str, n: i64) {
         "INSERT INTO board_periods (board_id, period, version) VALUES ('global', 'all', $1)
          ON CONFLICT (board_id, period) DO UPDATE SET version = EXCLUDED.version",
         "SELECT setval('score_events_id_seq', $1)",
-        "ANALYZE",
+        "ANALYZE users, entries, score_events, board_periods",
     ];
     for s in statements {
         let q = sqlx::query(s);
