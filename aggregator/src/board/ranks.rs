@@ -171,19 +171,12 @@ const LOAD_CHUNK: i64 = 20_000;
 async fn load(db: &Db, board: &str, period: &str, order: Order) -> sqlx::Result<Ranked> {
     let mut conn = db.conn().await?;
     let mut ranked = Ranked::fresh(period);
-    let mut after = (i64::MIN, i64::MIN);
+    let mut walk = sql::Walk::new(board, period, order, LOAD_CHUNK);
     let mut first = None;
-    loop {
-        let (rows, version) = sql::rows_after(&mut conn, board, period, after, LOAD_CHUNK).await?;
+    while let Some((rows, version)) = walk.next(&mut conn).await? {
         first.get_or_insert(version);
         for r in &rows {
             ranked.put(&r.player_id, order.rank_key(r.value), r.version);
-        }
-        match rows.last() {
-            Some(last) if rows.len() as i64 == LOAD_CHUNK => {
-                after = (order.rank_key(last.value), last.version)
-            }
-            _ => break,
         }
     }
     ranked.as_of = first.unwrap_or(0);

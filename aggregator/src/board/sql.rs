@@ -336,41 +336,67 @@ pub(crate) async fn ranks_of<'e>(
     Ok(out.into_iter().map(|r| r as u64).collect())
 }
 
-/// Up to `limit` non-banned entries of a board's period after `(rank key, version)` in board
-/// order, with the board's version: one page of a walk over the whole board in bounded reads
-/// (the Redis rebuild and drift check, the rank index's load). Each call is its own snapshot;
-/// the walk as a whole is fenced by the event log (see [`changed_since`]).
-pub(crate) async fn rows_after(
-    db: &mut PgConnection,
-    board: &str,
-    period: &str,
-    after: (i64, i64),
-    limit: i64,
-) -> sqlx::Result<(Vec<BoardRow>, i64)> {
-    let rows: Vec<(String, String, i64, i64, i64)> = crate::db::query_as(&format!(
-        "SELECT e.player_id, u.name, e.value, e.reached_version,
-                (SELECT coalesce((SELECT version FROM board_periods WHERE board_id = $1 AND period = $2), 0))
-         FROM {} AND (e.rank_key, e.reached_version) > ($3, $4)
-         ORDER BY {BOARD_ORDER} LIMIT $5",
-        *ON_BOARD
-    ))
-    .bind(board)
-    .bind(period)
-    .bind(after.0)
-    .bind(after.1)
-    .bind(limit)
-    .fetch_all(&mut *db)
-    .await?;
-    let version = match rows.first() {
-        Some(r) => r.4,
-        None => current_version(&mut *db, board, period).await?,
-    };
-    Ok((
-        rows.into_iter()
+/// A walk over every non-banned entry of a board's period in board order, a page at a time:
+/// how the Redis rebuild, the drift check and the rank index's load read a whole board in
+/// bounded reads. Each page is its own snapshot, with the board's version in it; the walk as a
+/// whole is fenced by the first page's version and the event log (see [`changed_since`]).
+#[derive(Debug)]
+pub(crate) struct Walk<'a> {
+    board: &'a str,
+    period: &'a str,
+    order: Order,
+    page: i64,
+    /// (rank key, version) of the last entry read; `None` once the walk is over.
+    after: Option<(i64, i64)>,
+}
+
+impl<'a> Walk<'a> {
+    pub(crate) fn new(board: &'a str, period: &'a str, order: Order, page: i64) -> Self {
+        Self {
+            board,
+            period,
+            order,
+            page,
+            after: Some((i64::MIN, i64::MIN)),
+        }
+    }
+
+    /// The next page and the board's version it was read at; `None` after the last page.
+    pub(crate) async fn next(
+        &mut self,
+        db: &mut PgConnection,
+    ) -> sqlx::Result<Option<(Vec<BoardRow>, i64)>> {
+        let Some(after) = self.after else {
+            return Ok(None);
+        };
+        let rows: Vec<(String, String, i64, i64, i64)> = crate::db::query_as(&format!(
+            "SELECT e.player_id, u.name, e.value, e.reached_version,
+                    (SELECT coalesce((SELECT version FROM board_periods WHERE board_id = $1 AND period = $2), 0))
+             FROM {} AND (e.rank_key, e.reached_version) > ($3, $4)
+             ORDER BY {BOARD_ORDER} LIMIT $5",
+            *ON_BOARD
+        ))
+        .bind(self.board)
+        .bind(self.period)
+        .bind(after.0)
+        .bind(after.1)
+        .bind(self.page)
+        .fetch_all(&mut *db)
+        .await?;
+        let version = match rows.first() {
+            Some(r) => r.4,
+            None => current_version(&mut *db, self.board, self.period).await?,
+        };
+        let rows: Vec<BoardRow> = rows
+            .into_iter()
             .map(|(p, n, v, ver, _)| row((p, n, v, ver)))
-            .collect(),
-        version,
-    ))
+            .collect();
+        self.after = rows
+            .last()
+            .filter(|_| rows.len() as i64 == self.page)
+            .map(|last| (self.order.rank_key(last.value), last.version));
+        Ok(Some((rows, version)))
+    }
 }
 
 /// An entry changed since a version: the row as it is now, and whether its player is banned

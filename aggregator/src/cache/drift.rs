@@ -121,12 +121,9 @@ impl Cache {
         let board = def.id.as_str();
         let [z, members, ..] = self.board_keys(board, period);
         let mut conn = db.conn().await?;
-        let (mut after, mut suspects) = ((i64::MIN, i64::MIN), Suspects::default());
-        loop {
-            let (rows, version) = sql::rows_after(&mut conn, board, period, after, PAGE).await?;
-            if rows.is_empty() {
-                break;
-            }
+        let mut walk = sql::Walk::new(board, period, def.order, PAGE);
+        let mut suspects = Suspects::default();
+        while let Some((rows, version)) = walk.next(&mut conn).await? {
             let held = self.held(&z, &members, def.order, &rows).await?;
             for (r, (m, in_set)) in rows.iter().zip(held) {
                 let v = m.as_deref().map(member_version);
@@ -134,11 +131,6 @@ impl Cache {
                     suspects.insert(r.player_id.clone(), m);
                 }
             }
-            let last = rows.last().expect("not empty");
-            if (rows.len() as i64) < PAGE {
-                break;
-            }
-            after = (def.order.rank_key(last.value), last.version);
         }
         Ok(suspects)
     }

@@ -4,7 +4,7 @@
 //! grows with the board; the walk is fenced by the version it began at and caught up from the
 //! event log, then the built keys are swapped in, and what committed meanwhile is replayed.
 
-use super::scripts::member;
+use super::scripts::upsert_args;
 use super::{Cache, Mode};
 use crate::board::sql::{self, BoardRow, Changed};
 use crate::board::{BoardDef, Boards};
@@ -101,18 +101,12 @@ impl Cache {
         })
         .await?;
         let mut conn = db.conn().await?;
-        let (mut after, mut fence, mut walked) = ((i64::MIN, i64::MIN), None, 0);
-        loop {
-            let (rows, version) = sql::rows_after(&mut conn, board, period, after, PAGE).await?;
+        let mut walk = sql::Walk::new(board, period, def.order, PAGE);
+        let (mut fence, mut walked) = (None, 0);
+        while let Some((rows, version)) = walk.next(&mut conn).await? {
             fence.get_or_insert(version);
             self.write_rows(&keys, def, &rows).await?;
             walked += rows.len();
-            match rows.last() {
-                Some(last) if rows.len() as i64 == PAGE => {
-                    after = (def.order.rank_key(last.value), last.version)
-                }
-                _ => break,
-            }
         }
         drop(conn);
         // Entries that moved during the walk (from a page not yet read to one already read)
@@ -160,13 +154,7 @@ impl Cache {
             for k in keys {
                 inv.key(k);
             }
-            for r in rows {
-                inv.arg(&r.player_id)
-                    .arg(def.order.rank_key(r.value))
-                    .arg(member(&r.player_id, r.version))
-                    .arg(&r.name)
-                    .arg(r.version);
-            }
+            upsert_args(&mut inv, def.order, rows);
             inv.invoke_async::<Vec<Option<i64>>>(&mut c).await
         })
         .await?;

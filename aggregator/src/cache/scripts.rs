@@ -58,6 +58,17 @@ redis.call('SET', KEYS[5], top)
 return ranks
 "#;
 
+/// The [`UPSERT`] script's arguments for `rows`.
+pub(super) fn upsert_args(inv: &mut redis::ScriptInvocation<'_>, order: Order, rows: &[BoardRow]) {
+    for r in rows {
+        inv.arg(&r.player_id)
+            .arg(order.rank_key(r.value))
+            .arg(member(&r.player_id, r.version))
+            .arg(&r.name)
+            .arg(r.version);
+    }
+}
+
 /// Removes a player. KEYS: the board's five. ARGV: player.
 const REMOVE: &str = r#"
 local old = redis.call('HGET', KEYS[2], ARGV[1])
@@ -128,13 +139,7 @@ impl Cache {
         let ranks: Vec<Option<i64>> = self
             .call("writing scores", |mut c| async move {
                 let mut inv = self.invocation(&self.scripts.upsert, def.id.as_str(), period);
-                for r in rows {
-                    inv.arg(&r.player_id)
-                        .arg(def.order.rank_key(r.value))
-                        .arg(member(&r.player_id, r.version))
-                        .arg(&r.name)
-                        .arg(r.version);
-                }
+                upsert_args(&mut inv, def.order, rows);
                 inv.invoke_async(&mut c).await
             })
             .await?;
