@@ -6,7 +6,8 @@
 //! afterwards uses almost no CPU.
 //!
 //! The long form in RELIABILITY.md stretches it: `SCALE_PLAYERS` (the board, default 50,000),
-//! `SCALE_WRITERS` (in flight, default 32), `SCALE_SECONDS` (the load, default 12),
+//! `SCALE_WRITERS` (in flight, default 32), `SCALE_WRITER_PLAYERS` (the players they score for,
+//! default 16), `SCALE_SECONDS` (the load, default 12),
 //! `SCALE_OUTAGES` (Redis killed and started again, default 1), `SCALE_OUTAGE_SECONDS` (default
 //! 3), and `SCALE_SAMPLES` (a CSV file: applied updates every 5 s and the cache's mode).
 
@@ -27,10 +28,10 @@ async fn seed_global(url: &str, n: i64) {
         "INSERT INTO users (player_id, name, name_key, name_rules)
          SELECT 'seed' || i, 'Seed ' || i, 'seed ' || i, 1 FROM generate_series(1, $1) AS i",
         "INSERT INTO score_events (id, player_id, action, pts, score_after, board_id, period)
-         SELECT i, 'seed' || i, 'seed', (i * 7919) % 100000, (i * 7919) % 100000, 'global', 'all'
+         SELECT i, 'seed' || i, 'seed', (i::bigint * 7919) % 100000, (i::bigint * 7919) % 100000, 'global', 'all'
          FROM generate_series(1, $1) AS i",
         "INSERT INTO entries (board_id, period, player_id, value, rank_key, reached_version)
-         SELECT 'global', 'all', 'seed' || i, (i * 7919) % 100000, -((i * 7919) % 100000), i
+         SELECT 'global', 'all', 'seed' || i, (i::bigint * 7919) % 100000, -((i::bigint * 7919) % 100000), i
          FROM generate_series(1, $1) AS i",
         "INSERT INTO board_periods (board_id, period, version) VALUES ('global', 'all', $1)
          ON CONFLICT (board_id, period) DO UPDATE SET version = EXCLUDED.version",
@@ -147,7 +148,8 @@ async fn a_large_board_survives_drift_and_a_redis_restart_under_full_load() {
     let healthy = async || metric(&http, &metrics, &mode("healthy")).await == Some(1.0);
     until("the start-up rebuild", Duration::from_secs(60), healthy).await;
 
-    let writers = client::guests(&http, &agg.base, "Scaler ", 16).await;
+    let writer_players = scoreboard_tests::env_or("SCALE_WRITER_PLAYERS", 16);
+    let writers = client::guests(&http, &agg.base, "Scaler ", writer_players).await;
     let load = PlayerLoad::start_at_aggregator(
         &agg.base,
         &writers,
