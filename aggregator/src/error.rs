@@ -4,6 +4,7 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use scoreboard_protocol::snapshot::Standing;
 use scoreboard_protocol::{ErrorBody, ErrorCode};
 use std::sync::Arc;
 
@@ -17,7 +18,8 @@ pub(crate) enum AppError {
         code: ErrorCode,
         message: String,
         retry_after_secs: Option<u64>,
-        score: Option<i64>,
+        /// A replay's standings on the token's boards.
+        boards: Option<Vec<Standing>>,
     },
     /// Ours: 500 with a generic body; the cause is logged, never sent.
     #[error(transparent)]
@@ -30,7 +32,7 @@ impl AppError {
             code,
             message: code.default_message().to_owned(),
             retry_after_secs: None,
-            score: None,
+            boards: None,
         }
     }
 
@@ -39,7 +41,7 @@ impl AppError {
             code,
             message: message.into(),
             retry_after_secs: None,
-            score: None,
+            boards: None,
         }
     }
 
@@ -53,10 +55,10 @@ impl AppError {
         self
     }
 
-    /// Adds the player's current score to the body (a replay's answer).
-    pub(crate) fn with_score(mut self, current: i64) -> Self {
-        if let Self::Client { score, .. } = &mut self {
-            *score = Some(current);
+    /// Adds where the player stands on the token's boards (a replay's answer).
+    pub(crate) fn with_boards(mut self, standings: Vec<Standing>) -> Self {
+        if let Self::Client { boards, .. } = &mut self {
+            *boards = Some(standings);
         }
         self
     }
@@ -112,10 +114,12 @@ impl IntoResponse for AppError {
                 code,
                 message,
                 retry_after_secs,
-                score,
+                boards,
             } => {
                 let mut body = ErrorBody::new(code, message);
-                body.score = score;
+                if let Some(boards) = boards {
+                    body = body.with_boards(boards);
+                }
                 error_response(body, retry_after_secs)
             }
             Self::Internal(err) => {

@@ -128,26 +128,6 @@ async fn connect_pool(url: &str, max: u32, pooled: bool) -> sqlx::Result<PgPool>
         .await
 }
 
-/// The Redis copy, warm when Redis answers; otherwise the supervisor keeps trying and reads
-/// go to PostgreSQL meanwhile.
-async fn warm_cache(
-    target: &config::RedisTarget,
-    prefix: &str,
-    db: &Db,
-    boards: &board::Boards,
-) -> anyhow::Result<Arc<cache::Cache>> {
-    let cache = cache::Cache::new(target, prefix)?;
-    if cache.ping().await {
-        if let Err(e) = cache.rebuild(db, boards).await {
-            tracing::error!(
-                error = format!("{e:#}"),
-                "Redis error: initial rebuild failed"
-            );
-        }
-    }
-    Ok(cache)
-}
-
 /// The background tasks: clean-up, the database probe, the board poller, and with Redis its
 /// supervisor and the subscriber to other instances' snapshots. They end on shutdown.
 fn spawn_jobs(
@@ -224,7 +204,10 @@ impl Application {
         );
         let boards = Arc::new(board::Boards::load(&db).await?);
         let cache = match &config.redis {
-            Some(target) => Some(warm_cache(target, &config.redis_key_prefix, &db, &boards).await?),
+            // Cold: the supervisor rebuilds it from PostgreSQL as its first step, while the
+            // instance already serves (reads from PostgreSQL, ranks from the rank index), so
+            // a large board does not hold the start-up back.
+            Some(target) => Some(cache::Cache::new(target, &config.redis_key_prefix)?),
             None => None,
         };
         let (applier, batcher) = apply::spawn(

@@ -8,8 +8,10 @@ use crate::{json_error, json_response, ClientError, Cx};
 use scoreboard_protocol::action::{ActionClaims, ActionTokenError, ActionTokens, MintRequest};
 use scoreboard_protocol::http::{self, BodyError, INTERNAL_SCORES_PATH, REQUEST_ID_HEADER};
 use scoreboard_protocol::session::Session;
-use scoreboard_protocol::snapshot::{rfc3339_millis, ForwardedScore, ScoreRequest};
-use scoreboard_protocol::{edge_signature, ErrorBody, ErrorCode};
+use scoreboard_protocol::snapshot::{
+    rfc3339_millis, ForwardedScore, PlayerView, ScoreRequest, Standing,
+};
+use scoreboard_protocol::{edge_signature, BoardId, ErrorBody, ErrorCode};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use worker::*;
@@ -185,7 +187,8 @@ pub(crate) async fn redeem(req: &mut Request, cx: &Cx<'_>) -> Result<Response> {
             "action token replayed",
             serde_json::json!({"refused_by": "gate"}),
         );
-        return replayed(cx, &player).await;
+        let boards = cx.config.shared.catalog.boards_of(&claims);
+        return replayed(cx, &player, &boards).await;
     }
     let outcome = forward_score(req, cx, &body.action_token).await?;
     if !matches!(outcome.status_code(), 200 | 409) {
@@ -226,19 +229,35 @@ fn verify(
     })
 }
 
-/// `409` for a token this player's gate has seen redeemed, with the current score when the
+/// `409` for a token this player's gate has seen redeemed, with where the player stands on
+/// the token's boards (`score` and `boards`, as the aggregator's own `409` says it) when the
 /// aggregator tells it in time.
-async fn replayed(cx: &Cx<'_>, player: &str) -> Result<Response> {
+async fn replayed(cx: &Cx<'_>, player: &str, boards: &[BoardId]) -> Result<Response> {
     let mut body = ErrorBody::from_code(ErrorCode::ActionTokenReplayed);
     if let Some(base) = &cx.config.aggregator_url {
         let url = format!("{base}/api/players/{player}");
         if let Some(mut r) = crate::upstream::get_with_timeout(&url, UPSTREAM_TIMEOUT_MS).await {
-            if let Ok(v) = crate::respond::json_of::<serde_json::Value>(&mut r).await {
-                body.score = v["score"].as_i64();
+            if let Ok(view) = crate::respond::json_of::<PlayerView>(&mut r).await {
+                body = stood(body, &view, boards);
             }
         }
     }
     json_response(409, &body)
+}
+
+/// A replay's body from the player's view: their standings on `boards`, in the token's order;
+/// for a `global` token without a standing yet, the view's `score`.
+fn stood(body: ErrorBody, view: &PlayerView, boards: &[BoardId]) -> ErrorBody {
+    let standings: Vec<Standing> = boards
+        .iter()
+        .filter_map(|b| view.boards.iter().find(|s| s.board == *b).cloned())
+        .collect();
+    match boards.first() {
+        Some(b) if b.is_global() && standings.first().is_none_or(|s| s.board != *b) => {
+            body.with_score(view.score)
+        }
+        _ => body.with_boards(standings),
+    }
 }
 
 /// Forwards to `/internal/scores` with the edge signature, retrying connection errors and

@@ -165,14 +165,16 @@ impl std::fmt::Display for ErrorCode {
 // The body rules moved to `http`, with the other request rules; the old paths stay.
 pub use crate::http::{body_is_object, MAX_BODY_BYTES};
 
-/// `{"error": {"code", "message"}}`, plus the player's current `score` on
-/// `ACTION_TOKEN_REPLAYED`, so a client that retried after a lost response learns where it
-/// stands.
+/// `{"error": {"code", "message"}}`, plus on `ACTION_TOKEN_REPLAYED` where the player stands,
+/// so a client that retried after a lost response learns it as a `200` would have told it:
+/// `score` (on the token's first board) and `boards` (each of the token's boards).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub score: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boards: Option<Vec<crate::snapshot::Standing>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -189,6 +191,7 @@ impl ErrorBody {
                 message: message.into(),
             },
             score: None,
+            boards: None,
         }
     }
 
@@ -198,6 +201,15 @@ impl ErrorBody {
 
     pub fn with_score(mut self, score: i64) -> Self {
         self.score = Some(score);
+        self
+    }
+
+    /// A replay's standings on the token's boards; `score` becomes the first one's.
+    pub fn with_boards(mut self, boards: Vec<crate::snapshot::Standing>) -> Self {
+        if let Some(first) = boards.first() {
+            self.score = Some(first.score);
+        }
+        self.boards = Some(boards);
         self
     }
 }

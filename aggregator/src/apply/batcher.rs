@@ -173,11 +173,22 @@ async fn finish(
         }
     }
     for (u, outcome) in updates.iter().zip(outcomes.iter_mut()) {
-        if let Outcome::Applied { standings, .. } = outcome {
-            for s in standings {
-                let key = (s.board.as_str(), u.player.as_str());
-                s.rank = ranks.get(&key).copied().unwrap_or(0);
+        match outcome {
+            Outcome::Applied { standings, .. } => {
+                for s in standings {
+                    let key = (s.board.as_str(), u.player.as_str());
+                    s.rank = ranks.get(&key).copied().unwrap_or(0);
+                }
             }
+            // Not written by the batch: where the rank index has the player.
+            Outcome::Replayed { standings } => {
+                for s in standings {
+                    let live = sinks.boards.get(s.board.as_str());
+                    let rank = live.and_then(|l| l.ranks.rank_of(&s.period, u.player.as_str()));
+                    s.rank = rank.unwrap_or(0);
+                }
+            }
+            _ => {}
         }
     }
     drop(ranks);

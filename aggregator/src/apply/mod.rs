@@ -108,10 +108,10 @@ pub(crate) enum Outcome {
         standings: Vec<Standing>,
         version: i64,
     },
-    /// The token was redeemed before; `score` is the player's current value on its first
-    /// board.
+    /// The token was redeemed before: the player's standing on each of its boards now (ranks
+    /// where the rank index knows them, else 0).
     Replayed {
-        score: i64,
+        standings: Vec<Standing>,
     },
     Banned,
     /// The session was revoked (logout), or its player no longer exists.

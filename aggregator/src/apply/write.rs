@@ -587,25 +587,30 @@ fn outcomes(
                 plan.values.get(&key).copied().unwrap_or(0)
             };
             let first = u.boards.first();
-            match d {
-                Decision::Apply(_) => Outcome::Applied {
-                    standings: u
-                        .boards
-                        .iter()
-                        .map(|b| Standing {
+            // A board the batch could not read (unknown, hidden) has no period: no standing.
+            let standings = || {
+                u.boards
+                    .iter()
+                    .filter_map(|b| {
+                        Some(Standing {
                             board: b.clone(),
-                            period: periods[b.as_str()].id.clone(),
+                            period: periods.get(b.as_str())?.id.clone(),
                             score: value(b),
                             rank: 0,
                         })
-                        .collect(),
+                    })
+                    .collect()
+            };
+            match d {
+                Decision::Apply(_) => Outcome::Applied {
+                    standings: standings(),
                     version: first
                         .and_then(|b| versions.get(b.as_str()))
                         .copied()
                         .unwrap_or(0),
                 },
                 Decision::Replayed => Outcome::Replayed {
-                    score: first.map(value).unwrap_or(0),
+                    standings: standings(),
                 },
                 Decision::Banned => Outcome::Banned,
                 Decision::Unauthenticated => Outcome::Unauthenticated,

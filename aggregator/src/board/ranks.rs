@@ -117,6 +117,17 @@ impl RankIndex {
         r
     }
 
+    /// A player's 1-based rank in `period`, when the index holds that period loaded and the
+    /// player in it.
+    pub(crate) fn rank_of(&self, period: &str, player: &str) -> Option<u64> {
+        let r = self.inner.lock().expect("not poisoned");
+        if r.period != period || !r.loaded {
+            return None;
+        }
+        let (key, version) = *r.players.get(player)?;
+        Some(r.rank_of(key, version))
+    }
+
     /// Takes a banned player off the board.
     pub(crate) fn remove(&self, player: &str) {
         self.inner.lock().expect("not poisoned").remove(player);

@@ -149,9 +149,9 @@ fn answer(session: Session, outcome: Outcome) -> Result<Json<ScoreResponse>> {
                 boards: standings,
             }))
         }
-        Outcome::Replayed { score } => {
+        Outcome::Replayed { standings } => {
             validation("replay");
-            Err(AppError::code(ErrorCode::ActionTokenReplayed).with_score(score))
+            Err(AppError::code(ErrorCode::ActionTokenReplayed).with_boards(standings))
         }
         Outcome::Banned => Err(AppError::code(ErrorCode::PlayerBanned)),
         Outcome::Unauthenticated | Outcome::UnknownPlayer => {

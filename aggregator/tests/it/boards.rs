@@ -259,6 +259,34 @@ async fn one_token_on_three_boards_redeemed_200_times_at_once_moves_each_board_o
         replay.1["score"], 50,
         "a replay says where the player stands on the first board"
     );
+    let scores = |body: &Value| -> Vec<(String, i64)> {
+        let boards = body["boards"]
+            .as_array()
+            .expect("a replay names the token's boards");
+        boards
+            .iter()
+            .map(|b| {
+                (
+                    b["board"].as_str().unwrap().to_owned(),
+                    b["score"].as_i64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let want = [("coins", 50), ("time", 40), ("last", 40)].map(|(b, v)| (b.to_owned(), v));
+    assert_eq!(scores(&replay.1), want, "as the 200 answer says it");
+    // Once the rank index holds the boards (it loads them within a second), ranks too.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let r = app.post_score(&p.token, &token).await;
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(scores(&body), want);
+    let ranks: Vec<i64> = body["boards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["rank"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ranks, [1, 1, 1]);
 }
 
 /// An unknown board or a value outside a board's bounds refuses the whole token and consumes

@@ -9,7 +9,7 @@
 //! `SCALE_WRITERS` (in flight, default 32), `SCALE_WRITER_PLAYERS` (the players they score for,
 //! default 16), `SCALE_SECONDS` (the load, default 12),
 //! `SCALE_OUTAGES` (Redis killed and started again, default 1), `SCALE_OUTAGE_SECONDS` (default
-//! 3), and `SCALE_SAMPLES` (a CSV file: applied updates every 5 s and the cache's mode).
+//! 3), `SCALE_SYNC_SECONDS` (`REDIS_SYNC_INTERVAL`, default 2) and `SCALE_SAMPLES` (a CSV file: applied updates every 5 s and the cache's mode).
 
 use crate::helpers::{descending_board, process_vars, BIN};
 use scoreboard_tests::client;
@@ -133,12 +133,13 @@ async fn a_large_board_survives_drift_and_a_redis_restart_under_full_load() {
     scoreboard_aggregator::migrate(&database.url).await.unwrap();
     seed_global(&database.url, players).await;
     let mut redis = RedisServer::start().await.unwrap();
+    let sync: u64 = scoreboard_tests::env_or("SCALE_SYNC_SECONDS", 2);
     let vars = process_vars(
         &database.url,
         &[
             ("REDIS_URL", &redis.url()),
             ("REDIS_KEY_PREFIX", "scale:"),
-            ("REDIS_SYNC_INTERVAL", "2s"),
+            ("REDIS_SYNC_INTERVAL", &format!("{sync}s")),
         ],
     );
     let agg = AggregatorProcess::start(BIN, &vars).await;
@@ -274,7 +275,7 @@ async fn a_large_board_survives_drift_and_a_redis_restart_under_full_load() {
 
     // Idle: nothing loops (the drift check walks the board once more after the last write,
     // then finds it unchanged).
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    tokio::time::sleep(Duration::from_secs(2 * sync + 6)).await;
     let (cpu, started) = (cpu_seconds(agg.pid()), Instant::now());
     tokio::time::sleep(Duration::from_secs(6)).await;
     let share = (cpu_seconds(agg.pid()) - cpu) / started.elapsed().as_secs_f64();

@@ -1,7 +1,8 @@
 //! Many boards through the edge (the worker in workerd): each board's SSE clients, served by
 //! that board's hub, see only their board's changes; the `global` routes answer exactly as
 //! before; catalog actions that name boards mint tokens that move them; board reads are
-//! forwarded; an unknown board's stream is a `404` in our shape; a board that resets turns to
+//! forwarded; an unknown board's stream is a `404` in our shape, and one created a moment ago
+//! is found at once; a board that resets turns to
 //! its new, empty period on the hubs' streams.
 
 use crate::support::{edge_with, stack};
@@ -20,6 +21,16 @@ async fn put_board(http: &reqwest::Client, agg: &str, id: &str, body: Value) {
 
 /// Mints `action` at the edge and redeems it there; returns the score answer.
 async fn act(http: &reqwest::Client, edge: &str, session: &str, action: &str) -> Value {
+    act_with_token(http, edge, session, action).await.0
+}
+
+/// [`act`], and the token it redeemed.
+async fn act_with_token(
+    http: &reqwest::Client,
+    edge: &str,
+    session: &str,
+    action: &str,
+) -> (Value, Value) {
     let minted: Value = http
         .post(format!("{edge}/api/actions"))
         .bearer_auth(session)
@@ -38,7 +49,7 @@ async fn act(http: &reqwest::Client, edge: &str, session: &str, action: &str) ->
         .await
         .unwrap();
     assert_eq!(r.status(), 200, "redeeming {action}");
-    r.json().await.unwrap()
+    (r.json().await.unwrap(), minted["action_token"].clone())
 }
 
 async fn stream(url: &str) -> SseClient {
@@ -78,7 +89,7 @@ async fn each_boards_clients_see_only_their_board_and_the_global_routes_are_unch
     let mut alias = stream(&format!("{base}/api/leaderboard/stream")).await;
 
     let g = client::guest(&http, &base, "Racer").await;
-    let answer = act(&http, &base, &g.token, "run").await;
+    let (answer, token) = act_with_token(&http, &base, &g.token, "run").await;
     let boards: Vec<&str> = answer["boards"]
         .as_array()
         .unwrap()
@@ -90,6 +101,25 @@ async fn each_boards_clients_see_only_their_board_and_the_global_routes_are_unch
         ["time", "coins"],
         "the catalog's boards, in its order"
     );
+    // Sent again, the player's gate refuses it: the answer says where they stand on the
+    // token's boards, not on `global` where it did not count.
+    let again = http
+        .post(format!("{base}/api/scores"))
+        .bearer_auth(&g.token)
+        .json(&json!({ "action_token": token }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 409);
+    let again: Value = again.json().await.unwrap();
+    let stood: Vec<(&str, i64)> = again["boards"]
+        .as_array()
+        .expect("a replay names the token's boards")
+        .iter()
+        .map(|b| (b["board"].as_str().unwrap(), b["score"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(stood, [("time", 90), ("coins", 90)], "{again}");
+    assert_eq!(again["score"], 90, "the first board's score: {again}");
     for (name, sse) in [("coins", &mut coins), ("time", &mut time)] {
         let (_, snap) = sse
             .next_snapshot(WAIT)
@@ -166,6 +196,22 @@ async fn each_boards_clients_see_only_their_board_and_the_global_routes_are_unch
             "{path}"
         );
     }
+    // The edge has just read the list of boards; one created now is found at once, for a
+    // read and for a stream: the aggregator is the authority, not the edge's list.
+    put_board(
+        &http,
+        &agg,
+        "fresh",
+        json!({"title": "Fresh", "order": "desc", "operator": "sum"}),
+    )
+    .await;
+    let r = http
+        .get(format!("{base}/api/boards/fresh"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "a board created a moment ago");
+    stream(&format!("{base}/api/boards/fresh/stream")).await;
     let r = http
         .get(format!(
             "{base}/api/boards/time?period=2026-11-30T00:00:00Z"
