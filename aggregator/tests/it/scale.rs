@@ -183,7 +183,7 @@ async fn a_large_board_survives_drift_and_a_redis_restart_under_full_load() {
     let repaired_before = repaired().await;
     until(
         "the drift check repairs the board",
-        Duration::from_secs(30),
+        Duration::from_secs(30 + 3 * sync),
         async || {
             let back: Vec<Option<f64>> = redis::cmd("ZMSCORE")
                 .arg(z)
