@@ -23,13 +23,40 @@ pub(crate) async fn json_of<T: serde::de::DeserializeOwned>(resp: &mut Response)
     Ok(serde_json::from_str(&text_of(resp).await?)?)
 }
 
-/// A refusal with its code and an optional `Retry-After` (seconds).
+/// A refusal: its code, the sentence the client reads (the code's own unless a check says
+/// more), and an optional `Retry-After` (seconds).
 #[derive(Debug)]
-pub(crate) struct ClientError(pub(crate) ErrorCode, pub(crate) Option<u64>);
+pub(crate) struct ClientError {
+    pub(crate) code: ErrorCode,
+    message: Option<String>,
+    retry_after: Option<u64>,
+}
 
 impl ClientError {
+    pub(crate) fn code(code: ErrorCode) -> Self {
+        Self {
+            code,
+            message: None,
+            retry_after: None,
+        }
+    }
+
+    pub(crate) fn with_message(mut self, message: String) -> Self {
+        self.message = Some(message);
+        self
+    }
+
+    pub(crate) fn retry_after(mut self, secs: Option<u64>) -> Self {
+        self.retry_after = secs;
+        self
+    }
+
     pub(crate) fn response(&self) -> Response {
-        json_error(self.0, self.1)
+        let body = match &self.message {
+            Some(m) => ErrorBody::new(self.code, m.clone()),
+            None => ErrorBody::from_code(self.code),
+        };
+        json_error_body(&body, self.retry_after)
     }
 }
 

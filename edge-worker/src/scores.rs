@@ -24,19 +24,19 @@ const FORWARD_ATTEMPTS: u32 = 3;
 fn authenticate(req: &Request, cx: &Cx<'_>) -> std::result::Result<Session, ClientError> {
     let header = req.headers().get("authorization").ok().flatten();
     let token = http::bearer_token(header.as_deref())
-        .ok_or(ClientError(ErrorCode::Unauthenticated, None))?;
+        .ok_or(ClientError::code(ErrorCode::Unauthenticated))?;
     let verifier = cx
         .config
         .sessions
         .as_ref()
-        .ok_or(ClientError(ErrorCode::InternalError, None))?;
+        .ok_or(ClientError::code(ErrorCode::InternalError))?;
     verifier.verify(token, now_secs()).map_err(|_| {
         log::warn(
             Subject::request(cx.rid),
             "auth failed",
             serde_json::json!({}),
         );
-        ClientError(ErrorCode::Unauthenticated, None)
+        ClientError::code(ErrorCode::Unauthenticated)
     })
 }
 
@@ -60,7 +60,7 @@ fn action_tokens<'a>(cx: &'a Cx<'_>) -> std::result::Result<&'a ActionTokens, Cl
     cx.config
         .action_tokens
         .as_ref()
-        .ok_or(ClientError(ErrorCode::InternalError, None))
+        .ok_or(ClientError::code(ErrorCode::InternalError))
 }
 
 #[derive(Debug, Deserialize)]
@@ -176,7 +176,7 @@ pub(crate) async fn redeem(req: &mut Request, cx: &Cx<'_>) -> Result<Response> {
             log::warn(
                 who,
                 "action token rejected",
-                serde_json::json!({"code": refused.0}),
+                serde_json::json!({"code": refused.code}),
             );
             return Ok(refused.response());
         }
@@ -225,7 +225,9 @@ fn verify(
             ActionTokenError::NotYetValid { retry_after } => Some(retry_after.max(1) as u64),
             _ => None,
         };
-        ClientError(e.code(), retry)
+        ClientError::code(e.code())
+            .with_message(e.message())
+            .retry_after(retry)
     })
 }
 

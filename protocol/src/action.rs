@@ -94,6 +94,23 @@ impl ActionTokenError {
         }
     }
 
+    /// The sentence a refused client reads: the check that failed, in words it can act on
+    /// (never a secret, a signature or a string from the token).
+    pub fn message(&self) -> String {
+        match self {
+            Self::Invalid(InvalidReason::Jwt(e)) => match e {
+                JwtError::Malformed => "The action token is not a well-formed JWT: three base64url parts, a JSON header and JSON claims.".to_owned(),
+                JwtError::WrongAlgorithm { .. } => "The action token's alg must be HS256.".to_owned(),
+                JwtError::WrongType { .. } => format!("The action token's typ must be {ACTION_TOKEN_TYPE}: a session or any other JWT is not an action token."),
+                JwtError::BadSignature => "The action token's signature does not verify: it must be signed with this deployment's ACTION_TOKEN_SECRET.".to_owned(),
+            },
+            Self::Invalid(InvalidReason::Claim(c)) => format!("The action token's claims are not valid: {c}."),
+            Self::WrongPlayer => "The action token was minted for another player (its sub is not the session's).".to_owned(),
+            Self::Expired => "The action token has expired (its exp has passed): mint a new one.".to_owned(),
+            Self::NotYetValid { retry_after } => format!("The action token is not valid for another {retry_after} s (its nbf: the action takes that long)."),
+        }
+    }
+
     /// The `result` label of `action_token_validations_total`.
     pub fn metric_label(&self) -> &'static str {
         match self {
@@ -105,13 +122,69 @@ impl ActionTokenError {
     }
 }
 
-/// Detail of an invalid token, for logs (never shown beyond the code and a sentence).
+/// Why a token is invalid: its form, or one of its claims.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidReason {
     #[error(transparent)]
     Jwt(#[from] JwtError),
-    #[error("a claim is missing or malformed: {0}")]
-    BadClaim(&'static str),
+    #[error(transparent)]
+    Claim(#[from] ClaimError),
+}
+
+/// The claim that failed, in words a developer can act on. The values it quotes are numbers
+/// the token carried; it never repeats a string from the token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClaimError {
+    #[error(
+        "jti must be at least {MIN_JTI_BYTES} random bytes in base64url (at most 128 characters)"
+    )]
+    Jti,
+    #[error("sub must be a player id: 1 to 64 characters of A-Z, a-z, 0-9, '_', '.', ':' and '-'")]
+    Sub,
+    #[error("act must be an action name: 1 to 64 characters of a-z, 0-9, '_', '.', ':' and '-'")]
+    Act,
+    #[error("pts must be a non-zero integer between -{MAX_POINTS} and {MAX_POINTS} when the token names no boards (brd); it is {0}")]
+    Points(i64),
+    #[error("pts must be an integer between -{MAX_VALUE} and {MAX_VALUE}; it is {0}")]
+    Value(i64),
+    #[error("brd {0}")]
+    Boards(BoardsProblem),
+    #[error("iat, nbf and exp must be whole Unix seconds")]
+    Times,
+    #[error("exp - iat is {0} s; it must be between 1 and {MAX_TTL_SECS}")]
+    Lifetime(i64),
+    #[error("nbf must be at or after iat and before exp")]
+    NotBefore,
+    #[error("{0}")]
+    Shape(String),
+}
+
+/// What is wrong with a token's `brd` (as [`BoardsError`] says it, without repeating an id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BoardsProblem {
+    #[error("must be an array of board ids")]
+    NotAList,
+    #[error("must name 1 to {MAX_BOARDS} boards; it is empty")]
+    Empty,
+    #[error("must name at most {MAX_BOARDS} boards")]
+    TooMany,
+    #[error("names a board twice")]
+    Duplicate,
+    #[error(
+        "holds something that is not a board id: 1 to 64 characters of a-z, 0-9, '_', '.' and '-'"
+    )]
+    Invalid,
+}
+
+impl From<&BoardsError> for BoardsProblem {
+    fn from(e: &BoardsError) -> Self {
+        match e {
+            BoardsError::Empty => Self::Empty,
+            BoardsError::TooMany => Self::TooMany,
+            BoardsError::Duplicate(_) => Self::Duplicate,
+            BoardsError::Invalid { .. } => Self::Invalid,
+        }
+    }
 }
 
 impl From<JwtError> for ActionTokenError {
@@ -120,8 +193,8 @@ impl From<JwtError> for ActionTokenError {
     }
 }
 
-fn bad(claim: &'static str) -> ActionTokenError {
-    ActionTokenError::Invalid(InvalidReason::BadClaim(claim))
+fn bad(claim: ClaimError) -> ActionTokenError {
+    ActionTokenError::Invalid(InvalidReason::Claim(claim))
 }
 
 /// Whether `pts` is allowed: without boards named, non-zero and `|pts| ≤ MAX_POINTS`; with
@@ -183,8 +256,11 @@ pub fn parse_boards<S: Into<String>>(
 /// The `brd` claim as the token carries it: an array of strings that [`parse_boards`] accepts.
 fn brd_claim(raw: Option<serde_json::Value>) -> Result<Option<Vec<BoardId>>, ActionTokenError> {
     let Some(raw) = raw else { return Ok(None) };
-    let ids: Vec<String> = serde_json::from_value(raw).map_err(|_| bad("brd"))?;
-    parse_boards(ids).map(Some).map_err(|_| bad("brd"))
+    let ids: Vec<String> = serde_json::from_value(raw)
+        .map_err(|_| bad(ClaimError::Boards(BoardsProblem::NotAList)))?;
+    parse_boards(ids)
+        .map(Some)
+        .map_err(|e| bad(ClaimError::Boards((&e).into())))
 }
 
 /// What to mint.
@@ -325,8 +401,13 @@ impl ActionTokens {
                 .into())
             }
         }
-        let wire: Claims<WireClaims> = jwt::verify_hs256(&parsed, &self.keys)?;
-        check_shape(wire)
+        let claims: Claims<serde_json::Map<String, serde_json::Value>> =
+            jwt::verify_hs256(&parsed, &self.keys).map_err(|e| match e {
+                // Signed by us, but iat, nbf or exp is not a number of seconds.
+                JwtError::Malformed => bad(ClaimError::Times),
+                e => e.into(),
+            })?;
+        check_shape(claims)
     }
 }
 
@@ -342,33 +423,59 @@ fn check_mint_points(req: &MintRequest<'_>) -> Result<(), MintError> {
     }
 }
 
-fn check_shape(wire: Claims<WireClaims>) -> Result<ActionClaims, ActionTokenError> {
+/// The custom claims read from the verified payload, naming the claim that is missing or of
+/// the wrong type.
+fn wire_claims(
+    custom: serde_json::Map<String, serde_json::Value>,
+) -> Result<WireClaims, ActionTokenError> {
+    let object = serde_json::Value::Object(custom);
+    serde_path_to_error::deserialize(object).map_err(|e| {
+        let what = match e.path().to_string().as_str() {
+            "jti" | "sub" | "act" => format!("{} must be a string", e.path()),
+            "pts" => "pts must be an integer".to_owned(),
+            // A missing claim: serde names it (one of ours, never the token's text).
+            _ => e.inner().to_string(),
+        };
+        bad(ClaimError::Shape(what))
+    })
+}
+
+fn check_shape(
+    wire: Claims<serde_json::Map<String, serde_json::Value>>,
+) -> Result<ActionClaims, ActionTokenError> {
     let WireClaims {
         jti,
         sub,
         act,
         pts,
         brd,
-    } = wire.custom;
-    let decoded = URL_SAFE_NO_PAD.decode(&jti).map_err(|_| bad("jti"))?;
+    } = wire_claims(wire.custom)?;
+    let decoded = URL_SAFE_NO_PAD
+        .decode(&jti)
+        .map_err(|_| bad(ClaimError::Jti))?;
     if decoded.len() < MIN_JTI_BYTES || jti.len() > 128 {
-        return Err(bad("jti"));
+        return Err(bad(ClaimError::Jti));
     }
-    let sub = PlayerId::parse(sub).map_err(|_| bad("sub"))?;
-    let act = ActionName::parse(act).map_err(|_| bad("act"))?;
+    let sub = PlayerId::parse(sub).map_err(|_| bad(ClaimError::Sub))?;
+    let act = ActionName::parse(act).map_err(|_| bad(ClaimError::Act))?;
     // `brd` before `pts`: which bound `pts` has depends on it.
     let brd = brd_claim(brd)?;
-    if !points_allowed(pts, brd.is_some()) {
-        return Err(bad("pts"));
+    match (points_allowed(pts, brd.is_some()), &brd) {
+        (true, _) => {}
+        (false, None) => return Err(bad(ClaimError::Points(pts))),
+        (false, Some(_)) => return Err(bad(ClaimError::Value(pts))),
     }
-    let iat = jwt::unix(wire.issued_at).ok_or_else(|| bad("iat"))?;
-    let nbf = jwt::unix(wire.not_before).ok_or_else(|| bad("nbf"))?;
-    let exp = jwt::unix(wire.expiration).ok_or_else(|| bad("exp"))?;
+    let time = |t| jwt::unix(t).ok_or_else(|| bad(ClaimError::Times));
+    let (iat, nbf, exp) = (
+        time(wire.issued_at)?,
+        time(wire.not_before)?,
+        time(wire.expiration)?,
+    );
     if exp <= iat || exp - iat > MAX_TTL_SECS {
-        return Err(bad("exp"));
+        return Err(bad(ClaimError::Lifetime(exp - iat)));
     }
     if nbf < iat || nbf >= exp {
-        return Err(bad("nbf"));
+        return Err(bad(ClaimError::NotBefore));
     }
     Ok(ActionClaims {
         jti,
@@ -385,6 +492,130 @@ fn check_shape(wire: Claims<WireClaims>) -> Result<ActionClaims, ActionTokenErro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const SECRET: &[u8] = b"a test secret of thirty-two bytes or more, for action tokens";
+
+    /// A token of any header and claims, signed with `secret`: what a game backend with a
+    /// mistake in its minting code would send.
+    fn signed(header: serde_json::Value, claims: serde_json::Value, secret: &[u8]) -> String {
+        use hmac::Mac;
+        let part = |v: &serde_json::Value| URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap());
+        let input = format!("{}.{}", part(&header), part(&claims));
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
+        mac.update(input.as_bytes());
+        format!(
+            "{input}.{}",
+            URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+        )
+    }
+
+    /// Claims that verify, to spoil one at a time.
+    fn good_claims() -> serde_json::Value {
+        serde_json::json!({"jti": URL_SAFE_NO_PAD.encode([7u8; 16]), "sub": "p1", "act": "quest",
+            "pts": 50, "iat": 1_000, "nbf": 1_000, "exp": 1_300})
+    }
+
+    /// The public message the token gets from a verifier holding SECRET, at `now` 1,100.
+    fn refusal(header: serde_json::Value, claims: serde_json::Value, secret: &[u8]) -> String {
+        let token = signed(header, claims, secret);
+        let tokens = ActionTokens::from_secret(HmacSecret::new(SECRET));
+        let player = PlayerId::parse("p1").unwrap();
+        let e = tokens
+            .verify(&token, &player, 1_100, 0)
+            .expect_err("refused");
+        e.message()
+    }
+
+    #[test]
+    fn each_refusal_names_the_check_that_failed() {
+        let header = serde_json::json!({"alg": "HS256", "typ": "action+jwt"});
+        let with = |k: &str, v: serde_json::Value| {
+            let mut c = good_claims();
+            c[k] = v;
+            c
+        };
+        let nine: Vec<String> = (0..9).map(|i| format!("b{i}")).collect();
+        let cases = [
+            (
+                refusal(
+                    header.clone(),
+                    good_claims(),
+                    b"another secret of thirty-two bytes or more!",
+                ),
+                "ACTION_TOKEN_SECRET",
+            ),
+            (
+                refusal(header.clone(), with("pts", 0.into()), SECRET),
+                "pts must be a non-zero integer",
+            ),
+            (
+                refusal(header.clone(), with("pts", 1.5.into()), SECRET),
+                "pts must be an integer",
+            ),
+            (
+                refusal(header.clone(), with("pts", 2_000_000.into()), SECRET),
+                "it is 2000000",
+            ),
+            (
+                refusal(
+                    header.clone(),
+                    with("exp", (1_000 + 172_800).into()),
+                    SECRET,
+                ),
+                "exp - iat is 172800 s; it must be between 1 and 86400",
+            ),
+            (
+                refusal(header.clone(), with("brd", serde_json::json!(nine)), SECRET),
+                "brd must name at most 8 boards",
+            ),
+            (
+                refusal(
+                    header.clone(),
+                    with("brd", serde_json::json!(["Level-1"])),
+                    SECRET,
+                ),
+                "brd holds something that is not a board id",
+            ),
+            (
+                refusal(serde_json::json!({"alg": "HS256"}), good_claims(), SECRET),
+                "typ must be action+jwt",
+            ),
+            (
+                refusal(header.clone(), with("sub", 7.into()), SECRET),
+                "sub must be a string",
+            ),
+            (
+                refusal(header.clone(), with("nbf", 1_400.into()), SECRET),
+                "nbf must be at or after iat",
+            ),
+            (
+                refusal(header.clone(), with("iat", "yesterday".into()), SECRET),
+                "iat, nbf and exp must be whole Unix seconds",
+            ),
+            (
+                refusal(
+                    serde_json::json!({"alg": "HS384", "typ": "action+jwt"}),
+                    good_claims(),
+                    SECRET,
+                ),
+                "alg must be HS256",
+            ),
+        ];
+        for (message, names) in &cases {
+            assert!(
+                message.contains(names),
+                "{message:?} does not say {names:?}"
+            );
+            assert!(
+                !message.contains("Level-1") && !message.contains("yesterday"),
+                "{message}"
+            );
+        }
+        let mut missing = good_claims();
+        missing.as_object_mut().unwrap().remove("act");
+        let m = refusal(header, missing, SECRET);
+        assert!(m.contains("missing field `act`"), "{m}");
+    }
 
     #[test]
     fn points_without_boards_are_non_zero_and_at_most_a_million() {

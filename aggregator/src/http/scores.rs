@@ -125,7 +125,7 @@ fn verify_action(state: &AppState, session: &Session, token: &str) -> Result<Act
         .map_err(|e| {
             validation(e.metric_label());
             tracing::warn!(reason = %e, "action token rejected");
-            let err = AppError::code(e.code());
+            let err = AppError::with_message(e.code(), e.message());
             match e {
                 ActionTokenError::NotYetValid { retry_after } => {
                     err.retry_after(retry_after as u64)

@@ -231,29 +231,57 @@ async fn every_refusal_has_its_status_and_code_and_moves_nothing() {
         assert_eq!((s, c.as_str()), (400, "BAD_REQUEST"), "{bad}");
     }
 
-    // Action tokens.
+    // Action tokens: each refusal's message names the check that failed.
     let cases = [
-        ("not-a-token".to_owned(), 422, "ACTION_TOKEN_INVALID"),
-        (p.token.clone(), 422, "ACTION_TOKEN_INVALID"),
+        (
+            "not-a-token".to_owned(),
+            422,
+            "ACTION_TOKEN_INVALID",
+            "well-formed JWT",
+        ),
+        (
+            p.token.clone(),
+            422,
+            "ACTION_TOKEN_INVALID",
+            "typ must be action+jwt",
+        ),
+        (
+            mint_with(
+                "another action secret of 32 bytes or more",
+                &p.id,
+                5,
+                0,
+                300,
+                now(),
+            ),
+            422,
+            "ACTION_TOKEN_INVALID",
+            "ACTION_TOKEN_SECRET",
+        ),
         (
             mint(&other.id, 5, 0, 300, now()),
             403,
             "ACTION_TOKEN_WRONG_PLAYER",
+            "another player",
         ),
         (
             mint(&p.id, 5, 0, 60, now() - 120),
             422,
             "ACTION_TOKEN_EXPIRED",
+            "expired",
         ),
         (
             mint(&p.id, 5, 60, 300, now()),
             425,
             "ACTION_TOKEN_NOT_YET_VALID",
+            "not valid for another",
         ),
     ];
-    for (token, status, code) in cases {
+    for (token, status, code, says) in cases {
         let (s, c, body) = code_of(app.post_score(&p.token, &token).await).await;
         assert_eq!((s, c.as_str()), (status, code), "{body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{message:?} does not say {says:?}");
     }
     assert_eq!(app.total(&p.id).await, 0, "no refusal moved the score");
 
