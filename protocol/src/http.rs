@@ -65,8 +65,9 @@ pub fn body_is_object(bytes: &[u8]) -> bool {
         .is_some_and(|b| *b == b'{')
 }
 
-/// Why a request body was refused. Messages name what is wrong and echo nothing back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+/// Why a request body was refused. Messages name what is wrong (the field, by the route's own
+/// name for it) and echo nothing the client sent back.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BodyError {
     /// 415: not `application/json`.
     #[error("The body must be application/json.")]
@@ -80,25 +81,26 @@ pub enum BodyError {
     /// 400: not JSON at all.
     #[error("The body is not valid JSON.")]
     Malformed,
-    /// 400: an object without the fields the route expects (or with others).
-    #[error("The body does not have the expected fields.")]
-    WrongFields,
+    /// 400: an object without the fields the route expects (or with others); the sentence
+    /// says which.
+    #[error("The body does not have the expected fields: {0}.")]
+    WrongFields(String),
 }
 
 impl BodyError {
     /// The public error code (and so the status) of the refusal.
-    pub const fn code(self) -> ErrorCode {
+    pub fn code(&self) -> ErrorCode {
         match self {
             BodyError::NotJson => ErrorCode::UnsupportedMediaType,
             BodyError::TooLarge => ErrorCode::PayloadTooLarge,
-            BodyError::NotAnObject | BodyError::Malformed | BodyError::WrongFields => {
+            BodyError::NotAnObject | BodyError::Malformed | BodyError::WrongFields(_) => {
                 ErrorCode::BadRequest
             }
         }
     }
 
     /// The human sentence of the error body.
-    pub fn message(self) -> String {
+    pub fn message(&self) -> String {
         self.to_string()
     }
 }
@@ -125,12 +127,40 @@ pub fn parse_json_bytes<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, BodyErro
     if !body_is_object(bytes) {
         return Err(BodyError::NotAnObject);
     }
-    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
-        serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
-            BodyError::Malformed
-        }
-        _ => BodyError::WrongFields,
-    })
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value: T =
+        serde_path_to_error::deserialize(&mut de).map_err(|e| match e.inner().classify() {
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+                BodyError::Malformed
+            }
+            _ => BodyError::WrongFields(which_field(&e)),
+        })?;
+    de.end().map_err(|_| BodyError::Malformed)?;
+    Ok(value)
+}
+
+/// The field a body got wrong, from the parser's error, in the route's own words: serde's
+/// sentence without what the client sent (an unknown field's name, a value), which the
+/// message must not repeat.
+fn which_field(e: &serde_path_to_error::Error<serde_json::Error>) -> String {
+    let said = e.inner().to_string();
+    // serde_json ends its sentences with the position: not the client's business here.
+    let said = said.rsplit_once(" at line ").map_or(said.as_str(), |s| s.0);
+    // What the route expected: its own field names, types and values.
+    let expected = said.split_once("expected ").map(|(_, x)| x);
+    if said.starts_with("missing field") {
+        return said.to_owned();
+    }
+    if said.starts_with("unknown field") {
+        return match expected {
+            Some(x) => format!("a field the route does not take (it takes {x})"),
+            None => "a field the route does not take (it takes none)".to_owned(),
+        };
+    }
+    match expected {
+        Some(x) => format!("`{}` must be {x}", e.path()),
+        None => format!("`{}` is not valid", e.path()),
+    }
 }
 
 /// The client's `x-request-id`, when it is safe to keep: 1 to [`MAX_REQUEST_ID_LEN`] characters
@@ -245,12 +275,68 @@ mod tests {
             (json, big.as_bytes(), BodyError::TooLarge, 413),
             (json, br#"["t"]"#, BodyError::NotAnObject, 400),
             (json, br#"{"action_token":"#, BodyError::Malformed, 400),
-            (json, br#"{"token":"t"}"#, BodyError::WrongFields, 400),
+            (
+                json,
+                br#"{"token":"t"}"#,
+                BodyError::WrongFields(
+                    "a field the route does not take (it takes `action_token`)".into(),
+                ),
+                400,
+            ),
         ];
         for (ct, bytes, want, status) in cases {
             let got = parse_json_body::<Body>(ct, bytes).unwrap_err();
             assert_eq!(got, want);
             assert_eq!(got.code().status(), status);
+        }
+    }
+
+    #[test]
+    fn a_wrong_field_is_named_by_the_route_and_what_the_client_sent_is_not_repeated() {
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Board {
+            title: String,
+            order: Order,
+            size: u32,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        enum Order {
+            Asc,
+            Desc,
+        }
+        let said = |body: &str| {
+            parse_json_bytes::<Board>(body.as_bytes())
+                .unwrap_err()
+                .message()
+        };
+        let cases = [
+            (r#"{"title":"t","order":"desc"}"#, "missing field `size`"),
+            (
+                r#"{"title":"t","order":"sideways","size":1}"#,
+                "`order` must be `asc` or `desc`",
+            ),
+            (
+                r#"{"title":"t","order":"asc","size":-4}"#,
+                "`size` must be u32",
+            ),
+            (
+                r#"{"title":7,"order":"asc","size":1}"#,
+                "`title` must be a string",
+            ),
+            (
+                r#"{"title":"t","order":"asc","size":1,"secret_x":1}"#,
+                "a field the route does not take (it takes one of `title`, `order`, `size`)",
+            ),
+        ];
+        for (body, names) in cases {
+            let message = said(body);
+            assert!(message.contains(names), "{body}: {message}");
+            for echoed in ["sideways", "secret_x", "-4", "line"] {
+                assert!(!message.contains(echoed), "{body}: {message}");
+            }
         }
     }
 
@@ -265,8 +351,8 @@ mod tests {
             "The body is not valid JSON."
         );
         assert_eq!(
-            BodyError::WrongFields.message(),
-            "The body does not have the expected fields."
+            BodyError::WrongFields("missing field `x`".into()).message(),
+            "The body does not have the expected fields: missing field `x`."
         );
         assert_eq!(
             BodyError::NotJson.message(),

@@ -127,7 +127,10 @@ impl FromRequestParts<AppState> for Admin {
             Ok(Admin)
         } else {
             tracing::warn!("auth failed: admin key missing or wrong");
-            Err(AppError::code(ErrorCode::Unauthenticated))
+            Err(AppError::with_message(
+                ErrorCode::Unauthenticated,
+                "The admin routes need Authorization: Bearer <ADMIN_API_KEY>; the key is missing or wrong.",
+            ))
         }
     }
 }

@@ -19,8 +19,10 @@ async fn admin_routes_need_the_admin_key() {
         if let Some(k) = key {
             req = req.bearer_auth(k);
         }
-        let (s, c, _) = code_of(req.send().await.unwrap()).await;
+        let (s, c, body) = code_of(req.send().await.unwrap()).await;
         assert_eq!((s, c.as_str()), (401, "UNAUTHENTICATED"));
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("ADMIN_API_KEY"), "{message}");
     }
     let banned: bool = app
         .player_row(

@@ -137,25 +137,45 @@ async fn bad_board_definitions_are_refused_with_what_is_wrong() {
         b[k] = v;
         b
     };
+    // Each with what its message must name ("" where the test does not look).
     let cases = [
-        ("Bad-Id", ok.clone()),
-        ("x", with("order", json!("up"))),
-        ("x", with("operator", json!("max"))),
-        ("x", with("title", json!(""))),
-        ("x", with("title", json!("t".repeat(65)))),
-        ("x", with("reset", json!("fortnightly"))),
-        ("x", with("reset", json!("0 0 30 2 *"))),
-        ("x", with("timezone", json!("Mars/Olympus"))),
+        ("Bad-Id", ok.clone(), ""),
+        (
+            "x",
+            with("order", json!("up")),
+            "`order` must be `desc` or `asc`",
+        ),
+        ("x", with("operator", json!("max")), "`operator`"),
+        ("x", with("title", json!("")), ""),
+        ("x", with("title", json!("t".repeat(65))), ""),
+        ("x", with("reset", json!("fortnightly")), ""),
+        ("x", with("reset", json!("0 0 30 2 *")), ""),
+        ("x", with("timezone", json!("Mars/Olympus")), ""),
         (
             "x",
             json!({"title": "T", "order": "desc", "operator": "sum", "value_min": 10, "value_max": 5}),
+            "",
         ),
-        ("x", with("value_max", json!(1i64 << 53))),
-        ("x", with("results_size", json!(0))),
-        ("x", with("colour", json!("red"))),
-        ("global", with("public", json!(false))),
+        ("x", with("value_max", json!(1i64 << 53)), ""),
+        ("x", with("results_size", json!(0)), ""),
+        (
+            "x",
+            with("colour", json!("red")),
+            "a field the route does not take",
+        ),
+        (
+            "x",
+            with("public", json!("yes")),
+            "`public` must be a boolean",
+        ),
+        (
+            "x",
+            json!({"order": "desc", "operator": "sum"}),
+            "missing field `title`",
+        ),
+        ("global", with("public", json!(false)), ""),
     ];
-    for (id, body) in cases {
+    for (id, body, names) in cases {
         let (s, e) = admin(
             &app,
             Method::PUT,
@@ -167,6 +187,12 @@ async fn bad_board_definitions_are_refused_with_what_is_wrong() {
             (s, e["error"]["code"].as_str()),
             (400, Some("BAD_REQUEST")),
             "{id} {body}"
+        );
+        let message = e["error"]["message"].as_str().unwrap();
+        assert!(message.contains(names), "{body}: {message}");
+        assert!(
+            !message.contains("\"red\"") && !message.contains("yes"),
+            "{message}"
         );
     }
     let r = app
