@@ -33,7 +33,7 @@ pub(crate) struct BanState {
     banned: bool,
 }
 
-async fn audit(
+pub(super) async fn audit(
     state: &AppState,
     action: &str,
     player: &str,
@@ -72,7 +72,7 @@ async fn republish(state: &AppState, boards: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Sets the ban, takes the player off (or puts them back on) every board's Redis copy, and
+/// Sets the ban, takes the player off (or puts them back on) every board's copies, and
 /// republishes the boards they stand on.
 async fn set_banned(state: &AppState, id: &PlayerId, banned: bool) -> Result<()> {
     let done = crate::db::query(
@@ -86,6 +86,14 @@ async fn set_banned(state: &AppState, id: &PlayerId, banned: bool) -> Result<()>
     if done.rows_affected() == 0 {
         return Err(AppError::code(ErrorCode::PlayerNotFound));
     }
+    restate(state, id, !banned).await
+}
+
+/// Brings a player's entries in the current periods of every board to the in-process rank
+/// index and the Redis copy as PostgreSQL has them now (`on_board`), or takes them off (a
+/// ban), then republishes those boards' snapshots: after a change that moved no score, such
+/// as a ban or a new name.
+pub(super) async fn restate(state: &AppState, id: &PlayerId, on_board: bool) -> Result<()> {
     let current: Vec<(String, String, crate::board::BoardRow)> =
         sql::player_rows(&state.db, id.as_str())
             .await?
@@ -93,26 +101,20 @@ async fn set_banned(state: &AppState, id: &PlayerId, banned: bool) -> Result<()>
             .filter(|(b, p, _)| state.boards.get(b).is_some_and(|l| l.period().id == *p))
             .collect();
     for (board, period, row) in &current {
-        if let Some(live) = state.boards.get(board) {
-            match banned {
-                true => live.ranks.remove(id.as_str()),
-                false => live
-                    .ranks
-                    .put(period, live.def.order, std::slice::from_ref(row)),
-            }
+        let Some(live) = state.boards.get(board) else {
+            continue;
+        };
+        let rows = std::slice::from_ref(row);
+        match on_board {
+            false => live.ranks.remove(id.as_str()),
+            true => live.ranks.put(period, live.def.order, rows),
         }
-    }
-    if let Some(cache) = &state.cache {
-        for (board, period, row) in &current {
-            let Some(live) = state.boards.get(board) else {
-                continue;
-            };
-            if banned {
-                cache.remove(board, period, id.as_str()).await;
+        // A Redis that fails here is marked for a rebuild, which brings it back in line.
+        if let Some(cache) = &state.cache {
+            if on_board {
+                cache.upsert(&live.def, period, rows).await;
             } else {
-                cache
-                    .upsert(&live.def, period, std::slice::from_ref(row))
-                    .await;
+                cache.remove(board, period, id.as_str()).await;
             }
         }
     }

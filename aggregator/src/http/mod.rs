@@ -9,6 +9,7 @@
 //! | [`stream`] | SSE for browsers, the edge-signed WebSocket for edge hubs |
 //! | [`admin`] | `/admin/`: ban, unban, adjust, rebuild, a player's events |
 //! | [`board_admin`] | `/admin/boards`: create, change, hide and list boards; close a period now |
+//! | [`player_admin`] | `PUT /admin/players/{id}`: players under the game's own account ids |
 //! | [`health`] | `/health`, `/health/live`, `/health/ready` |
 //! | [`extract`], [`observe`] | extractors in our error shape; the per-request middleware |
 
@@ -20,6 +21,7 @@ mod extract;
 mod health;
 mod limit;
 mod observe;
+mod player_admin;
 mod players;
 mod scores;
 mod stream;
@@ -66,6 +68,7 @@ fn routes(state: &AppState) -> Router<AppState> {
             post(scores::internal_scores_check),
         )
         .route(INTERNAL_LEADERBOARD_WS_PATH, get(stream::ws))
+        .route("/admin/players/{id}", put(player_admin::put))
         .route("/admin/players/{id}/ban", post(admin::ban))
         .route("/admin/players/{id}/unban", post(admin::unban))
         .route("/admin/players/{id}/adjust", post(admin::adjust))

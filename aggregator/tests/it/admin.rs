@@ -1,4 +1,5 @@
-//! Admin routes: the key, bans, audited adjustments, rebuild, events; and the clean-up job.
+//! Admin routes: the key, bans, audited adjustments, rebuild, events, players under the game's
+//! own ids; and the clean-up job.
 
 use crate::helpers::*;
 use serde_json::json;
@@ -210,5 +211,92 @@ async fn a_new_table_is_analyzed_once_it_holds_rows() {
     assert!(
         !entries,
         "a table with a handful of rows is left to autovacuum"
+    );
+}
+
+/// A player under the game's own account id: created once (`201`), the same call again
+/// changes nothing (`200`), a rename shows on the board at once, a name another player has is
+/// `409`, a bad id or name `400`; and a session the game's backend signs for it, which the
+/// aggregator never issued, redeems tokens like any other.
+#[tokio::test]
+async fn a_game_creates_its_own_players_and_signs_their_sessions() {
+    use scoreboard_protocol::session::{SessionIssuer, SessionPolicy, SessionSigningKey};
+    let app = spawn_app().await;
+    let put = async |id: &str, body: serde_json::Value| {
+        admin(
+            &app,
+            reqwest::Method::PUT,
+            &format!("/admin/players/{id}"),
+            Some(body),
+        )
+        .await
+    };
+    let (s, created) = put("game:42", json!({"name": "Ada"})).await;
+    assert_eq!(
+        (s, created["created"].as_bool()),
+        (201, Some(true)),
+        "{created}"
+    );
+    let (s, again) = put("game:42", json!({"name": "Ada"})).await;
+    assert_eq!(
+        (s, again["created"].as_bool()),
+        (200, Some(false)),
+        "{again}"
+    );
+
+    // The game's backend signs a session itself (no sign-in route involved).
+    let issuer = SessionIssuer {
+        key: SessionSigningKey::Hs256(scoreboard_protocol::jwt::HmacSecret::new(JWT_SECRET)),
+        policy: SessionPolicy::default(),
+        ttl_secs: 3600,
+    };
+    let id = scoreboard_protocol::PlayerId::parse("game:42").unwrap();
+    let session = issuer.issue(&id, "Ada", "backend-session-1", now()).token;
+    let r = app
+        .post_score(&session, &mint("game:42", 30, 0, 300, now()))
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert_eq!(app.leaderboard().await.top[0].name, "Ada");
+
+    let (s, renamed) = put("game:42", json!({"name": "Ada Lovelace"})).await;
+    assert_eq!(
+        (s, renamed["created"].as_bool()),
+        (200, Some(false)),
+        "{renamed}"
+    );
+    assert_eq!(
+        app.leaderboard().await.top[0].name,
+        "Ada Lovelace",
+        "the board shows the new name"
+    );
+    assert_eq!(app.player("game:42").await.name, "Ada Lovelace");
+
+    let other = app.guest("Grace").await;
+    let (s, taken) = put("game:42", json!({"name": "GRACE"})).await;
+    assert_eq!(
+        (s, taken["error"]["code"].as_str()),
+        (409, Some("NAME_TAKEN"))
+    );
+    for (id, body) in [
+        ("has space", json!({"name": "X"})),
+        ("game:43", json!({"name": ""})),
+        ("game:43", json!({"nickname": "X"})),
+    ] {
+        let (s, refused) = put(id, body.clone()).await;
+        assert_eq!(
+            (s, refused["error"]["code"].as_str()),
+            (400, Some("BAD_REQUEST")),
+            "{id} {body}"
+        );
+    }
+    assert_eq!(app.player(&other.id).await.name, "Grace");
+    let audited: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM admin_audit WHERE action = 'player_put'")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(
+        audited, 2,
+        "the creation and the rename; the call that changed nothing is not"
     );
 }

@@ -6,7 +6,7 @@
 //! | --- | --- |
 //! | [`helpers`] | `spawn_app()` and its typed requests, shared by every module |
 //! | [`abusive`] | stalled and vanishing SSE clients cost bounded memory and delay nobody |
-//! | [`admin`] | the admin key, bans, audited adjustments, rebuild, events; the janitor |
+//! | [`admin`] | the admin key, bans, audited adjustments, rebuild, events, the game's own players; the janitor |
 //! | [`auth`] | guests, registration, login, logout, the per-IP limit |
 //! | [`board_reads`] | Redis, PostgreSQL and a model agree on every read; paging a moving board |
 //! | [`boards`] | board routes, one token on many boards, board reads and streams, their failures |
