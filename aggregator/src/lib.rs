@@ -16,6 +16,7 @@
 //! | `replica` | where a read goes: the read replica while it is usable, else the primary |
 //! | `state`, `error`, `clock`, `ratelimit` | shared state, the error type, the wall clock, the per-IP limiter |
 
+pub mod admin_cli;
 mod apply;
 mod board;
 mod cache;

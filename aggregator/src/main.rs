@@ -1,4 +1,5 @@
-//! `scoreboard-aggregator`: `serve`, `migrate`, `mint-token`, `check-config`, `healthcheck`.
+//! `scoreboard-aggregator`: `serve`, `migrate`, `mint-token`, `check-config`, `healthcheck`,
+//! `admin`.
 
 use clap::{Parser, Subcommand};
 use scoreboard_aggregator::config::Config;
@@ -56,12 +57,18 @@ enum Command {
     /// Exit 0 when the local instance answers `GET /health/live` (on `PORT`) with 200: the
     /// container's HEALTHCHECK, for images without curl. Needs no other configuration.
     Healthcheck,
+    /// The admin API: boards, players, periods, rebuild (`ADMIN_API_KEY` from the
+    /// environment; exit codes in `--help` of each command and in the README).
+    Admin(scoreboard_aggregator::admin_cli::AdminArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::Healthcheck = cli.command {
-        return healthcheck();
+    match cli.command {
+        Command::Healthcheck => return healthcheck(),
+        // A client of a running aggregator: it needs none of the server's configuration.
+        Command::Admin(args) => return scoreboard_aggregator::admin_cli::run(args),
+        _ => {}
     }
     let config = match Config::from_env() {
         Ok(c) => c,
@@ -71,7 +78,9 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Healthcheck => unreachable!("answered before the configuration is read"),
+        Command::Healthcheck | Command::Admin(_) => {
+            unreachable!("answered before the configuration is read")
+        }
         Command::CheckConfig => {
             println!("configuration ok");
             Ok(())

@@ -5,6 +5,7 @@
 //! | module | what it proves |
 //! | --- | --- |
 //! | [`helpers`] | `spawn_app()` and its typed requests, shared by every module |
+//! | [`admin_cli`] | `scoreboard-aggregator admin` against a real aggregator: every command, its exit codes |
 //! | [`abusive`] | stalled and vanishing SSE clients cost bounded memory and delay nobody |
 //! | [`admin`] | the admin key, bans, audited adjustments, rebuild, events, the game's own players; the janitor |
 //! | [`auth`] | guests, registration, login, logout, the per-IP limit |
@@ -44,6 +45,7 @@
 #![allow(clippy::disallowed_methods)]
 mod abusive;
 mod admin;
+mod admin_cli;
 mod auth;
 mod board_reads;
 mod boards;
