@@ -87,6 +87,13 @@ pub(crate) async fn backfill(db: &Db) -> sqlx::Result<u64> {
     Ok(legacy.len() as u64)
 }
 
+/// Whether a write of `users` failed because another player has the name, in any case or form
+/// (the unique keys on its folded key and its skeleton).
+pub(crate) fn is_taken(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d)
+        if matches!(d.constraint(), Some("users_name_key" | "users_name_skeleton")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -96,14 +96,7 @@ async fn create_user(
     .await;
     match res {
         Ok(_) => Ok(id),
-        Err(sqlx::Error::Database(e))
-            if matches!(
-                e.constraint(),
-                Some("users_name_key" | "users_name_skeleton")
-            ) =>
-        {
-            Err(AppError::code(ErrorCode::NameTaken))
-        }
+        Err(e) if names::is_taken(&e) => Err(AppError::code(ErrorCode::NameTaken)),
         Err(e) => Err(e.into()),
     }
 }

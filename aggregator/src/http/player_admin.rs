@@ -90,14 +90,7 @@ async fn upsert(state: &AppState, id: &PlayerId, name: &DisplayName) -> Result<(
         Ok(Some((created, banned))) => Ok((created, !created, banned)),
         // The player exists with this very name: nothing to do.
         Ok(None) => Ok((false, false, false)),
-        Err(sqlx::Error::Database(e))
-            if matches!(
-                e.constraint(),
-                Some("users_name_key" | "users_name_skeleton")
-            ) =>
-        {
-            Err(AppError::code(ErrorCode::NameTaken))
-        }
+        Err(e) if names::is_taken(&e) => Err(AppError::code(ErrorCode::NameTaken)),
         Err(e) => Err(e.into()),
     }
 }
