@@ -86,6 +86,10 @@ pub(crate) struct Cache {
     /// an await.
     conn: Mutex<Option<Conn>>,
     healthy: AtomicBool,
+    /// Whether batches copy their rows to Redis. Set before `healthy` at the end of a rebuild:
+    /// from the moment writes flow, a catch-up brings in what committed before, and only then
+    /// are Redis's reads and ranks trusted.
+    writable: AtomicBool,
     /// Set on any failure: what Redis holds may have missed writes until it is rebuilt.
     needs_rebuild: AtomicBool,
     scripts: scripts::Scripts,
@@ -141,6 +145,7 @@ impl Cache {
             prefix: prefix.to_owned(),
             conn: Mutex::new(None),
             healthy: AtomicBool::new(false),
+            writable: AtomicBool::new(false),
             needs_rebuild: AtomicBool::new(true),
             scripts: scripts::Scripts::new(),
             rebuilding: tokio::sync::Mutex::new(()),
@@ -212,6 +217,7 @@ impl Cache {
     }
 
     pub(crate) fn failed(&self, error: &str, what: &str) {
+        self.writable.store(false, Ordering::Relaxed);
         if self.healthy.swap(false, Ordering::Relaxed) {
             tracing::error!(
                 error,
@@ -224,14 +230,20 @@ impl Cache {
         self.set_mode(Mode::Degraded);
     }
 
+    /// Batches copy their rows to Redis again (a rebuild's last step before [`recovered`]).
+    fn accept_writes(&self) {
+        self.writable.store(true, Ordering::Relaxed);
+    }
+
     fn recovered(&self) {
+        self.writable.store(true, Ordering::Relaxed);
         self.healthy.store(true, Ordering::Relaxed);
         self.needs_rebuild.store(false, Ordering::Relaxed);
         metrics::gauge!("redis_up").set(1.0);
         self.set_mode(Mode::Healthy);
     }
 
-    /// Runs one call with the timeout, recording a failure; `None` while unhealthy.
+    /// Runs one read with the timeout, recording a failure; `None` while unhealthy.
     async fn call<T, F, Fut>(&self, what: &str, f: F) -> Option<T>
     where
         F: FnOnce(Conn) -> Fut,
@@ -240,6 +252,26 @@ impl Cache {
         if !self.is_healthy() {
             return None;
         }
+        self.call_now(what, f).await
+    }
+
+    /// Runs one write with the timeout, recording a failure; `None` while writes are off.
+    async fn call_write<T, F, Fut>(&self, what: &str, f: F) -> Option<T>
+    where
+        F: FnOnce(Conn) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        if !self.writable.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.call_now(what, f).await
+    }
+
+    async fn call_now<T, F, Fut>(&self, what: &str, f: F) -> Option<T>
+    where
+        F: FnOnce(Conn) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
         let conn = self.connection().await?;
         match tokio::time::timeout(CALL_TIMEOUT, f(conn)).await {
             Ok(Ok(v)) => Some(v),

@@ -126,7 +126,7 @@ impl Cache {
     }
 
     /// Writes absolute entries of one board; returns 1-based ranks (in the rows' order) when
-    /// Redis answered.
+    /// Redis answered and is healthy (while a rebuild catches up, it writes and answers `None`).
     pub(crate) async fn upsert(
         &self,
         def: &BoardDef,
@@ -137,12 +137,16 @@ impl Cache {
             return Some(Vec::new());
         }
         let ranks: Vec<Option<i64>> = self
-            .call("writing scores", |mut c| async move {
+            .call_write("writing scores", |mut c| async move {
                 let mut inv = self.invocation(&self.scripts.upsert, def.id.as_str(), period);
                 upsert_args(&mut inv, def.order, rows);
                 inv.invoke_async(&mut c).await
             })
             .await?;
+        // Written; its ranks count only once Redis holds everything (the end of a rebuild).
+        if !self.is_healthy() {
+            return None;
+        }
         Some(
             ranks
                 .into_iter()
@@ -168,7 +172,7 @@ impl Cache {
 
     /// Takes a player off one board's period; `false` when Redis is unavailable.
     pub(crate) async fn remove(&self, board: &str, period: &str, player: &str) -> bool {
-        self.call("removing a player", |mut c| async move {
+        self.call_write("removing a player", |mut c| async move {
             self.invocation(&self.scripts.remove, board, period)
                 .arg(player)
                 .invoke_async::<i64>(&mut c)
