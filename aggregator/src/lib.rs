@@ -204,6 +204,11 @@ impl Application {
             .context("DATABASE_REPLICA_URL")?,
         );
         let boards = Arc::new(board::Boards::load(&db).await?);
+        // The rank index before the first batch: until a board is loaded its batches' ranks
+        // are counted in PostgreSQL, which at a million entries takes seconds per batch.
+        if let Err(e) = board::ranks::keep(&db, &boards).await {
+            tracing::warn!(error = %e, "rank index not loaded at start-up; the keeper retries");
+        }
         let cache = match &config.redis {
             // Cold: the supervisor rebuilds it from PostgreSQL as its first step, while the
             // instance already serves (reads from PostgreSQL, ranks from the rank index), so
